@@ -1,0 +1,462 @@
+"""The hybrid model: states, inputs, parameters, networks, rates, balances and reactor."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float, PRNGKeyArray
+
+from .expressions import Expression, ExpressionError, parse_expression
+from .networks import Network, NetworkFactor
+from .parameters import Parameter
+from .reactor import Reactor
+from .study import StudyNeeds
+
+__all__ = ["Constant", "HybridModel", "Input", "ModelError", "State"]
+
+RESERVED = frozenset({"t"})
+INTERPOLATIONS = ("zero-order", "linear")
+
+
+class ModelError(ValueError):
+    """An inconsistent model declaration.
+
+    Attributes:
+        where: dotted location of the declaration, e.g. ``"rates.mu"`` (model files
+            turn it into a line number).
+    """
+
+    def __init__(self, message: str, where: str = ""):
+        super().__init__(f"{where}: {message}" if where else message)
+        self.where = where
+
+
+@dataclass(frozen=True)
+class State:
+    """A balanced state variable (a concentration, or a titre).
+
+    Attributes:
+        name: identifier, also the ``variable`` name in measurements.
+        unit: physical unit, e.g. ``"1e9 cells/L"``.
+        initial: where the value at t=0 comes from: None = the t=0 measurement of
+            each batch; a number; ``"estimate"`` = fitted per batch (starting from
+            the t=0 measurement if any, else `guess`); or an expression over
+            batch constants and parameters, e.g. ``"X0"``.
+        guess: starting value of an estimated initial value without a measurement.
+    """
+
+    name: str
+    unit: str
+    initial: float | str | None = None
+    guess: float = 0.0
+
+
+@dataclass(frozen=True)
+class Input:
+    """A time-varying input from ``inputs.csv`` (control or online signal).
+
+    Attributes:
+        name: identifier and ``variable`` name in inputs.
+        unit: physical unit.
+        interpolation: ``"zero-order"`` (hold each value until the next) or ``"linear"``.
+    """
+
+    name: str
+    unit: str
+    interpolation: str = "zero-order"
+
+
+@dataclass(frozen=True)
+class Constant:
+    """A per-batch constant: a column of ``batches.csv`` (feed concentration, scale...).
+
+    Attributes:
+        name: identifier and column name.
+        unit: physical unit.
+    """
+
+    name: str
+    unit: str
+
+
+@dataclass(frozen=True, eq=False)
+class _Structure:
+    """Everything about a model that is not trained: names, units, compiled expressions."""
+
+    name: str
+    time_unit: str
+    states: tuple[State, ...]
+    inputs: tuple[Input, ...]
+    constants: tuple[Constant, ...]
+    parameters: tuple[Parameter, ...]
+    networks: tuple[Network, ...]
+    reactor: Reactor
+    rates: tuple[tuple[str, Expression], ...]  # in evaluation order
+    balances: tuple[Expression, ...]  # one per state
+    reactor_exprs: tuple[tuple[str, Expression], ...]
+    initial_exprs: tuple[Expression | None, ...]  # per state; None: data or estimate
+
+
+class HybridModel(eqx.Module):
+    """A bioreactor model whose rate expressions may contain neural factors.
+
+    The vector field, for states C (concentrations) and volume V, is the user's
+    reaction terms plus the reactor's flows (see :mod:`hybridxfer.reactor`).
+    Build one with :meth:`build` (Python) or :func:`hybridxfer.load_model` (TOML).
+
+    Attributes:
+        free: unconstrained values of the free (not fixed) parameters, shape (n_free,).
+        networks: the network factors, by name.
+    """
+
+    free: Float[Array, " n_free"]
+    networks: dict[str, NetworkFactor]
+    structure: _Structure = eqx.field(static=True)
+
+    # ------------------------------------------------------------------ building
+    @classmethod
+    def build(
+        cls,
+        *,
+        name: str,
+        states: Sequence[State],
+        parameters: Sequence[Parameter],
+        rates: Mapping[str, str],
+        balances: Mapping[str, str],
+        reactor: Reactor | None = None,
+        inputs: Sequence[Input] = (),
+        constants: Sequence[Constant] = (),
+        networks: Sequence[Network] = (),
+        time_unit: str = "h",
+        key: PRNGKeyArray | None = None,
+    ) -> HybridModel:
+        """Check and compile a model declaration.
+
+        Expressions are strings parsed by :func:`hybridxfer.expressions.parse_expression`.
+        `key` initialises the network weights (required when there are networks).
+
+        Raises:
+            ModelError: naming the offending declaration.
+        """
+        reactor = reactor or Reactor()
+        groups = {
+            "state": [s.name for s in states],
+            "input": [i.name for i in inputs],
+            "constant": [c.name for c in constants],
+            "parameter": [p.name for p in parameters],
+            "network": [n.name for n in networks],
+            "rate": list(rates),
+        }
+        if reactor.has_volume:
+            groups["state"].append(reactor.volume)
+        _check_names(groups)
+        for i in inputs:
+            if i.interpolation not in INTERPOLATIONS:
+                raise ModelError(
+                    f"interpolation {i.interpolation!r} is not one of {', '.join(INTERPOLATIONS)}",
+                    f"inputs.{i.name}",
+                )
+        state_names = groups["state"]
+        signals = set(state_names) | set(groups["input"]) | set(groups["constant"]) | RESERVED
+        for n in networks:
+            bad = [x for x in n.inputs if x not in signals]
+            if bad:
+                raise ModelError(
+                    f"unknown input(s) {bad}; a network reads states, inputs, batch constants or t",
+                    f"networks.{n.name}",
+                )
+        events = set(reactor.events)
+        missing = events - set(groups["input"])
+        if missing:
+            raise ModelError(f"event input(s) {sorted(missing)} are not declared inputs", "reactor")
+        for s in (*(s for s, _ in reactor.feed), *reactor.retained):
+            if s not in state_names:
+                raise ModelError(f"{s!r} is not a state", "reactor")
+        missing = [s.name for s in states if s.name not in balances]
+        extra = [b for b in balances if b not in state_names]
+        if missing or extra:
+            problems = [f"missing for state(s) {missing}"] if missing else []
+            problems += [f"unknown state(s) {extra}"] if extra else []
+            raise ModelError("; ".join(problems), "balances")
+
+        everything = frozenset(n for g in groups.values() for n in g) | RESERVED
+        static = frozenset(groups["constant"]) | frozenset(groups["parameter"])
+
+        def parse(where: str, source, known) -> Expression:
+            try:
+                return parse_expression(str(source), known)
+            except ExpressionError as e:
+                raise ModelError(str(e), where) from None
+
+        rate_exprs = {r: parse(f"rates.{r}", src, everything) for r, src in rates.items()}
+        order = _evaluation_order(rate_exprs)
+        balance_exprs = tuple(
+            parse(f"balances.{s.name}", balances[s.name], everything) for s in states
+        )
+        reactor_exprs = tuple(
+            (
+                k,
+                parse(
+                    f"reactor.{k}",
+                    v,
+                    static if k == "volume_initial" or k.startswith("bolus.") else everything,
+                ),
+            )
+            for k, v in reactor.expressions().items()
+        )
+        initial_exprs = tuple(
+            parse(f"states.{s.name}.initial", s.initial, static)
+            if s.initial is not None and s.initial != "estimate"
+            else None
+            for s in states
+        )
+        structure = _Structure(
+            name=name,
+            time_unit=time_unit,
+            states=tuple(states),
+            inputs=tuple(inputs),
+            constants=tuple(constants),
+            parameters=tuple(parameters),
+            networks=tuple(networks),
+            reactor=reactor,
+            rates=tuple((r, rate_exprs[r]) for r in order),
+            balances=balance_exprs,
+            reactor_exprs=reactor_exprs,
+            initial_exprs=initial_exprs,
+        )
+        if networks and key is None:
+            raise ModelError("a model with networks needs a PRNG key to initialise them")
+        keys = jax.random.split(key, len(networks)) if networks else []
+        nets = {n.name: NetworkFactor(n, key=k) for n, k in zip(networks, keys)}
+        free = jnp.array([p.unconstrain(p.value) for p in parameters if not p.fixed], dtype=float)
+        return cls(free=free, networks=nets, structure=structure)
+
+    # ---------------------------------------------------------------- properties
+    @property
+    def name(self) -> str:
+        return self.structure.name
+
+    @property
+    def state_names(self) -> tuple[str, ...]:
+        """States in vector order; the reactor's volume comes last."""
+        names = tuple(s.name for s in self.structure.states)
+        return names + (
+            (self.structure.reactor.volume,) if self.structure.reactor.has_volume else ()
+        )
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        """Continuous inputs (the vector field's `inputs`); event inputs excluded."""
+        events = self.structure.reactor.events
+        return tuple(i.name for i in self.structure.inputs if i.name not in events)
+
+    @property
+    def event_names(self) -> tuple[str, ...]:
+        """Event inputs: amounts at an instant (bolus volume, withdrawn volume)."""
+        return self.structure.reactor.events
+
+    @property
+    def linear_inputs(self) -> tuple[bool, ...]:
+        """For each continuous input, whether it is interpolated linearly."""
+        kind = {i.name: i.interpolation for i in self.structure.inputs}
+        return tuple(kind[n] == "linear" for n in self.input_names)
+
+    @property
+    def constant_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.structure.constants)
+
+    @property
+    def units(self) -> dict[str, str]:
+        """Unit of every state, input, constant and parameter."""
+        s = self.structure
+        out = {x.name: x.unit for x in (*s.states, *s.inputs, *s.constants, *s.parameters)}
+        if s.reactor.has_volume:
+            out[s.reactor.volume] = "L"
+        return out
+
+    def parameter_values(self) -> dict[str, Float[Array, ""]]:
+        """Physical value of every parameter, fixed and free."""
+        out, free = {}, iter(range(self.free.shape[0]))
+        for p in self.structure.parameters:
+            out[p.name] = jnp.asarray(p.value) if p.fixed else p.constrain(self.free[next(free)])
+        return out
+
+    def with_parameters(self, **values: float) -> HybridModel:
+        """A copy with some free parameters set to new physical values."""
+        free = list(np.asarray(self.free))
+        names = [p for p in self.structure.parameters if not p.fixed]
+        for k, v in values.items():
+            idx = [i for i, p in enumerate(names) if p.name == k]
+            if not idx:
+                raise ModelError(f"{k!r} is not a free parameter of model {self.name!r}")
+            free[idx[0]] = names[idx[0]].unconstrain(v)
+        return eqx.tree_at(lambda m: m.free, self, jnp.asarray(free, dtype=float))
+
+    def study_needs(self) -> StudyNeeds:
+        """What this model needs from a study (see :meth:`hybridxfer.Study.check`)."""
+        s = self.structure
+        r = s.reactor
+        from_data = [st.name for st in s.states if st.initial is None]
+        if r.has_volume and r.volume_initial is None:
+            from_data.append(r.volume)
+        return StudyNeeds(
+            variables=self.state_names,
+            initial_from_data=tuple(from_data),
+            inputs=self.input_names,
+            events=r.events,
+            constants=self.constant_names,
+        )
+
+    # ---------------------------------------------------------------- dynamics
+    def initial_state(
+        self,
+        measured: Float[Array, " n_states"],
+        constants: Float[Array, " n_constants"],
+    ) -> Float[Array, " n_states"]:
+        """State at t=0 from the t=0 measurements (NaN where absent) and constants."""
+        s = self.structure
+        env = {**self._static_env(constants)}
+        out = []
+        for i, (st, expr) in enumerate(zip(s.states, s.initial_exprs)):
+            if expr is not None:
+                out.append(jnp.asarray(expr(env), dtype=float))
+            elif st.initial == "estimate":
+                out.append(jnp.where(jnp.isfinite(measured[i]), measured[i], st.guess))
+            else:
+                out.append(measured[i])
+        if s.reactor.has_volume:
+            vexpr = dict(s.reactor_exprs).get("volume_initial")
+            out.append(jnp.asarray(vexpr(env), dtype=float) if vexpr else measured[-1])
+        return jnp.stack(out)
+
+    def vector_field(
+        self,
+        t: Float[Array, ""],
+        y: Float[Array, " n_states"],
+        inputs: Float[Array, " n_inputs"],
+        constants: Float[Array, " n_constants"],
+    ) -> Float[Array, " n_states"]:
+        """dy/dt at time t for state y, input values and batch constants.
+
+        Units: state units per model time unit.
+        """
+        s = self.structure
+        env = self._env(t, y, inputs, constants)
+        reaction = [b(env) for b in s.balances]
+        if not s.reactor.has_volume:
+            return jnp.stack([jnp.asarray(r, dtype=float) for r in reaction])
+        flows = dict(s.reactor_exprs)
+        mode = s.reactor.mode
+        V = y[-1]
+        f_in = flows["feed_rate"](env)
+        f_out = 0.0 if mode == "fed-batch" else f_in
+        dV = f_in - f_out
+        feed = {k.split(".", 1)[1]: e(env) for k, e in s.reactor_exprs if k.startswith("feed.")}
+        bleed = flows["bleed_rate"](env) if mode == "perfusion" else None
+        out = []
+        for st, r, c in zip(s.states, reaction, y[:-1]):
+            f_out_i = bleed if st.name in s.reactor.retained else f_out
+            c_in = feed.get(st.name, 0.0)
+            out.append(r + (f_in * c_in - f_out_i * c - c * dV) / V)
+        out.append(dV)
+        return jnp.stack([jnp.asarray(o, dtype=float) for o in out])
+
+    def apply_events(
+        self,
+        y: Float[Array, " n_states"],
+        amounts: Float[Array, " n_events"],
+        constants: Float[Array, " n_constants"],
+    ) -> Float[Array, " n_states"]:
+        """State just after the events of one instant.
+
+        `amounts` holds the values of the reactor's event inputs (bolus volume,
+        withdrawn volume; 0 where none). The sample is withdrawn first, then the
+        bolus is mixed in.
+        """
+        r = self.structure.reactor
+        if not r.events:
+            return y
+        amount = dict(zip(r.events, amounts))
+        V = y[-1] - amount.get(r.withdrawal, 0.0)
+        Vb = amount.get(r.bolus_volume, 0.0)
+        env = self._static_env(constants)
+        bolus = {
+            k.split(".", 1)[1]: e(env)
+            for k, e in self.structure.reactor_exprs
+            if k.startswith("bolus.")
+        }
+        c = jnp.stack(
+            [
+                (y[i] * V + Vb * bolus.get(st.name, 0.0)) / (V + Vb)
+                for i, st in enumerate(self.structure.states)
+            ]
+        )
+        return jnp.concatenate([c, jnp.stack([V + Vb])])
+
+    def rates(
+        self,
+        t: Float[Array, ""],
+        y: Float[Array, " n_states"],
+        inputs: Float[Array, " n_inputs"],
+        constants: Float[Array, " n_constants"],
+    ) -> dict[str, Float[Array, ""]]:
+        """Value of every named rate and network factor at one point."""
+        env = self._env(t, y, inputs, constants)
+        return {k: env[k] for k in (*dict(self.structure.rates), *self.networks)}
+
+    def _static_env(self, constants) -> dict:
+        env = dict(zip(self.constant_names, constants))
+        env.update(self.parameter_values())
+        return env
+
+    def _env(self, t, y, inputs, constants) -> dict:
+        env = self._static_env(constants)
+        env["t"] = t
+        env.update(zip(self.state_names, y))
+        env.update(zip(self.input_names, inputs))
+        for name, net in self.networks.items():
+            env[name] = net(jnp.stack([jnp.asarray(env[x], dtype=float) for x in net.spec.inputs]))
+        for name, expr in self.structure.rates:
+            env[name] = expr(env)
+        return env
+
+
+def _check_names(groups: dict[str, list[str]]) -> None:
+    seen: dict[str, str] = {}
+    for kind, names in groups.items():
+        for n in names:
+            if not n.isidentifier():
+                raise ModelError(f"{kind} name {n!r} is not a valid identifier", kind + "s." + n)
+            if n in RESERVED:
+                raise ModelError(f"{kind} name {n!r} is reserved (t is time)", kind + "s." + n)
+            if n in seen:
+                raise ModelError(
+                    f"name {n!r} is declared twice (as {seen[n]} and as {kind})", kind + "s." + n
+                )
+            seen[n] = kind
+
+
+def _evaluation_order(rates: dict[str, Expression]) -> list[str]:
+    """Rates in an order where each comes after the rates it reads."""
+    order: list[str] = []
+    state: dict[str, int] = {}
+
+    def visit(r: str, path: tuple[str, ...]):
+        if state.get(r) == 2:
+            return
+        if state.get(r) == 1:
+            raise ModelError(f"circular definition {' -> '.join((*path, r))}", f"rates.{r}")
+        state[r] = 1
+        for dep in sorted(rates[r].names & rates.keys()):
+            visit(dep, (*path, r))
+        state[r] = 2
+        order.append(r)
+
+    for r in rates:
+        visit(r, ())
+    return order

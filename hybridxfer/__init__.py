@@ -16,7 +16,7 @@ from .model_file import ModelFileError, load_model, parse_model  # noqa: E402
 from .networks import Network, NetworkFactor  # noqa: E402
 from .parameters import Parameter, ParameterError  # noqa: E402
 from .reactor import Reactor, ReactorError  # noqa: E402
-from .simulate import SimulationError, Solver, simulate, solve  # noqa: E402
+from .simulation import SimulationError, Solver, simulate, solve  # noqa: E402
 from .study import Study, StudyError, StudyNeeds, read_study, study_from_frames, write_study  # noqa: E402
 
 __version__ = "0.1.0"

@@ -4,7 +4,8 @@ Batches differ in sampling times, input changes and events. Every array is padde
 to a shape bucket (the next power of two) so that a new batch count or sampling
 pattern reuses the compiled solve unless it crosses a bucket boundary. Padded
 batches copy the first batch and are masked out; padded times repeat a batch's
-last time.
+last time. The arrays carry no names (names would be static and force a
+recompile per study): row i is ``study.batch_names[i]``.
 """
 
 from __future__ import annotations
@@ -31,10 +32,10 @@ def bucket(n: int) -> int:
 
 class BatchData(eqx.Module):
     """Padded per-batch arrays for B batches (B a bucket size), time points M, input
-    change points K per input, events E.
+    change points K per input, events E. Row i is the i-th batch of the study it was
+    made from; rows past the study's batch count are padding (``mask`` all False).
 
     Attributes:
-        names: real batch names (static); rows past ``len(names)`` are padding.
         initial: t=0 measurement of each state, NaN where absent, (B, n_states).
         constants: batch constants, (B, n_constants).
         input_times, input_values: change points of each continuous input,
@@ -43,6 +44,9 @@ class BatchData(eqx.Module):
         event_amounts: event-input values at those times, 0 where none, (B, E, n_events).
         times: output times, sorted, (B, M); padding repeats the last.
         mask: which output times are real, (B, M).
+        values: measured value of each state at each output time, NaN where not
+            measured, (B, M, n_states).
+        sd: measurement standard deviation where given, else NaN, (B, M, n_states).
     """
 
     initial: Float[Array, "B n_states"]
@@ -53,7 +57,8 @@ class BatchData(eqx.Module):
     event_amounts: Float[Array, "B E n_events"]
     times: Float[Array, "B M"]
     mask: Bool[Array, "B M"]
-    names: tuple[str, ...] = eqx.field(static=True)
+    values: Float[Array, "B M n_states"]
+    sd: Float[Array, "B M n_states"]
 
 
 def batch_data(
@@ -61,7 +66,8 @@ def batch_data(
     study: Study,
     times: Mapping[str, Sequence[float]] | None = None,
 ) -> BatchData:
-    """Arrays for every batch of `study`, checked against what `model` needs.
+    """Arrays for every batch of `study` (in ``study.batch_names`` order), checked
+    against what `model` needs.
 
     Args:
         model: the model (fixes the order of states, inputs, constants, events).
@@ -73,60 +79,72 @@ def batch_data(
     """
     study.check(model.study_needs())
     names = study.batch_names
-    meas, inp = study.measurements, study.inputs
-    n_states = len(model.state_names)
-    per_batch = []
-    for b in names:
-        m = meas[meas["batch"] == b]
-        u = inp[inp["batch"] == b]
-        t0 = m[m["time"] == 0.0].set_index("variable")["value"]
-        initial = np.array([t0.get(s, np.nan) for s in model.state_names], dtype=float)
-        out_t = np.unique(np.asarray(times[b] if times is not None else m["time"], dtype=float))
-        const = study.batches.set_index("batch").loc[b, list(model.constant_names)]
-        signals = [u[u["variable"] == s].sort_values("time") for s in model.input_names]
-        ev = u[u["variable"].isin(model.event_names)]
-        ev_t = np.unique(ev["time"].to_numpy(float))
-        amounts = np.zeros((len(ev_t), len(model.event_names)))
-        for j, e in enumerate(model.event_names):
-            rows = ev[ev["variable"] == e].groupby("time")["value"].sum()
-            amounts[np.searchsorted(ev_t, rows.index.to_numpy(float)), j] = rows.to_numpy(float)
-        per_batch.append((initial, np.asarray(const, dtype=float), signals, out_t, ev_t, amounts))
+    states, inputs, events = model.state_names, model.input_names, model.event_names
+    n, n_states, n_in, n_ev = len(names), len(states), len(inputs), len(events)
+    meas = study.measurements
+    meas = meas[meas["variable"].isin(states)]
+    inp = study.inputs.sort_values("time", kind="stable")
+    by_batch = {b: g for b, g in meas.groupby("batch", sort=False)}
+    inp_by_batch = {b: g for b, g in inp.groupby("batch", sort=False)}
+    empty_m, empty_u = meas.iloc[:0], inp.iloc[:0]
 
-    B = bucket(len(names))
-    K = bucket(
-        max(
-            [len(s) for *_, sig, _, _, _ in [(0, 0, p[2], 0, 0, 0) for p in per_batch] for s in sig]
-            or [1]
+    out_t = [
+        np.unique(
+            np.asarray(times[b] if times is not None else by_batch.get(b, empty_m)["time"], float)
         )
-    )
-    M = bucket(max(len(p[3]) for p in per_batch))
-    E = max(len(p[4]) for p in per_batch)
-    E = bucket(E) if E else 0
-    n_in, n_ev = len(model.input_names), len(model.event_names)
+        for b in names
+    ]
+    signals = [
+        {v: g for v, g in inp_by_batch.get(b, empty_u).groupby("variable", sort=False)}
+        for b in names
+    ]
+    ev_t = [
+        np.unique(np.concatenate([[]] + [s[e]["time"].to_numpy(float) for e in events if e in s]))
+        for s in signals
+    ]
+    B = bucket(n)
+    K = bucket(max([len(s[u]) for s in signals for u in inputs if u in s] or [1]))
+    M = bucket(max(len(t) for t in out_t))
+    E = bucket(max(len(t) for t in ev_t)) if any(len(t) for t in ev_t) else 0
 
     initial = np.full((B, n_states), np.nan)
-    constants = np.zeros((B, len(model.constant_names)))
     in_t = np.full((B, n_in, K), FAR)
     in_v = np.zeros((B, n_in, K))
     ev_times = np.zeros((B, E))
     ev_amounts = np.zeros((B, E, n_ev))
     out_times = np.zeros((B, M))
     mask = np.zeros((B, M), dtype=bool)
-    for i in range(B):
-        init, const, signals, out_t, ev_t, amounts = per_batch[i if i < len(names) else 0]
-        initial[i], constants[i] = init, const
-        for j, s in enumerate(signals):
-            k = len(s)
-            in_t[i, j, :k] = s["time"].to_numpy(float)
-            in_v[i, j, :k] = s["value"].to_numpy(float)
-            in_v[i, j, k:] = in_v[i, j, k - 1]
-        end = out_t[-1]
+    values = np.full((B, M, n_states), np.nan)
+    sds = np.full((B, M, n_states), np.nan)
+    col = {s: j for j, s in enumerate(states)}
+    for i, b in enumerate(names):
+        m = by_batch.get(b, empty_m)
+        t, end = out_t[i], out_t[i][-1]
+        j = m["variable"].map(col).to_numpy(int)
+        at0 = m["time"].to_numpy(float) == 0.0
+        initial[i, j[at0]] = m["value"].to_numpy(float)[at0]
+        k = np.searchsorted(t, m["time"].to_numpy(float))
+        hit = (k < len(t)) & (t[np.minimum(k, len(t) - 1)] == m["time"].to_numpy(float))
+        values[i, k[hit], j[hit]] = m["value"].to_numpy(float)[hit]
+        if "sd" in m.columns:
+            sds[i, k[hit], j[hit]] = m["sd"].to_numpy(float)[hit]
+        out_times[i], out_times[i, : len(t)], mask[i, : len(t)] = end, t, True
+        for u, name in enumerate(inputs):
+            s = signals[i][name]
+            in_t[i, u, : len(s)] = s["time"].to_numpy(float)
+            in_v[i, u, : len(s)] = s["value"].to_numpy(float)
+            in_v[i, u, len(s) :] = in_v[i, u, len(s) - 1]
         ev_times[i] = end
-        ev_times[i, : len(ev_t)] = np.minimum(ev_t, end)
-        ev_amounts[i, : len(ev_t)] = amounts
-        out_times[i] = end
-        out_times[i, : len(out_t)] = out_t
-        mask[i, : len(out_t)] = i < len(names)
+        ev_times[i, : len(ev_t[i])] = np.minimum(ev_t[i], end)
+        for e, name in enumerate(events):
+            if name in signals[i]:
+                s = signals[i][name]
+                np.add.at(ev_amounts[i, :, e], np.searchsorted(ev_t[i], s["time"]), s["value"])
+    constants = study.batches.set_index("batch").loc[list(names), list(model.constant_names)]
+    constants = np.vstack([constants.to_numpy(float), np.zeros((B - n, len(model.constant_names)))])
+    # padding batches copy the first batch's inputs so their (discarded) solves are benign
+    for a in (initial, constants, in_t, in_v, ev_times, ev_amounts, out_times):
+        a[n:] = a[0]
     return BatchData(
         initial=jnp.asarray(initial),
         constants=jnp.asarray(constants),
@@ -136,7 +154,8 @@ def batch_data(
         event_amounts=jnp.asarray(ev_amounts),
         times=jnp.asarray(out_times),
         mask=jnp.asarray(mask),
-        names=tuple(names),
+        values=jnp.asarray(values),
+        sd=jnp.asarray(sds),
     )
 
 

@@ -14,7 +14,7 @@ from .model import ModelError
 from .model_file import ModelFileError
 from .parameters import ParameterError
 from .reactor import ReactorError
-from .simulate import SimulationError
+from .simulation import SimulationError
 from .study import StudyError
 
 USER_ERRORS = (
@@ -38,7 +38,7 @@ def _demo(args) -> None:
 def _simulate(args) -> None:
     from .model_file import load_model
     from .plots import plot_simulation
-    from .simulate import Solver, simulate
+    from .simulation import Solver, simulate
     from .study import read_study
 
     model = load_model(args.model)

@@ -17,7 +17,7 @@ import pandas as pd
 
 from .model_file import load_model
 from .plots import plot_simulation
-from .simulate import simulate
+from .simulation import simulate
 from .study import Study, read_study, study_from_frames, write_study
 
 __all__ = ["demo_model_path", "demo_study", "generate_demo_study", "run_demo"]

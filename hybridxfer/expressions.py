@@ -13,7 +13,7 @@ import ast
 import inspect
 import operator
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import jax.numpy as jnp
 
@@ -61,16 +61,18 @@ _BINARY = {
 _UNARY = {ast.USub: operator.neg, ast.UAdd: operator.pos}
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True)
 class Expression:
     """A parsed expression: its source text, the names it reads, and its evaluator.
 
-    Call it with an environment mapping every name in `names` to a value.
+    Call it with an environment mapping every name in `names` to a value. Two
+    expressions are equal when their source and names are (so rebuilt models
+    share compiled code).
     """
 
     source: str
     names: frozenset[str]
-    evaluate: Callable[[Env], jnp.ndarray]
+    evaluate: Callable[[Env], jnp.ndarray] = field(compare=False)
 
     def __call__(self, env: Env) -> jnp.ndarray:
         return self.evaluate(env)

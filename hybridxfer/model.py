@@ -84,7 +84,7 @@ class Constant:
     unit: str
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True)
 class _Structure:
     """Everything about a model that is not trained: names, units, compiled expressions."""
 
@@ -271,6 +271,12 @@ class HybridModel(eqx.Module):
         return tuple(c.name for c in self.structure.constants)
 
     @property
+    def estimated_states(self) -> tuple[bool, ...]:
+        """For each entry of `state_names`, whether its initial value is fitted per batch."""
+        est = tuple(s.initial == "estimate" for s in self.structure.states)
+        return est + ((False,) if self.structure.reactor.has_volume else ())
+
+    @property
     def units(self) -> dict[str, str]:
         """Unit of every state, input, constant and parameter."""
         s = self.structure
@@ -296,6 +302,17 @@ class HybridModel(eqx.Module):
                 raise ModelError(f"{k!r} is not a free parameter of model {self.name!r}")
             free[idx[0]] = names[idx[0]].unconstrain(v)
         return eqx.tree_at(lambda m: m.free, self, jnp.asarray(free, dtype=float))
+
+    def init_networks(self, key: PRNGKeyArray) -> HybridModel:
+        """A copy with freshly initialised network weights (normalisation kept)."""
+        if not self.networks:
+            return self
+        keys = jax.random.split(key, len(self.networks))
+        nets = {
+            name: NetworkFactor(net.spec, key=k, mean=net.mean, std=net.std)
+            for (name, net), k in zip(self.networks.items(), keys)
+        }
+        return eqx.tree_at(lambda m: m.networks, self, nets)
 
     def study_needs(self) -> StudyNeeds:
         """What this model needs from a study (see :meth:`hybridxfer.Study.check`)."""

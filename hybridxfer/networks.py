@@ -81,7 +81,8 @@ class NetworkFactor(eqx.Module):
         self.std = jnp.ones(n) if std is None else jnp.asarray(std, dtype=float)
 
     def __call__(self, x: Float[Array, " n_in"]) -> Float[Array, ""]:
-        z = self.mlp((x - self.mean) / self.std)
+        mean, std = jax.lax.stop_gradient((self.mean, self.std))  # data, not weights
+        z = self.mlp((x - mean) / std)
         if self.spec.output == "positive":
             return jax.nn.softplus(z + _SOFTPLUS_INV_1)
         if self.spec.output == "bounded":

@@ -1,0 +1,93 @@
+"""The fitting objective: scaled, masked errors over all batches at once."""
+
+from __future__ import annotations
+
+import warnings
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Bool, Float
+
+from .batch_data import BatchData
+from .model import HybridModel
+from .simulation import Solver, solve_batches
+
+__all__ = ["Trainable", "initial_states", "objective", "variable_scales"]
+
+LIKELIHOODS = ("scaled", "gaussian")
+
+
+class Trainable(eqx.Module):
+    """Everything a fit adjusts.
+
+    Attributes:
+        model: mechanistic parameters (``model.free``) and network weights.
+        initial: log of each batch's initial state; used only for states declared
+            ``initial = "estimate"``, shape (B, n_states).
+        log_noise: log noise standard deviation per state in scaled units (Gaussian
+            likelihood only), shape (n_states,).
+    """
+
+    model: HybridModel
+    initial: Float[Array, "B n_states"]
+    log_noise: Float[Array, " n_states"]
+
+
+def initial_states(params: Trainable, data: BatchData) -> Float[Array, "B n_states"]:
+    """Initial states per batch: the model's, with estimated states taken from `params`."""
+    model = params.model
+    default = jax.vmap(model.initial_state)(data.initial, data.constants)
+    estimated = jnp.array(model.estimated_states)
+    return jnp.where(estimated, jnp.exp(params.initial), default)
+
+
+def variable_scales(data: BatchData, mask: Bool[Array, "B M"]) -> Float[Array, " n_states"]:
+    """Scale of each state: its range over the observations in `mask` (1 if none or flat)."""
+    values = np.where(np.asarray(mask)[..., None], np.asarray(data.values), np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
+        span = np.nanmax(values, axis=(0, 1)) - np.nanmin(values, axis=(0, 1))
+    return jnp.asarray(np.where(np.isfinite(span) & (span > 0), span, 1.0))
+
+
+def objective(
+    params: Trainable,
+    data: BatchData,
+    scales: Float[Array, " n_states"],
+    masks: Bool[Array, "k B M"],
+    solver: Solver,
+    likelihood: str = "scaled",
+    weight_decay: float = 0.0,
+) -> tuple[Float[Array, " k"], Float[Array, "B M n_states"]]:
+    """Loss of `params` on each of k observation masks (e.g. train, valid) from one solve.
+
+    Residuals are ``(prediction - measurement) / s`` with s the measurement's ``sd``
+    where given, else the state's `scales` entry, so every variable counts alike.
+    For each mask and state, ``e_v`` is the mean squared residual over its
+    observations; the loss averages over observed states:
+
+    - ``"scaled"``: ``mean_v e_v``;
+    - ``"gaussian"``: ``mean_v (e_v / (2 sigma_v^2) + log sigma_v)`` with learned sigma.
+
+    plus ``weight_decay * sum(w^2)`` over network weights (first mask only).
+
+    Returns:
+        The k losses, and the predictions (B, M, n_states).
+    """
+    ys, _ = solve_batches(params.model, data, solver, initial_states(params, data))
+    s = jnp.where(jnp.isfinite(data.sd), data.sd, scales)
+    observed = jnp.isfinite(data.values)
+    r = jnp.where(observed, (ys - jnp.where(observed, data.values, 0.0)) / s, 0.0)
+    w = masks[..., None] & observed  # (k, B, M, n)
+    count = w.sum(axis=(1, 2))
+    e = jnp.where(w, r**2, 0.0).sum(axis=(1, 2)) / jnp.maximum(count, 1)
+    if likelihood == "gaussian":
+        sigma2 = jnp.exp(2 * params.log_noise)
+        e = e / (2 * sigma2) + params.log_noise
+    has = count > 0
+    losses = jnp.where(has, e, 0.0).sum(-1) / jnp.maximum(has.sum(-1), 1)
+    mlps = [net.mlp for net in params.model.networks.values()]
+    decay = sum(jnp.sum(x**2) for x in jax.tree.leaves(eqx.filter(mlps, eqx.is_inexact_array)))
+    return losses.at[0].add(weight_decay * decay), ys

@@ -1,4 +1,4 @@
-"""Command line: ``hybridxfer demo | simulate`` (see DESIGN.md §5).
+"""Command line: ``hybridxfer demo | simulate | fit | predict | report`` (DESIGN.md §5).
 
 Exit code 0 on success; on bad input one line ``hybridxfer: error: ...`` and exit 2.
 """
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from .expressions import ExpressionError
@@ -14,10 +15,14 @@ from .model import ModelError
 from .model_file import ModelFileError
 from .parameters import ParameterError
 from .reactor import ReactorError
+from .saved_model import SavedModelError
 from .simulation import SimulationError
 from .study import StudyError
+from .training import FitError
 
 USER_ERRORS = (
+    FitError,
+    SavedModelError,
     ExpressionError,
     ModelError,
     ModelFileError,
@@ -32,7 +37,7 @@ USER_ERRORS = (
 def _demo(args) -> None:
     from .demo import run_demo
 
-    run_demo(args.out)
+    run_demo(args.out, steps=args.steps)
 
 
 def _simulate(args) -> None:
@@ -54,6 +59,61 @@ def _simulate(args) -> None:
     )
 
 
+def _fit(args) -> None:
+    from .model_file import load_model
+    from .saved_model import save_fit
+    from .study import read_study
+    from .training import FitConfig, fit
+    from .uncertainty import parameter_table
+
+    model = load_model(args.model)
+    study = read_study(args.study)
+    config = FitConfig(
+        steps=args.steps,
+        learning_rate=args.lr,
+        members=args.members,
+        seed=args.seed,
+        likelihood=args.likelihood,
+    )
+    out = Path(args.out)
+    result = fit(model, study, process=args.process, config=config, checkpoint=out / "checkpoint")
+    train = study.select(process=args.process, split="train")
+    result = replace(
+        result, parameters=parameter_table(result.model, train, initial=result.initial)
+    )
+    save_fit(result, out)
+    print(f"fitted {len(train.batch_names)} batches of process {args.process!r}; saved to {out}/")
+    print(_table(result.parameters))
+
+
+def _predict(args) -> None:
+    from .saved_model import load_fit
+    from .study import read_study
+    from .uncertainty import predict
+
+    result = load_fit(args.model_dir)
+    study = read_study(args.study)
+    pred = predict(result.members, study, times=args.points)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    pred.to_csv(args.out, index=False)
+    print(f"wrote {args.out} ({len(study.batch_names)} batches, {len(result.members)} members)")
+
+
+def _report(args) -> None:
+    from .report import write_report
+    from .saved_model import load_fit
+    from .study import read_study
+
+    result = load_fit(args.model_dir)
+    study = read_study(args.study) if args.study else None
+    out = write_report(result, study, args.out)
+    print(f"wrote the report to {out}/ (open {out / 'report.md'})")
+
+
+def _table(frame) -> str:
+    return frame.to_string(index=False, float_format=lambda x: f"{x:.4g}")
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="hybridxfer", description="Hybrid mechanistic-ML bioreactor models with transfer."
@@ -62,6 +122,7 @@ def parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="run the main job on the built-in data")
     demo.add_argument("--out", default="hybridxfer-demo", help="output folder")
+    demo.add_argument("--steps", type=int, default=400, help="maximum gradient steps of the fit")
     demo.set_defaults(run=_demo)
 
     sim = sub.add_parser("simulate", help="simulate every batch of a study")
@@ -73,6 +134,31 @@ def parser() -> argparse.ArgumentParser:
     sim.add_argument("--rtol", type=float, default=1e-6)
     sim.add_argument("--atol", type=float, default=1e-9)
     sim.set_defaults(run=_simulate)
+
+    fit = sub.add_parser("fit", help="fit a hybrid model to the train batches of a process")
+    fit.add_argument("model", help="model file (TOML)")
+    fit.add_argument("study", help="study folder")
+    fit.add_argument("--process", required=True, help="process whose batches to fit")
+    fit.add_argument("--out", required=True, help="model folder (also holds the checkpoint)")
+    fit.add_argument("--steps", type=int, default=1500, help="maximum gradient steps")
+    fit.add_argument("--lr", type=float, default=1e-2, help="peak learning rate")
+    fit.add_argument("--members", type=int, default=1, help="random restarts / ensemble size")
+    fit.add_argument("--seed", type=int, default=0)
+    fit.add_argument("--likelihood", default="scaled", choices=["scaled", "gaussian"])
+    fit.set_defaults(run=_fit)
+
+    pred = sub.add_parser("predict", help="predict every batch of a study")
+    pred.add_argument("model_dir", help="saved model folder")
+    pred.add_argument("study", help="study folder (t=0 values, inputs, constants)")
+    pred.add_argument("--out", required=True, help="CSV file to write")
+    pred.add_argument("--points", type=int, default=None, help="output points per batch")
+    pred.set_defaults(run=_predict)
+
+    rep = sub.add_parser("report", help="plots and parameter table of a saved model")
+    rep.add_argument("model_dir", help="saved model folder")
+    rep.add_argument("study", nargs="?", help="study to compare predictions with")
+    rep.add_argument("--out", required=True, help="output folder")
+    rep.set_defaults(run=_report)
     return p
 
 

@@ -9,14 +9,15 @@ and temperature shifts, and 5% multiplicative measurement noise. Regenerate it w
 
 from __future__ import annotations
 
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from .metrics import nrmse
 from .model_file import load_model
-from .plots import plot_simulation
 from .simulation import simulate
 from .study import Study, read_study, study_from_frames, write_study
 
@@ -91,22 +92,39 @@ def generate_demo_study(seed: int = 0) -> Study:
     )
 
 
-def run_demo(out: str | Path = "hybridxfer-demo") -> Path:
-    """The main job on built-in data: simulate the demo model on the demo study.
+def run_demo(out: str | Path = "hybridxfer-demo", steps: int = 400) -> Path:
+    """The main job on built-in data: fit the hybrid demo model on the source process A.
 
-    Writes ``simulation.csv`` (long format) and one PNG per variable to `out`,
-    prints a short summary, and returns the folder.
+    Fits on A's train batches (early stopping on its valid ones), then writes the
+    saved model (``model/``) and a report (``report/``: parameter table with 95%
+    intervals, learned factors, predictions with bands) to `out`, prints the test
+    error and the parameter table, and returns the folder.
     """
+    from .report import write_report
+    from .saved_model import save_fit
+    from .training import FitConfig, fit
+    from .uncertainty import parameter_table, predict
+
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     model = load_model(demo_model_path())
-    study = demo_study()
+    source = demo_study().select(process="A")
     print(f"model {model.name!r}: states {', '.join(model.state_names)}")
-    print(f"study: {len(study.batch_names)} batches of processes {', '.join(study.processes)}")
-    sim = simulate(model, study, times=101)
-    sim.to_csv(out / "simulation.csv", index=False)
-    plots = plot_simulation(sim, study.measurements, out, units=model.units)
-    print(f"wrote {out / 'simulation.csv'} and {len(plots)} plots to {out}/")
+    print(f"fitting process A: {len(source.select(split='train').batch_names)} train batches")
+    result = fit(model, source, config=FitConfig(steps=steps, members=2))
+    train = source.select(split="train")
+    result = replace(
+        result, parameters=parameter_table(result.model, train, initial=result.initial)
+    )
+    save_fit(result, out / "model")
+    write_report(result, source, out / "report")
+    test = source.select(split="test")
+    error = nrmse(predict(result.model, test), test.measurements)
+    print(
+        "test NRMSE (RMSE / range): "
+        + ", ".join(f"{v} {e:.3f}" for v, e in error.items() if e == e)
+    )
+    print(result.parameters.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+    print(f"wrote the model to {out / 'model'}/ and the report to {out / 'report'}/report.md")
     return out
 
 

@@ -14,7 +14,7 @@ from .batch_data import BatchData
 from .model import HybridModel
 from .simulation import Solver, solve_batches
 
-__all__ = ["Trainable", "initial_states", "objective", "variable_scales"]
+__all__ = ["Trainable", "initial_states", "objective", "scaled_residuals", "variable_scales"]
 
 LIKELIHOODS = ("scaled", "gaussian")
 
@@ -52,6 +52,25 @@ def variable_scales(data: BatchData, mask: Bool[Array, "B M"]) -> Float[Array, "
     return jnp.asarray(np.where(np.isfinite(span) & (span > 0), span, 1.0))
 
 
+def scaled_residuals(
+    params: Trainable,
+    data: BatchData,
+    scales: Float[Array, " n_states"],
+    solver: Solver,
+) -> tuple[Float[Array, "B M n_states"], Bool[Array, "B M n_states"], Float[Array, "B M n_states"]]:
+    """Residuals ``(prediction - measurement) / s`` (0 where unmeasured), with s the
+    measurement's ``sd`` where given, else the state's entry of `scales`.
+
+    Returns:
+        residuals, which entries are measured, and the predictions.
+    """
+    ys, _ = solve_batches(params.model, data, solver, initial_states(params, data))
+    s = jnp.where(jnp.isfinite(data.sd), data.sd, scales)
+    observed = jnp.isfinite(data.values)
+    r = jnp.where(observed, (ys - jnp.where(observed, data.values, 0.0)) / s, 0.0)
+    return r, observed, ys
+
+
 def objective(
     params: Trainable,
     data: BatchData,
@@ -63,8 +82,7 @@ def objective(
 ) -> tuple[Float[Array, " k"], Float[Array, "B M n_states"]]:
     """Loss of `params` on each of k observation masks (e.g. train, valid) from one solve.
 
-    Residuals are ``(prediction - measurement) / s`` with s the measurement's ``sd``
-    where given, else the state's `scales` entry, so every variable counts alike.
+    Residuals are those of :func:`scaled_residuals`, so every variable counts alike.
     For each mask and state, ``e_v`` is the mean squared residual over its
     observations; the loss averages over observed states:
 
@@ -76,10 +94,7 @@ def objective(
     Returns:
         The k losses, and the predictions (B, M, n_states).
     """
-    ys, _ = solve_batches(params.model, data, solver, initial_states(params, data))
-    s = jnp.where(jnp.isfinite(data.sd), data.sd, scales)
-    observed = jnp.isfinite(data.values)
-    r = jnp.where(observed, (ys - jnp.where(observed, data.values, 0.0)) / s, 0.0)
+    r, observed, ys = scaled_residuals(params, data, scales, solver)
     w = masks[..., None] & observed  # (k, B, M, n)
     count = w.sum(axis=(1, 2))
     e = jnp.where(w, r**2, 0.0).sum(axis=(1, 2)) / jnp.maximum(count, 1)

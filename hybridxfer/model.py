@@ -421,9 +421,14 @@ class HybridModel(eqx.Module):
         y: Float[Array, " n_states"],
         inputs: Float[Array, " n_inputs"],
         constants: Float[Array, " n_constants"],
+        replace: dict[str, float] | None = None,
     ) -> dict[str, Float[Array, ""]]:
-        """Value of every named rate and network factor at one point."""
-        env = self._env(t, y, inputs, constants)
+        """Value of every named rate and network factor at one point.
+
+        `replace` sets network factors to given values first, e.g. ``{"growth": 1.0}``
+        gives the mechanistic part of the rates that the network corrects.
+        """
+        env = self._env(t, y, inputs, constants, replace)
         return {k: env[k] for k in (*dict(self.structure.rates), *self.networks)}
 
     def _static_env(self, constants) -> dict:
@@ -431,13 +436,14 @@ class HybridModel(eqx.Module):
         env.update(self.parameter_values())
         return env
 
-    def _env(self, t, y, inputs, constants) -> dict:
+    def _env(self, t, y, inputs, constants, replace=None) -> dict:
         env = self._static_env(constants)
         env["t"] = t
         env.update(zip(self.state_names, y))
         env.update(zip(self.input_names, inputs))
         for name, net in self.networks.items():
             env[name] = net(jnp.stack([jnp.asarray(env[x], dtype=float) for x in net.spec.inputs]))
+        env.update(replace or {})
         for name, expr in self.structure.rates:
             env[name] = expr(env)
         return env

@@ -24,7 +24,8 @@ def plot_simulation(
     """One PNG per simulated variable: a line per batch, measurements as dots.
 
     Args:
-        simulation: long table ``batch, time, variable, value``.
+        simulation: long table ``batch, time, variable, value`` (+ optional ``lower,
+            upper``, drawn as a band).
         measurements: long table of the same form, or None.
         out: folder for ``<variable>.png``.
         units: unit per variable for the axis labels.
@@ -42,6 +43,10 @@ def plot_simulation(
         fig, ax = plt.subplots(figsize=(6, 4))
         for batch, line in sim.groupby("batch", sort=False):
             ax.plot(line["time"], line["value"], color=colours[batch], lw=1.2, label=batch)
+            if "lower" in line.columns:
+                ax.fill_between(
+                    line["time"], line["lower"], line["upper"], color=colours[batch], alpha=0.2
+                )
         if measurements is not None:
             meas = measurements[measurements["variable"] == variable]
             for batch, dots in meas.groupby("batch", sort=False):

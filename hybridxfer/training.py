@@ -98,6 +98,8 @@ class FitResult:
         history: ``step, member, train, valid`` losses.
         scores: best validation loss of each member, best first.
         config: the settings used.
+        parameters: parameter table with intervals
+            (:func:`hybridxfer.parameter_table`), when computed.
     """
 
     model: HybridModel
@@ -106,6 +108,7 @@ class FitResult:
     history: pd.DataFrame
     scores: tuple[float, ...]
     config: FitConfig
+    parameters: pd.DataFrame | None = None
 
 
 class _State(eqx.Module):

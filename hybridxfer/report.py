@@ -1,0 +1,194 @@
+"""Reports of a fitted model: learned factors, rates, training history, parameters."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+
+from .batch_data import batch_data, input_values_at
+from .metrics import nrmse
+from .model import HybridModel
+from .plots import plot_simulation, plt
+from .simulation import Solver, solve
+from .study import Study
+from .training import FitResult
+from .uncertainty import predict
+
+__all__ = ["plot_history", "plot_networks", "rates_along", "write_report"]
+
+
+def rates_along(
+    model: HybridModel, study: Study, points: int = 101, mechanistic: bool = False
+) -> pd.DataFrame:
+    """Every named rate and network factor along each batch's simulated trajectory.
+
+    With ``mechanistic=True`` every network factor is set to 1 first, giving the
+    mechanistic part of each rate (what the networks correct).
+
+    Returns:
+        Long table ``batch, time, rate, value``.
+    """
+    times = {b: np.linspace(0.0, study.end_time(b), points) for b in study.batch_names}
+    data = batch_data(model, study, times)
+    ys, _ = solve(model, data, Solver())
+    replace = {n: 1.0 for n in model.networks} if mechanistic else None
+    linear = model.linear_inputs
+
+    def at(t, y, it, iv, c):
+        return model.rates(t, y, input_values_at(t, it, iv, linear), c, replace)
+
+    per_point = jax.vmap(at, in_axes=(0, 0, None, None, None))
+    rates = jax.jit(jax.vmap(per_point))(
+        data.times, ys, data.input_times, data.input_values, data.constants
+    )
+    n = len(study.batch_names)
+    frames = []
+    for name, values in rates.items():
+        v = np.broadcast_to(np.asarray(values), data.times.shape)[:n]
+        t, m = np.asarray(data.times)[:n], np.asarray(data.mask)[:n]
+        b = np.repeat(np.asarray(study.batch_names, dtype=object)[:, None], t.shape[1], axis=1)
+        frames.append(pd.DataFrame(dict(batch=b[m], time=t[m], rate=name, value=v[m])))
+    return pd.concat(frames, ignore_index=True)
+
+
+def plot_networks(model: HybridModel, study: Study | None, out: str | Path) -> list[Path]:
+    """One PNG per network factor: the factor over its inputs (left) and, along the
+    simulated batches of `study` (if given), each rate using it with and without it.
+
+    Inputs range over mean +- 2 std of the training data (the stored normalisation);
+    a factor with two inputs is drawn as a contour map, otherwise as lines with the
+    other inputs at their mean.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if not model.networks:
+        return []
+    if study is not None:
+        hybrid = rates_along(model, study)
+        mech = rates_along(model, study, mechanistic=True)
+    paths = []
+    for name, net in model.networks.items():
+        rates = [r for r, _ in model.structure.rates]
+        users = [r for r in rates if study is not None and name in _depends(model, r)]
+        fig, axes = plt.subplots(
+            1, 1 + len(users), figsize=(5 * (1 + len(users)), 4), squeeze=False
+        )
+        _draw_factor(axes[0, 0], model, net)
+        for ax, rate in zip(axes[0, 1:], users):
+            for i, (batch, h) in enumerate(
+                hybrid[hybrid["rate"] == rate].groupby("batch", sort=False)
+            ):
+                m = mech[(mech["rate"] == rate) & (mech["batch"] == batch)]
+                ax.plot(h["time"], h["value"], color=f"C{i % 10}", lw=1.2)
+                ax.plot(m["time"], m["value"], color=f"C{i % 10}", lw=1, ls="--")
+            ax.set_title(f"{rate}: hybrid (solid) vs mechanistic, {name} = 1 (dashed)", fontsize=9)
+            ax.set_xlabel(f"time [{model.structure.time_unit}]")
+            ax.set_ylabel(rate)
+        fig.tight_layout()
+        path = out / f"network_{name}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def _depends(model: HybridModel, rate: str) -> set[str]:
+    """Names a rate reads, directly or through other rates."""
+    exprs = dict(model.structure.rates)
+    seen, todo = set(), [rate]
+    while todo:
+        for n in exprs[todo.pop()].names - seen:
+            seen.add(n)
+            if n in exprs:
+                todo.append(n)
+    return seen
+
+
+def _draw_factor(ax, model: HybridModel, net) -> None:
+    units = model.units
+    mean, std = np.asarray(net.mean), np.asarray(net.std)
+    states = set(model.state_names)
+    lo = np.where(
+        [x in states for x in net.spec.inputs], np.maximum(mean - 2 * std, 0), mean - 2 * std
+    )
+    grids = [np.linspace(a, b, 60) for a, b in zip(lo, mean + 2 * std)]
+    f = jax.jit(jax.vmap(net))
+    label = lambda x: f"{x} [{units[x]}]" if x in units else x  # noqa: E731
+    if len(grids) == 2:
+        g0, g1 = np.meshgrid(*grids, indexing="ij")
+        z = np.asarray(f(jnp.stack([g0.ravel(), g1.ravel()], axis=1))).reshape(g0.shape)
+        cs = ax.contourf(g0, g1, z, levels=20, cmap="viridis")
+        plt.colorbar(cs, ax=ax, label=net.spec.name)
+        ax.set_xlabel(label(net.spec.inputs[0]))
+        ax.set_ylabel(label(net.spec.inputs[1]))
+    else:
+        for k, x in enumerate(net.spec.inputs):
+            pts = np.tile(mean, (len(grids[k]), 1))
+            pts[:, k] = grids[k]
+            ax.plot((grids[k] - mean[k]) / std[k], np.asarray(f(jnp.asarray(pts))), label=label(x))
+        ax.set_xlabel("input, in std from its training mean (others at their mean)")
+        ax.set_ylabel(net.spec.name)
+        ax.legend(fontsize=8)
+    ax.set_title(f"learned factor {net.spec.name}({', '.join(net.spec.inputs)})", fontsize=9)
+
+
+def plot_history(history: pd.DataFrame, out: str | Path) -> Path:
+    """Training and validation loss per step (one line pair per member)."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for r, h in history.groupby("member"):
+        ax.semilogy(h["step"], h["train"], color=f"C{r % 10}", lw=1, label=f"member {r} train")
+        ax.semilogy(h["step"], h["valid"], color=f"C{r % 10}", lw=1, ls="--", label="valid")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss (scaled)")
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    path = Path(out) / "history.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write_report(result: FitResult, study: Study | None, out: str | Path) -> Path:
+    """Write ``report.md`` with the parameter table, training history, learned
+    factors and, given a study, predictions with ensemble bands and their NRMSE
+    per split (train / valid / test) and variable.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    model = result.model
+    lines = [f"# Model {model.name!r}", ""]
+    if result.parameters is not None:
+        result.parameters.to_csv(out / "parameters.csv", index=False)
+        lines += ["## Parameters (95% Laplace intervals)", "", _markdown(result.parameters), ""]
+    lines += ["## Training", "", f"![history]({plot_history(result.history, out).name})", ""]
+    fitted = (
+        study.select(split="train")
+        if study is not None and "train" in set(study.batches["split"])
+        else None
+    )
+    for path in plot_networks(model, fitted, out):
+        lines += [f"![{path.stem}]({path.name})", ""]
+    if study is not None:
+        pred = predict(result.members, study, times=101)
+        pred.to_csv(out / "predictions.csv", index=False)
+        scores = {}
+        for split in dict.fromkeys(study.batches["split"]):
+            part = study.select(split=split)
+            scores[split] = nrmse(pred[pred["batch"].isin(part.batch_names)], part.measurements)
+        table = pd.DataFrame(scores).rename_axis("variable").reset_index()
+        lines += ["## Prediction error (NRMSE = RMSE / range)", "", _markdown(table), ""]
+        plots = plot_simulation(pred, study.measurements, out / "predictions", model.units)
+        lines += [f"![{p.stem}](predictions/{p.name})" for p in plots]
+    (out / "report.md").write_text("\n".join(lines) + "\n")
+    return out
+
+
+def _markdown(frame: pd.DataFrame) -> str:
+    cols = list(frame.columns)
+    fmt = lambda v: f"{v:.4g}" if isinstance(v, float) else str(v)  # noqa: E731
+    rows = [" | ".join(fmt(v) for v in row) for row in frame.itertuples(index=False)]
+    return "\n".join([" | ".join(cols), " | ".join("---" for _ in cols), *rows])

@@ -1,0 +1,127 @@
+"""Uncertainty: parameter intervals (Laplace / Gauss-Newton) and ensemble prediction bands."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+
+from .batch_data import batch_data
+from .loss import Trainable, scaled_residuals, variable_scales
+from .model import HybridModel
+from .simulation import Solver, simulate
+from .study import Study
+
+__all__ = ["parameter_table", "predict"]
+
+Z95 = 1.959963984540054
+
+
+def parameter_table(
+    model: HybridModel,
+    study: Study,
+    *,
+    initial: pd.DataFrame | None = None,
+    solver: Solver = Solver(rtol=1e-8, atol=1e-10, max_steps=4096, forward_mode=True),
+) -> pd.DataFrame:
+    """Every parameter with its value, unit and a 95% interval from the data in `study`.
+
+    Gauss-Newton / Laplace approximation in the unconstrained coordinates z of the
+    free parameters: with J_v the Jacobian of state v's scaled residuals and
+    sigma_v^2 their mean square (n_v - p/n_states degrees of freedom),
+
+        Cov(z) = (sum_v J_v^T J_v / sigma_v^2)^-1,
+
+    and the interval ``constrain(z +- 1.96 sd_z)`` (asymmetric for log-parametrised
+    values; never crosses bounds). ``sd`` is the delta-method standard deviation of
+    the value. Network weights and estimated initial values are held at their fitted
+    values (intervals conditional on them).
+
+    Args:
+        model: fitted model.
+        study: the batches it was fitted to.
+        initial: estimated initial states (``FitResult.initial``), if any.
+
+    Returns:
+        Columns ``name, value, unit, sd, lower95, upper95, fixed, process_specific``.
+    """
+    data = batch_data(model, study)
+    est = np.array(model.estimated_states)
+    log_y0 = np.zeros(data.initial.shape)
+    if initial is not None and est.any():
+        table = initial.pivot(index="batch", columns="variable", values="value")
+        y0 = table.reindex(index=list(study.batch_names), columns=list(model.state_names))
+        log_y0[: len(study.batch_names)] = np.log(np.maximum(y0.to_numpy(float), 1e-300))
+    params = Trainable(model, jnp.asarray(log_y0), jnp.zeros(len(model.state_names)))
+    scales = variable_scales(data, data.mask)
+    weight = np.asarray(data.mask)[..., None] & np.isfinite(np.asarray(data.values))
+
+    def residuals(z):
+        r, _, _ = scaled_residuals(
+            eqx.tree_at(lambda p: p.model.free, params, z), data, scales, solver
+        )
+        return r
+
+    z = model.free
+    free = [p for p in model.structure.parameters if not p.fixed]
+    cov = np.full((len(free), len(free)), np.nan)
+    if free:
+        r = np.asarray(residuals(z))
+        J = np.asarray(eqx.filter_jit(jax.jacfwd(residuals))(z))  # (B, M, n, p)
+        info = np.zeros((len(free), len(free)))
+        for v in range(r.shape[-1]):
+            w = weight[..., v]
+            dof = w.sum() - len(free) / r.shape[-1]
+            if dof <= 0:
+                continue
+            sigma2 = max((r[..., v][w] ** 2).sum() / dof, 1e-300)
+            Jv = J[..., v, :][w]
+            info += Jv.T @ Jv / sigma2
+        cov = np.linalg.pinv(info, hermitian=True)
+    sd_z = np.sqrt(np.clip(np.diag(cov), 0, None)) if free else np.zeros(0)
+    rows, k = [], 0
+    values = model.parameter_values()
+    for p in model.structure.parameters:
+        value = float(values[p.name])
+        row = dict(name=p.name, value=value, unit=p.unit, sd=np.nan, lower95=np.nan, upper95=np.nan)
+        if not p.fixed:
+            zk, s = float(z[k]), float(sd_z[k])
+            slope = float(jax.grad(p.constrain)(jnp.asarray(zk)))
+            lo, hi = (float(p.constrain(jnp.asarray(zk + d * Z95 * s))) for d in (-1, 1))
+            row.update(sd=abs(slope) * s, lower95=lo, upper95=hi)
+            k += 1
+        rows.append(row | dict(fixed=p.fixed, process_specific=p.process_specific))
+    return pd.DataFrame(rows)
+
+
+def predict(
+    models: HybridModel | Sequence[HybridModel],
+    study: Study,
+    *,
+    times: Mapping[str, Sequence[float]] | int | None = None,
+    level: float = 0.95,
+    solver: Solver = Solver(),
+) -> pd.DataFrame:
+    """Predict every batch of `study` from its t=0 values, inputs and constants.
+
+    With several models (an ensemble, best first: ``FitResult.members``), ``value`` is
+    the first model's prediction and ``lower``/``upper`` the central `level` quantiles
+    across the ensemble: the spread of equally good fits, not measurement noise.
+
+    Returns:
+        Long table ``batch, time, variable, value`` (+ ``lower, upper`` for an ensemble).
+    """
+    models = [models] if isinstance(models, HybridModel) else list(models)
+    runs = [simulate(m, study, times=times, solver=solver) for m in models]
+    out = runs[0]
+    if len(models) > 1:
+        stack = np.stack([r["value"].to_numpy() for r in runs])
+        a = (1 - level) / 2
+        out = out.assign(
+            lower=np.quantile(stack, a, axis=0), upper=np.quantile(stack, 1 - a, axis=0)
+        )
+    return out

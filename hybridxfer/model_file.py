@@ -8,13 +8,18 @@ whitelist (:mod:`hybridxfer.expressions`). Every error names the file and line.
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import numbers
 import os
 import re
 import tomllib
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import jax
+import numpy as np
 
 from .expressions import ExpressionError
 from .model import Constant, HybridModel, Input, ModelError, State
@@ -22,7 +27,7 @@ from .networks import Network
 from .parameters import Parameter, ParameterError
 from .reactor import Reactor, ReactorError
 
-__all__ = ["ModelFileError", "load_model", "parse_model"]
+__all__ = ["ModelFileError", "load_model", "parse_model", "to_toml"]
 
 
 class ModelFileError(ValueError):
@@ -159,6 +164,116 @@ def parse_model(text: str, *, source: str = "<model>", key: jax.Array | None = N
         where = getattr(e, "where", "") or "model"
         message = str(e).removeprefix(f"{where}: ")
         fail(where, message)
+
+
+def to_toml(model: HybridModel) -> str:
+    """The model as model-file text, the inverse of :func:`parse_model`.
+
+    ``parse_model(to_toml(m)).structure == m.structure`` except that each parameter's
+    ``value`` is the model's current (e.g. fitted) value, ``m.parameter_values()``, so
+    the file documents the fitted model. Keys at their default are left out; rates are
+    written in evaluation order. Network weights are not part of a model file (see
+    :mod:`hybridxfer.saved_model`).
+    """
+    s = model.structure
+    values = model.parameter_values()
+    lines = [
+        "# Written by hybridxfer; parameter values are the model's current (fitted) values.",
+        "",
+        "[model]",
+        f"name = {_toml(s.name)}",
+        f"time_unit = {_toml(s.time_unit)}",
+    ]
+
+    def table(header: str, entries: Mapping[str, Any]) -> None:
+        lines.extend(["", f"[{header}]", *(f"{_key(k)} = {_toml(v)}" for k, v in entries.items())])
+
+    table("states", {x.name: _declared(x, "unit") for x in s.states})
+    if s.inputs:
+        table("inputs", {x.name: _declared(x, "unit") for x in s.inputs})
+    if s.constants:
+        table("constants", {x.name: _declared(x, "unit") for x in s.constants})
+    if s.parameters:
+        table(
+            "parameters",
+            {  # "value" keeps its place (first), with the current value
+                p.name: {**_declared(p, "unit"), "value": _inside(p, float(values[p.name]))}
+                for p in s.parameters
+            },
+        )
+    for net in s.networks:
+        table(f"networks.{_key(net.name)}", _declared(net, "inputs", "hidden", "output"))
+    table("reactor", _reactor_table(s.reactor))
+    table("rates", {name: expr.source for name, expr in s.rates})
+    table("balances", {st.name: expr.source for st, expr in zip(s.states, s.balances)})
+    return "\n".join(lines) + "\n"
+
+
+def _declared(obj, *always: str) -> dict[str, Any]:
+    """Fields of a declaration dataclass (name excluded): those in `always`, and those
+    that differ from their default."""
+    out = {}
+    for f in dataclasses.fields(obj):
+        v = getattr(obj, f.name)
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        if f.name != "name" and (f.name in always or v != default):
+            out[f.name] = v
+    return out
+
+
+def _inside(p: Parameter, v: float) -> float:
+    """`v`, moved by one ulp where a saturated transform put it on the edge of its domain
+    (a bound, or 0 for a positive parameter), which the model file would refuse."""
+    lo, hi = p.bounds if p.bounds is not None else (-np.inf, np.inf)
+    lo = max(lo, 0.0) if p.positive else lo
+    if not v > lo:
+        v = float(np.nextafter(lo, np.inf))
+    if not v < hi:
+        v = float(np.nextafter(hi, -np.inf))
+    return v
+
+
+def _reactor_table(r: Reactor) -> dict[str, Any]:
+    out: dict[str, Any] = {"mode": r.mode}
+    if r.volume_initial is not None:
+        out["volume"] = {"name": r.volume, "initial": r.volume_initial}
+    elif r.has_volume or r.volume != "V":
+        out["volume"] = r.volume
+    for key in ("feed_rate", "feed", "bleed_rate", "retained"):
+        if getattr(r, key):
+            out[key] = dict(getattr(r, key)) if key == "feed" else getattr(r, key)
+    # Reactor stores the bolus concentrations defaulting to the feed's: write them only
+    # where they differ.
+    bolus = {} if r.bolus_volume is None else {"volume": r.bolus_volume}
+    bolus.update(dict(r.bolus) if r.bolus != r.feed else {})
+    if bolus:
+        out["bolus"] = bolus
+    if r.withdrawal is not None:
+        out["withdrawal"] = r.withdrawal
+    return out
+
+
+def _key(name: str) -> str:
+    """A TOML key: bare where allowed, else quoted."""
+    return name if re.fullmatch(r"[A-Za-z0-9_-]+", name) else _toml(name)
+
+
+def _toml(v: Any) -> str:
+    """A TOML value; floats as their shortest exact repr, strings as basic strings."""
+    if isinstance(v, bool | np.bool_):
+        return "true" if v else "false"
+    if isinstance(v, numbers.Integral):
+        return str(int(v))
+    if isinstance(v, numbers.Real):
+        return repr(float(v))
+    if isinstance(v, str):  # JSON escapes are TOML escapes; TOML also refuses a bare DEL
+        return json.dumps(v, ensure_ascii=False).replace("\x7f", "\\u007f")
+    if isinstance(v, Mapping):
+        items = ", ".join(f"{_key(k)} = {_toml(x)}" for k, x in v.items())
+        return f"{{ {items} }}" if items else "{}"
+    if isinstance(v, Sequence):
+        return "[" + ", ".join(_toml(x) for x in v) + "]"
+    raise TypeError(f"cannot write {v!r} ({type(v).__name__}) to a model file")
 
 
 def _line_of(text: str, where: str) -> int:

@@ -80,7 +80,7 @@ def _solve_batch(model: HybridModel, data: BatchData, solver: Solver, y0=None):
         return model.vector_field(t, y, u, data.constants)
 
     term = dfx.ODETerm(field)
-    jump_ts = data.input_times.reshape(-1)
+    jump_ts = data.input_times.reshape(-1) if data.input_times.size else None
     bounds = jnp.concatenate([jnp.zeros(1), data.event_times, data.times[-1:]])
     n_events = data.event_amounts.shape[-1]
     amounts = jnp.concatenate([data.event_amounts, jnp.zeros((1, n_events))])

@@ -13,7 +13,7 @@ from .batch_data import BatchData, batch_data  # noqa: E402
 from .expressions import ExpressionError  # noqa: E402
 from .metrics import nrmse  # noqa: E402
 from .model import Constant, HybridModel, Input, ModelError, State  # noqa: E402
-from .model_file import ModelFileError, load_model, parse_model  # noqa: E402
+from .model_file import ModelFileError, load_model, parse_model, to_toml  # noqa: E402
 from .networks import Network, NetworkFactor  # noqa: E402
 from .parameters import Parameter, ParameterError  # noqa: E402
 from .reactor import Reactor, ReactorError  # noqa: E402
@@ -66,5 +66,6 @@ __all__ = [
     "simulate",
     "solve",
     "study_from_frames",
+    "to_toml",
     "write_study",
 ]

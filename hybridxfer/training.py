@@ -27,7 +27,7 @@ import numpy as np
 import optax
 import pandas as pd
 from jaxtyping import Array, Float, Int, PRNGKeyArray
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .batch_data import FAR, BatchData, batch_data
 from .loss import LIKELIHOODS, Trainable, initial_states, objective, variable_scales

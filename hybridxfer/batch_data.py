@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Bool, Float
+from jaxtyping import Array, Bool, Float, Int
 
 from .model import HybridModel
 from .study import Study
@@ -47,6 +47,7 @@ class BatchData(eqx.Module):
         values: measured value of each state at each output time, NaN where not
             measured, (B, M, n_states).
         sd: measurement standard deviation where given, else NaN, (B, M, n_states).
+        process: index of each batch's process in ``study.processes``, (B,).
     """
 
     initial: Float[Array, "B n_states"]
@@ -59,6 +60,7 @@ class BatchData(eqx.Module):
     mask: Bool[Array, "B M"]
     values: Float[Array, "B M n_states"]
     sd: Float[Array, "B M n_states"]
+    process: Int[Array, " B"]
 
 
 def batch_data(
@@ -142,6 +144,8 @@ def batch_data(
                 np.add.at(ev_amounts[i, :, e], np.searchsorted(ev_t[i], s["time"]), s["value"])
     constants = study.batches.set_index("batch").loc[list(names), list(model.constant_names)]
     constants = np.vstack([constants.to_numpy(float), np.zeros((B - n, len(model.constant_names)))])
+    process = np.zeros(B, dtype=int)
+    process[:n] = [study.processes.index(p) for p in study.batches["process"]]
     # padding batches copy the first batch's inputs so their (discarded) solves are benign
     for a in (initial, constants, in_t, in_v, ev_times, ev_amounts, out_times):
         a[n:] = a[0]
@@ -156,6 +160,7 @@ def batch_data(
         mask=jnp.asarray(mask),
         values=jnp.asarray(values),
         sd=jnp.asarray(sds),
+        process=jnp.asarray(process),
     )
 
 

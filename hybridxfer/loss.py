@@ -23,7 +23,10 @@ class Trainable(eqx.Module):
     """Everything a fit adjusts.
 
     Attributes:
-        model: mechanistic parameters (``model.free``) and network weights.
+        model: shared mechanistic parameters (``model.free``) and network weights.
+        process_free: free-parameter values per process, (P, n_free); the entries of
+            process-specific parameters are used for each batch's process, the
+            others come from ``model.free``.
         initial: log of each batch's initial state; used only for states declared
             ``initial = "estimate"``, shape (B, n_states).
         log_noise: log noise standard deviation per state in scaled units (Gaussian
@@ -31,14 +34,32 @@ class Trainable(eqx.Module):
     """
 
     model: HybridModel
+    process_free: Float[Array, "P n_free"]
     initial: Float[Array, "B n_states"]
     log_noise: Float[Array, " n_states"]
+
+    def for_process(self, p: int) -> HybridModel:
+        """The model with process `p`'s values of the process-specific parameters."""
+        return eqx.tree_at(lambda m: m.free, self.model, self._free(self.process_free[p]))
+
+    def batch_model(self, data: BatchData) -> HybridModel:
+        """The model with per-batch free parameters, (B, n_free), by batch process."""
+        return eqx.tree_at(
+            lambda m: m.free, self.model, self._free(self.process_free[data.process])
+        )
+
+    def _free(self, process_values):
+        specific = jnp.array(self.model.process_specific)
+        return jnp.where(specific, process_values, self.model.free)
 
 
 def initial_states(params: Trainable, data: BatchData) -> Float[Array, "B n_states"]:
     """Initial states per batch: the model's, with estimated states taken from `params`."""
-    model = params.model
-    default = jax.vmap(model.initial_state)(data.initial, data.constants)
+    model = params.batch_model(data)
+    one = lambda free, measured, constants: eqx.tree_at(  # noqa: E731
+        lambda m: m.free, model, free
+    ).initial_state(measured, constants)
+    default = jax.vmap(one)(model.free, data.initial, data.constants)
     estimated = jnp.array(model.estimated_states)
     return jnp.where(estimated, jnp.exp(params.initial), default)
 
@@ -64,7 +85,7 @@ def scaled_residuals(
     Returns:
         residuals, which entries are measured, and the predictions.
     """
-    ys, _ = solve_batches(params.model, data, solver, initial_states(params, data))
+    ys, _ = solve_batches(params.batch_model(data), data, solver, initial_states(params, data))
     s = jnp.where(jnp.isfinite(data.sd), data.sd, scales)
     observed = jnp.isfinite(data.values)
     r = jnp.where(observed, (ys - jnp.where(observed, data.values, 0.0)) / s, 0.0)
@@ -75,29 +96,30 @@ def objective(
     params: Trainable,
     data: BatchData,
     scales: Float[Array, " n_states"],
-    masks: Bool[Array, "k B M"],
+    weights: Float[Array, "k B M"],
     solver: Solver,
     likelihood: str = "scaled",
     weight_decay: float = 0.0,
 ) -> tuple[Float[Array, " k"], Float[Array, "B M n_states"]]:
-    """Loss of `params` on each of k observation masks (e.g. train, valid) from one solve.
+    """Loss of `params` on each of k observation weightings (e.g. train, valid: 0/1
+    masks, or larger weights for some batches) from one solve.
 
     Residuals are those of :func:`scaled_residuals`, so every variable counts alike.
-    For each mask and state, ``e_v`` is the mean squared residual over its
-    observations; the loss averages over observed states:
+    For each weighting and state, ``e_v`` is the weighted mean squared residual over
+    its observations; the loss averages over observed states:
 
     - ``"scaled"``: ``mean_v e_v``;
     - ``"gaussian"``: ``mean_v (e_v / (2 sigma_v^2) + log sigma_v)`` with learned sigma.
 
-    plus ``weight_decay * sum(w^2)`` over network weights (first mask only).
+    plus ``weight_decay * sum(w^2)`` over network weights (first weighting only).
 
     Returns:
         The k losses, and the predictions (B, M, n_states).
     """
     r, observed, ys = scaled_residuals(params, data, scales, solver)
-    w = masks[..., None] & observed  # (k, B, M, n)
+    w = jnp.where(observed, weights[..., None], 0.0)  # (k, B, M, n)
     count = w.sum(axis=(1, 2))
-    e = jnp.where(w, r**2, 0.0).sum(axis=(1, 2)) / jnp.maximum(count, 1)
+    e = (w * r**2).sum(axis=(1, 2)) / jnp.where(count > 0, count, 1.0)
     if likelihood == "gaussian":
         sigma2 = jnp.exp(2 * params.log_noise)
         e = e / (2 * sigma2) + params.log_noise

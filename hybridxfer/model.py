@@ -271,6 +271,11 @@ class HybridModel(eqx.Module):
         return tuple(c.name for c in self.structure.constants)
 
     @property
+    def process_specific(self) -> tuple[bool, ...]:
+        """For each free parameter (entry of `free`), whether it is process-specific."""
+        return tuple(p.process_specific for p in self.structure.parameters if not p.fixed)
+
+    @property
     def estimated_states(self) -> tuple[bool, ...]:
         """For each entry of `state_names`, whether its initial value is fitted per batch."""
         est = tuple(s.initial == "estimate" for s in self.structure.states)

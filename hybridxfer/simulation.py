@@ -75,8 +75,11 @@ def _solve_batch(model: HybridModel, data: BatchData, solver: Solver, y0=None):
     """
     linear = model.linear_inputs
 
-    def field(t, y, args):
-        u = input_values_at(t, data.input_times, data.input_values, linear)
+    def field(t, y, t_end):
+        # an input that changes exactly at the segment's end is not a jump inside it:
+        # the segment sees the value before the change
+        t_input = jnp.minimum(t, jnp.nextafter(t_end, -jnp.inf))
+        u = input_values_at(t_input, data.input_times, data.input_values, linear)
         return model.vector_field(t, y, u, data.constants)
 
     term = dfx.ODETerm(field)
@@ -94,6 +97,7 @@ def _solve_batch(model: HybridModel, data: BatchData, solver: Solver, y0=None):
             t1,
             None,
             y,
+            args=t1,
             saveat=dfx.SaveAt(ts=jnp.clip(data.times, t0, t1), t1=True),
             stepsize_controller=solver.controller(jump_ts),
             max_steps=solver.max_steps,
@@ -123,14 +127,23 @@ def solve_batches(
     """Solve every batch of `data` at its output times (traceable; see :func:`solve`).
 
     Args:
+        model: the model; its ``free`` parameters may carry a leading batch axis
+            (B, n_free) to give each batch its own values (process-specific ones).
         y0: initial states per batch; default: ``model.initial_state`` of each batch.
 
     Returns:
         ys: states at ``data.times`` (state order ``model.state_names``), shape (B, M, n).
         ok: whether the solver succeeded on every segment of each batch, shape (B,).
     """
-    axes = (None, 0, None, None if y0 is None else 0)
-    ys, ok = jax.vmap(_solve_batch, in_axes=axes)(model, data, solver, y0)
+    B = data.times.shape[0]
+    free = (
+        model.free if model.free.ndim == 2 else jnp.broadcast_to(model.free, (B, *model.free.shape))
+    )
+
+    def one(free, data, y0):
+        return _solve_batch(eqx.tree_at(lambda m: m.free, model, free), data, solver, y0)
+
+    ys, ok = jax.vmap(one, in_axes=(0, 0, None if y0 is None else 0))(free, data, y0)
     return ys, jnp.all(ok, axis=-1)
 
 

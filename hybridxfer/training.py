@@ -26,12 +26,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pandas as pd
-from jaxtyping import Array, Float, Int, PRNGKeyArray
+from jaxtyping import Array, Float, Int
 from tqdm import tqdm
 
 from .batch_data import FAR, BatchData, batch_data
 from .loss import LIKELIHOODS, Trainable, initial_states, objective, variable_scales
 from .model import HybridModel
+from .plan import Plan
 from .simulation import SimulationError, Solver, check_finite, solve_batches
 from .study import Study, StudyError
 
@@ -120,8 +121,9 @@ class _State(eqx.Module):
     step: Int[Array, ""]
 
 
-def normalise_networks(model: HybridModel, data: BatchData, mask) -> HybridModel:
-    """Set each network's input mean and std from the observations in `mask` (B, M).
+def normalise_networks(model: HybridModel, data: BatchData, mask, only=None) -> HybridModel:
+    """Set each network's (or each in `only`) input mean and std from the
+    observations in `mask` (B, M).
 
     States use their measured values, inputs their recorded values, constants their
     per-batch values, t the observation times.
@@ -140,6 +142,9 @@ def normalise_networks(model: HybridModel, data: BatchData, mask) -> HybridModel
     values["t"] = np.asarray(data.times)[mask]
     nets = {}
     for name, net in model.networks.items():
+        if only is not None and name not in only:
+            nets[name] = net
+            continue
         cols = [values[x] if values[x].size else np.zeros(1) for x in net.spec.inputs]
         mean = np.array([c.mean() for c in cols])
         std = np.array([c.std() for c in cols])
@@ -156,6 +161,7 @@ def fit(
     *,
     process: str | None = None,
     config: FitConfig = FitConfig(),
+    plan: Plan = Plan(),
     checkpoint: str | os.PathLike | None = None,
     progress: bool = True,
 ) -> FitResult:
@@ -163,25 +169,36 @@ def fit(
 
     ``valid`` batches steer early stopping and the choice among members; without
     them the latest ``config.holdout`` of each training batch's time points do.
+    `plan` says which parts are fitted (default: everything, networks afresh); the
+    returned models carry `process`'s values of process-specific parameters.
 
     Raises:
         StudyError: no training batches, or data the model cannot use.
         FitError: if every member's steps keep failing (non-finite loss or gradient).
     """
-    study = study.select(process=process) if process is not None else study
-    splits = set(study.batches["split"])
+    if plan.joint and process is None:
+        raise ValueError("a plan with joint processes needs the primary process")
+    selected = study.select(process=[process, *plan.joint]) if process is not None else study
+    primary = selected.batches["process"] == (
+        process if process is not None else selected.batches["process"]
+    )
+    splits = set(selected.batches["split"][primary])
     if "train" not in splits:
         raise StudyError(f"{study.name}: no 'train' batches{_of(process)}")
-    study = study.select(split=["train", "valid"] if "valid" in splits else "train")
+    study = selected.select(
+        split=["train", "valid"] if "valid" in set(selected.batches["split"]) else "train"
+    )
     data = batch_data(model, study)
-    train_mask, valid_mask = _masks(study, data, config.holdout)
+    weights = _weights(study, data, config.holdout, process, plan.joint_weight)
     names = study.batch_names
-    masks = jnp.stack([train_mask, valid_mask])
-    scales = variable_scales(data, train_mask)
-    model = normalise_networks(model, data, train_mask)
+    scales = variable_scales(data, weights[0] > 0)
+    relearn = [n for n in model.networks if plan.network_mode(n) == "relearn"]
+    model = normalise_networks(model, data, weights[0] > 0, only=relearn)
+    p_primary = study.processes.index(process) if process is not None else 0
 
     keys = jax.random.split(jax.random.PRNGKey(config.seed), config.members)
-    params = eqx.filter_vmap(lambda k: _initial_params(model, data, k))(keys)
+    n_proc = len(study.processes)
+    params = eqx.filter_vmap(lambda k: _initial_params(model, data, n_proc, relearn, k))(keys)
     optimiser = _optimiser(config)
     state = _State(
         params=params,
@@ -191,9 +208,18 @@ def fit(
         since_best=jnp.zeros(config.members, dtype=int),
         step=jnp.array(0, dtype=int),
     )
-    step_fn = _make_step(data, scales, masks, config, optimiser)
+    template = _member(params, 0)
+    step_fn = _make_step(
+        data,
+        scales,
+        weights,
+        config,
+        optimiser,
+        _gradient_mask(template, plan),
+        _penalty(template, plan),
+    )
 
-    fingerprint = _fingerprint(model, data, config)
+    fingerprint = _fingerprint(model, data, config, plan)
     ckpt = Path(checkpoint) if checkpoint is not None else None
     history = []
     if ckpt is not None and (ckpt / "state.eqx").exists():
@@ -224,33 +250,101 @@ def fit(
     bar.close()
     if ckpt is not None:
         _save_checkpoint(ckpt, state, history, fingerprint)
-    return _result(state, history, data, names, config)
+    return _result(state, history, data, names, p_primary, config)
 
 
 def _of(process):
     return f" of process {process!r}" if process is not None else ""
 
 
-def _masks(study: Study, data: BatchData, holdout: float):
-    """Train and validation observation masks (B, M)."""
-    split = study.batches["split"].to_numpy()
-    is_train = np.zeros(data.mask.shape[0], dtype=bool)
-    is_train[: len(split)] = split == "train"
+def _weights(study: Study, data: BatchData, holdout: float, process, joint_weight: float):
+    """Observation weights (2, B, M): training (primary train batches 1, joint
+    processes' batches `joint_weight`) and validation (primary valid batches, or the
+    latest `holdout` of the primary train batches' time points if none)."""
+    B = data.mask.shape[0]
+    split, proc = np.full(B, "", dtype=object), np.full(B, "", dtype=object)
+    split[: len(study.batch_names)] = study.batches["split"].to_numpy()
+    proc[: len(study.batch_names)] = study.batches["process"].to_numpy()
+    primary = proc == process if process is not None else proc != ""
     mask = np.asarray(data.mask)
-    if (split == "valid").any():
-        return jnp.asarray(mask & is_train[:, None]), jnp.asarray(mask & ~is_train[:, None])
-    times = np.asarray(data.times)
-    end = np.where(mask, times, -np.inf).max(axis=1, keepdims=True)
-    cut = (1 - holdout) * end
-    late = times > cut
-    return jnp.asarray(mask & ~late), jnp.asarray(mask & late)
+    train = mask & (primary & (split == "train"))[:, None]
+    if (primary & (split == "valid")).any():
+        valid = mask & (primary & (split == "valid"))[:, None]
+    else:
+        times = np.asarray(data.times)
+        end = np.where(train, times, -np.inf).max(axis=1, keepdims=True)
+        late = times > (1 - holdout) * end
+        train, valid = train & ~late, train & late
+    joint = mask & (~primary & (proc != ""))[:, None]
+    return jnp.asarray(np.stack([train + joint_weight * joint, valid]).astype(float))
 
 
-def _initial_params(model: HybridModel, data: BatchData, key: PRNGKeyArray) -> Trainable:
-    model = model.init_networks(key)
+def _initial_params(model, data: BatchData, n_proc: int, relearn, key) -> Trainable:
+    """Starting point of one member: networks in `relearn` re-initialised from `key`."""
+    fresh = model.init_networks(key)
+    nets = {n: fresh.networks[n] if n in relearn else net for n, net in model.networks.items()}
+    model = eqx.tree_at(lambda m: m.networks, model, nets) if nets else model
     default = jax.vmap(model.initial_state)(data.initial, data.constants)
     guess = jnp.log(jnp.maximum(jnp.where(jnp.isfinite(default), default, 1.0), 1e-6))
-    return Trainable(model=model, initial=guess, log_noise=jnp.zeros(len(model.state_names)))
+    return Trainable(
+        model=model,
+        process_free=jnp.tile(model.free, (n_proc, 1)),
+        initial=guess,
+        log_noise=jnp.zeros(len(model.state_names)),
+    )
+
+
+def _gradient_mask(params: Trainable, plan: Plan) -> Trainable:
+    """1 where the plan lets a value change, 0 where it is held (same tree as params)."""
+    model = params.model
+    free = [p for p in model.structure.parameters if not p.fixed]
+    fitted = np.array([plan.fits_parameter(p.name) for p in free], dtype=float)
+    specific = np.array(model.process_specific, dtype=bool)
+    arrays = eqx.filter(params, eqx.is_inexact_array)
+    mask = jax.tree.map(jnp.ones_like, arrays)
+    mask = eqx.tree_at(lambda t: t.model.free, mask, jnp.asarray(fitted * ~specific))
+    mask = eqx.tree_at(
+        lambda t: t.process_free,
+        mask,
+        jnp.broadcast_to(fitted * specific, params.process_free.shape),
+    )
+    nets = {n: _network_mask(net, plan.network_mode(n)) for n, net in mask.model.networks.items()}
+    return eqx.tree_at(lambda t: t.model.networks, mask, nets) if nets else mask
+
+
+def _network_mask(ones, mode: str):
+    """Gradient mask of one network (given as a tree of ones) for a plan mode."""
+    if mode == "frozen":
+        return jax.tree.map(jnp.zeros_like, ones)
+    ones = eqx.tree_at(lambda n: (n.mean, n.std), ones, replace_fn=jnp.zeros_like)
+    if mode == "last-layer":
+        zeros = jax.tree.map(jnp.zeros_like, ones.mlp)
+        mlp = eqx.tree_at(lambda m: m.layers[-1], zeros, ones.mlp.layers[-1])
+        ones = eqx.tree_at(lambda n: n.mlp, ones, mlp)
+    return ones
+
+
+def _penalty(start: Trainable, plan: Plan):
+    """The L2-SP penalty of `plan` as a function of the params (0 if no anchor)."""
+    if plan.anchor == 0:
+        return lambda params: 0.0
+    model = start.model
+    free = [p for p in model.structure.parameters if not p.fixed]
+    fitted = jnp.array([plan.fits_parameter(p.name) for p in free], dtype=float)
+    scale = jnp.array([plan.anchor_sd.get(p.name, 1.0) for p in free])
+    tuned = [n for n in model.networks if plan.network_mode(n) in ("tune", "last-layer")]
+    w0 = [eqx.filter(model.networks[n].mlp, eqx.is_inexact_array) for n in tuned]
+
+    def penalty(params: Trainable):
+        z = jnp.concatenate([params.model.free[None], params.process_free])
+        dz = jnp.where(fitted > 0, (z - model.free) / scale, 0.0)
+        total = jnp.sum(dz**2) / jnp.maximum(fitted.sum() * z.shape[0], 1.0)
+        w = [eqx.filter(params.model.networks[n].mlp, eqx.is_inexact_array) for n in tuned]
+        diffs = jax.tree.leaves(jax.tree.map(lambda a, b: jnp.sum((a - b) ** 2), w, w0))
+        sizes = sum(x.size for x in jax.tree.leaves(w0))
+        return plan.anchor * (total + (sum(diffs) / sizes if sizes else 0.0))
+
+    return penalty
 
 
 def _optimiser(config: FitConfig) -> optax.GradientTransformation:
@@ -264,18 +358,19 @@ def _optimiser(config: FitConfig) -> optax.GradientTransformation:
     return optax.chain(optax.clip_by_global_norm(config.clip), optax.adam(schedule))
 
 
-def _make_step(data, scales, masks, config: FitConfig, optimiser):
+def _make_step(data, scales, weights, config: FitConfig, optimiser, mask, penalty):
     def loss(params):
         losses, _ = objective(
-            params, data, scales, masks, config.solver, config.likelihood, config.weight_decay
+            params, data, scales, weights, config.solver, config.likelihood, config.weight_decay
         )
-        return losses[0], losses
+        return losses[0] + penalty(params), losses
 
     def member_step(params, opt_state, best, best_valid, since_best):
         diff, static = eqx.partition(params, eqx.is_inexact_array)
         (value, losses), grads = jax.value_and_grad(
             lambda d: loss(eqx.combine(d, static)), has_aux=True
         )(diff)
+        grads = jax.tree.map(lambda g, m: g * m, grads, mask)
         finite = jnp.isfinite(value) & jnp.all(
             jnp.stack([jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)])
         )
@@ -327,7 +422,7 @@ def _member(tree, r: int):
 def _report_nonfinite(params, data, names, finite, step, solver):
     for r in np.flatnonzero(~finite):
         p = _member(params, int(r))
-        ys, ok = solve_batches(p.model, data, solver, initial_states(p, data))
+        ys, ok = solve_batches(p.batch_model(data), data, solver, initial_states(p, data))
         try:
             check_finite(np.asarray(ys), np.asarray(ok), data, names, p.model.state_names)
             where = "the gradient was not finite"
@@ -336,7 +431,7 @@ def _report_nonfinite(params, data, names, finite, step, solver):
         warnings.warn(f"fit step {step}, member {r}: step rejected: {where}", stacklevel=3)
 
 
-def _result(state: _State, history, data: BatchData, names, config: FitConfig) -> FitResult:
+def _result(state: _State, history, data: BatchData, names, p: int, config: FitConfig) -> FitResult:
     order = np.argsort(np.asarray(state.best_valid), kind="stable")
     members = [_member(state.best, int(r)) for r in order]
     best = members[0]
@@ -345,8 +440,8 @@ def _result(state: _State, history, data: BatchData, names, config: FitConfig) -
     initial = initial.rename_axis("batch").reset_index().melt(id_vars="batch", var_name="variable")
     hist = pd.DataFrame(history, columns=["step", "member", "train", "valid"])
     return FitResult(
-        model=best.model,
-        members=tuple(m.model for m in members),
+        model=best.for_process(p),
+        members=tuple(m.for_process(p) for m in members),
         initial=initial,
         history=hist,
         scores=tuple(float(np.asarray(state.best_valid)[r]) for r in order),
@@ -355,9 +450,9 @@ def _result(state: _State, history, data: BatchData, names, config: FitConfig) -
 
 
 # ----------------------------------------------------------------- checkpoints
-def _fingerprint(model: HybridModel, data: BatchData, config: FitConfig) -> str:
+def _fingerprint(model: HybridModel, data: BatchData, config: FitConfig, plan: Plan) -> str:
     h = hashlib.sha256()
-    h.update(repr(asdict(config)).encode())
+    h.update(repr((asdict(config), plan)).encode())
     h.update(repr((model.name, model.state_names, model.free.tolist())).encode())
     for x in jax.tree.leaves(eqx.filter(data, eqx.is_array)):
         h.update(np.asarray(x).tobytes())

@@ -56,7 +56,9 @@ def parameter_table(
         table = initial.pivot(index="batch", columns="variable", values="value")
         y0 = table.reindex(index=list(study.batch_names), columns=list(model.state_names))
         log_y0[: len(study.batch_names)] = np.log(np.maximum(y0.to_numpy(float), 1e-300))
-    params = Trainable(model, jnp.asarray(log_y0), jnp.zeros(len(model.state_names)))
+    params = Trainable(
+        model, model.free[None], jnp.asarray(log_y0), jnp.zeros(len(model.state_names))
+    )
     scales = variable_scales(data, data.mask)
     weight = np.asarray(data.mask)[..., None] & np.isfinite(np.asarray(data.values))
 

@@ -1,0 +1,156 @@
+"""Property tests of hx.simulate: random valid studies stay finite with positive volume,
+and a blow-up in one batch raises SimulationError naming that batch, without spoiling
+the other batches of the vmapped solve.
+
+Shapes are kept within a few buckets (sample count 5..8 -> 8, three feed rows -> 4,
+two bolus rows -> 2; batch counts 1..5 -> 1, 2, 4, 8) so that examples reuse the
+compiled solve.
+"""
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import hybridxfer as hx
+
+COLS = ["batch", "time", "variable", "value"]
+T_END = 20.0
+GRID = [0.5 * k for k in range(1, int(2 * T_END) + 1)]  # candidate times in (0, T_END]
+
+FED_BATCH = hx.HybridModel.build(
+    name="fed-batch",
+    states=[hx.State("X", "g/L"), hx.State("S", "g/L"), hx.State("P", "g/L", initial=0.0)],
+    inputs=[hx.Input("F", "L/h"), hx.Input("Vb", "L")],
+    constants=[hx.Constant("Sf", "g/L")],
+    parameters=[
+        hx.Parameter("mu_max", 0.3, "1/h"),
+        hx.Parameter("K", 0.5, "g/L"),
+        hx.Parameter("Ki", 20.0, "g/L"),
+        hx.Parameter("KP", 2.0, "g/L"),
+        hx.Parameter("Y", 0.5, "1"),
+        hx.Parameter("a", 0.2, "1"),
+    ],
+    rates={"mu": "mu_max * haldane(S, K, Ki) * noncompetitive_inhibition(P, KP)"},
+    balances={"X": "mu * X", "S": "-mu / Y * X", "P": "a * mu * X"},
+    reactor=hx.Reactor(mode="fed-batch", feed_rate="F", feed={"S": "Sf"}, bolus_volume="Vb"),
+)
+
+# X explodes in finite time 1/(k X0) for large k; Z' = log(c - t) is NaN once t > c.
+FRAGILE = hx.HybridModel.build(
+    name="fragile",
+    states=[hx.State("X", "1"), hx.State("Z", "1", initial=0.0)],
+    constants=[hx.Constant("k", "1"), hx.Constant("c", "h")],
+    parameters=[],
+    rates={},
+    balances={"X": "k * X * X", "Z": "log(c - t)"},
+)
+
+
+def frames(batches, measurements, inputs):
+    return hx.study_from_frames(
+        pd.DataFrame(measurements, columns=COLS),
+        None if inputs is None else pd.DataFrame(inputs, columns=COLS),
+        pd.DataFrame(batches),
+    )
+
+
+def wide(df, batch, names):
+    return df[df["batch"] == batch].pivot(index="time", columns="variable", values="value")[
+        list(names)
+    ]
+
+
+# ---------------------------------------------------------------- strategies
+def positive(lo, hi):
+    # no subnormals: XLA on CPU flushes them to zero
+    return st.floats(lo, hi, allow_nan=False, allow_infinity=False, allow_subnormal=False)
+
+
+parameters = st.fixed_dictionaries(
+    {
+        "mu_max": positive(0.01, 1.0),
+        "K": positive(0.01, 5.0),
+        "Ki": positive(1.0, 100.0),
+        "KP": positive(0.1, 10.0),
+        "Y": positive(0.1, 2.0),
+        "a": positive(0.01, 1.0),
+    }
+)
+
+fed_batch = st.fixed_dictionaries(
+    {
+        "X": positive(0.01, 3.0),
+        "S": positive(0.0, 50.0),
+        "V": positive(0.2, 5.0),
+        "Sf": positive(0.0, 500.0),
+        "feed_times": st.lists(st.sampled_from(GRID), min_size=2, max_size=2, unique=True),
+        "feed": st.lists(positive(0.0, 0.3), min_size=3, max_size=3),
+        "bolus_times": st.lists(st.sampled_from(GRID), min_size=2, max_size=2, unique=True),
+        "bolus": st.lists(positive(0.0, 0.5), min_size=2, max_size=2),
+        "times": st.lists(st.sampled_from(GRID), min_size=4, max_size=7, unique=True),
+    }
+)
+
+
+@settings(max_examples=25, deadline=None)
+@given(params=parameters, specs=st.lists(fed_batch, min_size=1, max_size=5))
+def test_random_fed_batches_are_finite_with_positive_volume(params, specs):
+    names = [f"B{i + 1}" for i in range(len(specs))]
+    meas, inp, table = [], [], []
+    for b, s in zip(names, specs):
+        meas += [(b, 0.0, k, s[k]) for k in "XSV"]
+        inp += [(b, t, "F", f) for t, f in zip([0.0, *sorted(s["feed_times"])], s["feed"])]
+        inp += [(b, t, "Vb", v) for t, v in zip(s["bolus_times"], s["bolus"])]
+        table.append({"batch": b, "process": "p", "split": "train", "Sf": s["Sf"]})
+    times = {b: [0.0, *sorted(s["times"])] for b, s in zip(names, specs)}
+
+    df = hx.simulate(FED_BATCH.with_parameters(**params), frames(table, meas, inp), times=times)
+
+    assert np.isfinite(df["value"]).all()
+    for b, s in zip(names, specs):
+        y = wide(df, b, FED_BATCH.state_names)
+        np.testing.assert_array_equal(y.index, times[b])
+        np.testing.assert_allclose(y.iloc[0], [s["X"], s["S"], 0.0, s["V"]], rtol=1e-12, atol=1e-12)
+        # feed and boluses only add volume (V' = F is integrated exactly; 1e-9 is rounding)
+        V = y["V"].to_numpy()
+        assert (V > 0).all() and (V >= s["V"] * (1 - 1e-9)).all()
+        assert (np.diff(V) >= -1e-9 * V[1:]).all()
+        assert (y["X"] > 0).all() and (y["P"] >= -1e-9).all()
+        assert (y["S"] > -1e-6 * max(1.0, s["S"], s["Sf"])).all()  # at most solver undershoot
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    n=st.integers(2, 5),
+    data=st.data(),
+    how=st.sampled_from(["explode", "log of negative"]),
+)
+def test_blow_up_in_one_batch_names_it(n, data, how):
+    bad = data.draw(st.integers(0, n - 1), label="bad batch")
+    names = [f"B{i + 1}" for i in range(n)]
+    table = [
+        {
+            "batch": b,
+            "process": "p",
+            "split": "train",
+            "k": data.draw(positive(0.0, 0.05)),
+            "c": data.draw(positive(10.0, 100.0)),
+        }
+        for b in names
+    ]
+    table[bad].update({"k": 10.0} if how == "explode" else {"c": 2.0})
+    meas = [(b, 0.0, "X", 1.0) for b in names]
+    study = frames(table, meas, None)
+    times = {b: [0.0, 1.0, 2.5, 4.0, 5.0] for b in names}
+
+    # the other batches of the same vmapped solve are unaffected
+    ys, ok = (np.asarray(a) for a in hx.solve(FRAGILE, hx.batch_data(FRAGILE, study, times)))
+    finite = np.isfinite(ys).all(axis=(1, 2))
+    good = [i for i in range(n) if i != bad]
+    assert not (ok[bad] and finite[bad])
+    assert ok[good].all() and finite[good].all()
+
+    with pytest.raises(hx.SimulationError, match=f"batch '{names[bad]}'"):
+        hx.simulate(FRAGILE, study, times=times)

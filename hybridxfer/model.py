@@ -308,6 +308,11 @@ class HybridModel(eqx.Module):
             free[idx[0]] = names[idx[0]].unconstrain(v)
         return eqx.tree_at(lambda m: m.free, self, jnp.asarray(free, dtype=float))
 
+    def declared(self) -> HybridModel:
+        """A copy whose free parameters are back at their declared values."""
+        free = [p.unconstrain(p.value) for p in self.structure.parameters if not p.fixed]
+        return eqx.tree_at(lambda m: m.free, self, jnp.asarray(free, dtype=float))
+
     def init_networks(self, key: PRNGKeyArray) -> HybridModel:
         """A copy with freshly initialised network weights (normalisation kept)."""
         if not self.networks:

@@ -31,6 +31,10 @@ class Plan:
             their train and valid batches count in training with `joint_weight`;
             process-specific parameters take one value per process.
         joint_weight: weight of a joint process's observation relative to the primary's.
+        learning_rate: factor on the fit's learning rate for this plan (e.g. 0.2 to
+            fine-tune gently).
+        from_declared: start the fitted parameters from the values declared in the
+            model (a fit from scratch) instead of the model's current values.
     """
 
     parameters: tuple[str, ...] | None = None
@@ -39,6 +43,8 @@ class Plan:
     anchor_sd: Mapping[str, float] = field(default_factory=dict)
     joint: tuple[str, ...] = ()
     joint_weight: float = 0.3
+    learning_rate: float = 1.0
+    from_declared: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "networks", dict(self.networks))

@@ -144,6 +144,7 @@ def save_fit(result: FitResult, folder: str | os.PathLike) -> Path:
             model=result.model.name,
             members=len(members),
             scores=[float(s) for s in result.scores],
+            process=result.process,
             config=dataclasses.asdict(result.config),
             weights_sha256=_sha256(folder / WEIGHTS),
         )
@@ -219,6 +220,7 @@ def load_fit(folder: str | os.PathLike) -> FitResult:
         scores=scores,
         config=config,
         parameters=parameters,
+        process=meta.get("process"),
     )
 
 

@@ -17,7 +17,8 @@ import hashlib
 import json
 import os
 import warnings
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import equinox as eqx
@@ -98,6 +99,8 @@ class FitResult:
             ``batch, variable, value``).
         history: ``step, member, train, valid`` losses.
         scores: best validation loss of each member, best first.
+        ranking: the members' original indices (plan order), best first.
+        process: the process fitted (the primary one), if one was named.
         config: the settings used.
         parameters: parameter table with intervals
             (:func:`hybridxfer.parameter_table`), when computed.
@@ -110,6 +113,8 @@ class FitResult:
     scores: tuple[float, ...]
     config: FitConfig
     parameters: pd.DataFrame | None = None
+    ranking: tuple[int, ...] = ()
+    process: str | None = None
 
 
 class _State(eqx.Module):
@@ -161,7 +166,7 @@ def fit(
     *,
     process: str | None = None,
     config: FitConfig = FitConfig(),
-    plan: Plan = Plan(),
+    plan: Plan | Sequence[Plan] = Plan(),
     checkpoint: str | os.PathLike | None = None,
     progress: bool = True,
 ) -> FitResult:
@@ -169,57 +174,49 @@ def fit(
 
     ``valid`` batches steer early stopping and the choice among members; without
     them the latest ``config.holdout`` of each training batch's time points do.
-    `plan` says which parts are fitted (default: everything, networks afresh); the
-    returned models carry `process`'s values of process-specific parameters.
+    `plan` says which parts are fitted (default: everything, networks afresh); a
+    sequence of plans trains one member per plan (``config.members`` is then
+    ignored), all at once. The returned models carry `process`'s values of
+    process-specific parameters.
 
     Raises:
         StudyError: no training batches, or data the model cannot use.
         FitError: if every member's steps keep failing (non-finite loss or gradient).
     """
-    if plan.joint and process is None:
+    plans = [plan] * config.members if isinstance(plan, Plan) else list(plan)
+    joint = list(dict.fromkeys(p for pl in plans for p in pl.joint))
+    if joint and process is None:
         raise ValueError("a plan with joint processes needs the primary process")
-    selected = study.select(process=[process, *plan.joint]) if process is not None else study
+    selected = study.select(process=[process, *joint]) if process is not None else study
     primary = selected.batches["process"] == (
         process if process is not None else selected.batches["process"]
     )
-    splits = set(selected.batches["split"][primary])
-    if "train" not in splits:
+    if "train" not in set(selected.batches["split"][primary]):
         raise StudyError(f"{study.name}: no 'train' batches{_of(process)}")
     study = selected.select(
         split=["train", "valid"] if "valid" in set(selected.batches["split"]) else "train"
     )
     data = batch_data(model, study)
-    weights = _weights(study, data, config.holdout, process, plan.joint_weight)
     names = study.batch_names
-    scales = variable_scales(data, weights[0] > 0)
-    relearn = [n for n in model.networks if plan.network_mode(n) == "relearn"]
-    model = normalise_networks(model, data, weights[0] > 0, only=relearn)
     p_primary = study.processes.index(process) if process is not None else 0
-
-    keys = jax.random.split(jax.random.PRNGKey(config.seed), config.members)
-    n_proc = len(study.processes)
-    params = eqx.filter_vmap(lambda k: _initial_params(model, data, n_proc, relearn, k))(keys)
-    optimiser = _optimiser(config)
+    keys = jax.random.split(jax.random.PRNGKey(config.seed), len(plans))
+    starts = [
+        _member_start(model, study, data, process, pl, config, k) for pl, k in zip(plans, keys)
+    ]
+    params, controls = (_stack([m[i] for m in starts]) for i in (0, 1))
+    scales = variable_scales(data, starts[0][1].weights[0] > 0)
     state = _State(
         params=params,
-        opt_state=eqx.filter_vmap(optimiser.init)(eqx.filter(params, eqx.is_inexact_array)),
+        opt_state=eqx.filter_vmap(_optimiser(config).init)(
+            eqx.filter(params, eqx.is_inexact_array)
+        ),
         best=params,
-        best_valid=jnp.asarray(np.full(config.members, np.inf)),
-        since_best=jnp.zeros(config.members, dtype=int),
+        best_valid=jnp.asarray(np.full(len(plans), np.inf)),
+        since_best=jnp.zeros(len(plans), dtype=int),
         step=jnp.array(0, dtype=int),
     )
-    template = _member(params, 0)
-    step_fn = _make_step(
-        data,
-        scales,
-        weights,
-        config,
-        optimiser,
-        _gradient_mask(template, plan),
-        _penalty(template, plan),
-    )
 
-    fingerprint = _fingerprint(model, data, config, plan)
+    fingerprint = _fingerprint(model, data, config, plans)
     ckpt = Path(checkpoint) if checkpoint is not None else None
     history = []
     if ckpt is not None and (ckpt / "state.eqx").exists():
@@ -230,10 +227,10 @@ def fit(
     bar = tqdm(total=config.steps, initial=start, disable=None if progress else True, desc="fit")
     step = start
     while step < config.steps and not _stopped(state, config):
-        state, losses, finite = step_fn(state)
+        state, losses, finite = _step(state, controls, data, scales, config)
         step += 1
         losses, finite = np.asarray(losses), np.asarray(finite)
-        history += [(step, r, *losses[r]) for r in range(config.members)]
+        history += [(step, r, *losses[r]) for r in range(len(plans))]
         rejected = rejected + 1 if not finite.any() else 0
         if not finite.all():
             _report_nonfinite(state.params, data, names, finite, step, config.solver)
@@ -250,14 +247,14 @@ def fit(
     bar.close()
     if ckpt is not None:
         _save_checkpoint(ckpt, state, history, fingerprint)
-    return _result(state, history, data, names, p_primary, config)
+    return replace(_result(state, history, data, names, p_primary, config), process=process)
 
 
 def _of(process):
     return f" of process {process!r}" if process is not None else ""
 
 
-def _weights(study: Study, data: BatchData, holdout: float, process, joint_weight: float):
+def _weights(study: Study, data: BatchData, holdout: float, process, joint_weight, joint):
     """Observation weights (2, B, M): training (primary train batches 1, joint
     processes' batches `joint_weight`) and validation (primary valid batches, or the
     latest `holdout` of the primary train batches' time points if none)."""
@@ -275,76 +272,112 @@ def _weights(study: Study, data: BatchData, holdout: float, process, joint_weigh
         end = np.where(train, times, -np.inf).max(axis=1, keepdims=True)
         late = times > (1 - holdout) * end
         train, valid = train & ~late, train & late
-    joint = mask & (~primary & (proc != ""))[:, None]
+    joint = mask & np.isin(proc, list(joint))[:, None]
     return jnp.asarray(np.stack([train + joint_weight * joint, valid]).astype(float))
 
 
-def _initial_params(model, data: BatchData, n_proc: int, relearn, key) -> Trainable:
-    """Starting point of one member: networks in `relearn` re-initialised from `key`."""
-    fresh = model.init_networks(key)
-    nets = {n: fresh.networks[n] if n in relearn else net for n, net in model.networks.items()}
-    model = eqx.tree_at(lambda m: m.networks, model, nets) if nets else model
-    default = jax.vmap(model.initial_state)(data.initial, data.constants)
+class _Controls(eqx.Module):
+    """Per-member constants of a fit: what may change and how it is scored.
+
+    Attributes:
+        weights: training and validation observation weights, (2, B, M).
+        rate: learning-rate factor of every value, 0 where held (same tree as params).
+        start: the starting values, which the anchor pulls toward.
+        anchor: L2-SP strength.
+        scale: per free parameter, the anchor's scale in unconstrained units.
+        tuned: per network, 1 if its weights are anchored.
+    """
+
+    weights: Float[Array, "2 B M"]
+    rate: Trainable
+    start: Trainable
+    anchor: Float[Array, ""]
+    scale: Float[Array, " n_free"]
+    tuned: Float[Array, " n_networks"]
+
+
+def _member_start(model, study, data, process, plan: Plan, config: FitConfig, key):
+    """Starting params and controls of the member that follows `plan`."""
+    weights = _weights(study, data, config.holdout, process, plan.joint_weight, plan.joint)
+    relearn = [n for n in model.networks if plan.network_mode(n) == "relearn"]
+    start = model.declared() if plan.from_declared else model
+    start = normalise_networks(start, data, weights[0] > 0, only=relearn)
+    fresh = start.init_networks(key)
+    nets = {n: fresh.networks[n] if n in relearn else net for n, net in start.networks.items()}
+    start = eqx.tree_at(lambda m: m.networks, start, nets) if nets else start
+    default = jax.vmap(start.initial_state)(data.initial, data.constants)
     guess = jnp.log(jnp.maximum(jnp.where(jnp.isfinite(default), default, 1.0), 1e-6))
-    return Trainable(
-        model=model,
-        process_free=jnp.tile(model.free, (n_proc, 1)),
+    params = Trainable(
+        model=start,
+        process_free=jnp.tile(start.free, (len(study.processes), 1)),
         initial=guess,
-        log_noise=jnp.zeros(len(model.state_names)),
+        log_noise=jnp.zeros(len(start.state_names)),
     )
+    free = [p for p in model.structure.parameters if not p.fixed]
+    controls = _Controls(
+        weights=weights,
+        rate=_rates(params, plan),
+        start=eqx.filter(params, eqx.is_inexact_array),
+        anchor=jnp.asarray(float(plan.anchor)),
+        scale=jnp.array([plan.anchor_sd.get(p.name, 1.0) for p in free], dtype=float),
+        tuned=jnp.array(
+            [plan.network_mode(n) in ("tune", "last-layer") for n in model.networks], dtype=float
+        ),
+    )
+    return params, controls
 
 
-def _gradient_mask(params: Trainable, plan: Plan) -> Trainable:
-    """1 where the plan lets a value change, 0 where it is held (same tree as params)."""
+def _stack(trees):
+    """Stack equal-structured trees along a new leading axis (arrays; rest from the first)."""
+    arrays = [eqx.filter(t, eqx.is_array) for t in trees]
+    static = eqx.filter(trees[0], eqx.is_array, inverse=True)
+    return eqx.combine(jax.tree.map(lambda *xs: jnp.stack(xs), *arrays), static)
+
+
+def _rates(params: Trainable, plan: Plan) -> Trainable:
+    """Learning-rate factor of every value under `plan`: 0 where it is held."""
     model = params.model
     free = [p for p in model.structure.parameters if not p.fixed]
     fitted = np.array([plan.fits_parameter(p.name) for p in free], dtype=float)
     specific = np.array(model.process_specific, dtype=bool)
-    arrays = eqx.filter(params, eqx.is_inexact_array)
-    mask = jax.tree.map(jnp.ones_like, arrays)
-    mask = eqx.tree_at(lambda t: t.model.free, mask, jnp.asarray(fitted * ~specific))
-    mask = eqx.tree_at(
+    lr = plan.learning_rate
+    rate = jax.tree.map(lambda x: jnp.full_like(x, lr), eqx.filter(params, eqx.is_inexact_array))
+    rate = eqx.tree_at(lambda t: t.model.free, rate, jnp.asarray(lr * fitted * ~specific))
+    rate = eqx.tree_at(
         lambda t: t.process_free,
-        mask,
-        jnp.broadcast_to(fitted * specific, params.process_free.shape),
+        rate,
+        jnp.broadcast_to(lr * fitted * specific, params.process_free.shape),
     )
-    nets = {n: _network_mask(net, plan.network_mode(n)) for n, net in mask.model.networks.items()}
-    return eqx.tree_at(lambda t: t.model.networks, mask, nets) if nets else mask
+    nets = {n: _network_rate(net, plan.network_mode(n)) for n, net in rate.model.networks.items()}
+    return eqx.tree_at(lambda t: t.model.networks, rate, nets) if nets else rate
 
 
-def _network_mask(ones, mode: str):
-    """Gradient mask of one network (given as a tree of ones) for a plan mode."""
+def _network_rate(rate, mode: str):
+    """Learning-rate factors of one network (given filled with its factor) for a mode."""
     if mode == "frozen":
-        return jax.tree.map(jnp.zeros_like, ones)
-    ones = eqx.tree_at(lambda n: (n.mean, n.std), ones, replace_fn=jnp.zeros_like)
+        return jax.tree.map(jnp.zeros_like, rate)
+    rate = eqx.tree_at(lambda n: (n.mean, n.std), rate, replace_fn=jnp.zeros_like)
     if mode == "last-layer":
-        zeros = jax.tree.map(jnp.zeros_like, ones.mlp)
-        mlp = eqx.tree_at(lambda m: m.layers[-1], zeros, ones.mlp.layers[-1])
-        ones = eqx.tree_at(lambda n: n.mlp, ones, mlp)
-    return ones
+        zeros = jax.tree.map(jnp.zeros_like, rate.mlp)
+        mlp = eqx.tree_at(lambda m: m.layers[-1], zeros, rate.mlp.layers[-1])
+        rate = eqx.tree_at(lambda n: n.mlp, rate, mlp)
+    return rate
 
 
-def _penalty(start: Trainable, plan: Plan):
-    """The L2-SP penalty of `plan` as a function of the params (0 if no anchor)."""
-    if plan.anchor == 0:
-        return lambda params: 0.0
-    model = start.model
-    free = [p for p in model.structure.parameters if not p.fixed]
-    fitted = jnp.array([plan.fits_parameter(p.name) for p in free], dtype=float)
-    scale = jnp.array([plan.anchor_sd.get(p.name, 1.0) for p in free])
-    tuned = [n for n in model.networks if plan.network_mode(n) in ("tune", "last-layer")]
-    w0 = [eqx.filter(model.networks[n].mlp, eqx.is_inexact_array) for n in tuned]
-
-    def penalty(params: Trainable):
-        z = jnp.concatenate([params.model.free[None], params.process_free])
-        dz = jnp.where(fitted > 0, (z - model.free) / scale, 0.0)
-        total = jnp.sum(dz**2) / jnp.maximum(fitted.sum() * z.shape[0], 1.0)
-        w = [eqx.filter(params.model.networks[n].mlp, eqx.is_inexact_array) for n in tuned]
-        diffs = jax.tree.leaves(jax.tree.map(lambda a, b: jnp.sum((a - b) ** 2), w, w0))
-        sizes = sum(x.size for x in jax.tree.leaves(w0))
-        return plan.anchor * (total + (sum(diffs) / sizes if sizes else 0.0))
-
-    return penalty
+def _penalty(params: Trainable, c: _Controls) -> Float[Array, ""]:
+    """L2-SP: ``anchor * (mean ((z - z0) / scale)^2 over fitted parameters
+    + sum_n tuned_n * mean (w_n - w0_n)^2 over the networks' weights)``."""
+    z = jnp.concatenate([params.model.free[None], params.process_free])
+    z0 = jnp.concatenate([c.start.model.free[None], c.start.process_free])
+    moving = jnp.concatenate([c.rate.model.free[None], c.rate.process_free]) > 0
+    dz = jnp.where(moving, (z - z0) / c.scale, 0.0)
+    total = jnp.sum(dz**2) / jnp.maximum(moving.sum(), 1)
+    for k, name in enumerate(params.model.networks):
+        w = jax.tree.leaves(eqx.filter(params.model.networks[name].mlp, eqx.is_inexact_array))
+        w0 = jax.tree.leaves(c.start.model.networks[name].mlp)
+        size = sum(x.size for x in w)
+        total += c.tuned[k] * sum(jnp.sum((a - b) ** 2) for a, b in zip(w, w0)) / size
+    return c.anchor * total
 
 
 def _optimiser(config: FitConfig) -> optax.GradientTransformation:
@@ -358,49 +391,52 @@ def _optimiser(config: FitConfig) -> optax.GradientTransformation:
     return optax.chain(optax.clip_by_global_norm(config.clip), optax.adam(schedule))
 
 
-def _make_step(data, scales, weights, config: FitConfig, optimiser, mask, penalty):
-    def loss(params):
-        losses, _ = objective(
-            params, data, scales, weights, config.solver, config.likelihood, config.weight_decay
-        )
-        return losses[0] + penalty(params), losses
+def _loss(params, c: _Controls, data, scales, config: FitConfig):
+    losses, _ = objective(
+        params, data, scales, c.weights, config.solver, config.likelihood, config.weight_decay
+    )
+    return losses[0] + _penalty(params, c), losses
 
-    def member_step(params, opt_state, best, best_valid, since_best):
-        diff, static = eqx.partition(params, eqx.is_inexact_array)
-        (value, losses), grads = jax.value_and_grad(
-            lambda d: loss(eqx.combine(d, static)), has_aux=True
-        )(diff)
-        grads = jax.tree.map(lambda g, m: g * m, grads, mask)
-        finite = jnp.isfinite(value) & jnp.all(
-            jnp.stack([jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)])
-        )
-        updates, new_opt = optimiser.update(grads, opt_state, diff)
-        new_diff = eqx.apply_updates(diff, updates)
-        diff, opt_state = _select(finite, new_diff, diff), _select(finite, new_opt, opt_state)
-        valid = jnp.where(jnp.isfinite(losses[1]), losses[1], jnp.inf)
-        better = valid < best_valid
-        best = _select(better, params, best)
-        since_best = jnp.where(better, 0, since_best + 1)
-        return (
-            eqx.combine(diff, static),
-            opt_state,
-            best,
-            jnp.minimum(valid, best_valid),
-            since_best,
-            losses,
-            finite,
-        )
 
-    @eqx.filter_jit
-    def step(state: _State):
-        out = eqx.filter_vmap(member_step)(
-            state.params, state.opt_state, state.best, state.best_valid, state.since_best
-        )
-        params, opt_state, best, best_valid, since_best, losses, finite = out
-        new = _State(params, opt_state, best, best_valid, since_best, state.step + 1)
-        return new, losses, finite
+def _member_step(params, opt_state, best, best_valid, since_best, c, data, scales, config):
+    diff, static = eqx.partition(params, eqx.is_inexact_array)
+    (value, losses), grads = jax.value_and_grad(
+        lambda d: _loss(eqx.combine(d, static), c, data, scales, config), has_aux=True
+    )(diff)
+    grads = jax.tree.map(lambda g, r: jnp.where(r > 0, g, 0.0), grads, c.rate)
+    finite = jnp.isfinite(value) & jnp.all(
+        jnp.stack([jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)])
+    )
+    updates, new_opt = _optimiser(config).update(grads, opt_state, diff)
+    updates = jax.tree.map(lambda u, r: u * r, updates, c.rate)
+    new_diff = eqx.apply_updates(diff, updates)
+    diff, opt_state = _select(finite, new_diff, diff), _select(finite, new_opt, opt_state)
+    valid = jnp.where(jnp.isfinite(losses[1]), losses[1], jnp.inf)
+    better = valid < best_valid
+    best = _select(better, params, best)
+    since_best = jnp.where(better, 0, since_best + 1)
+    combined = eqx.combine(diff, static)
+    return combined, opt_state, best, jnp.minimum(valid, best_valid), since_best, losses, finite
 
-    return step
+
+@eqx.filter_jit
+def _step(state: _State, controls: _Controls, data: BatchData, scales, config: FitConfig):
+    """One optimisation step of every member (vmapped). Module-level and taking the
+    data as an argument, so fits with equal shapes and settings share one compile."""
+    member = eqx.if_array(0)
+    out = eqx.filter_vmap(_member_step, in_axes=(member,) * 6 + (None,) * 3)(
+        state.params,
+        state.opt_state,
+        state.best,
+        state.best_valid,
+        state.since_best,
+        controls,
+        data,
+        scales,
+        config,
+    )
+    params, opt_state, best, best_valid, since_best, losses, finite = out
+    return _State(params, opt_state, best, best_valid, since_best, state.step + 1), losses, finite
 
 
 def _select(condition, new, old):
@@ -445,14 +481,15 @@ def _result(state: _State, history, data: BatchData, names, p: int, config: FitC
         initial=initial,
         history=hist,
         scores=tuple(float(np.asarray(state.best_valid)[r]) for r in order),
+        ranking=tuple(int(r) for r in order),
         config=config,
     )
 
 
 # ----------------------------------------------------------------- checkpoints
-def _fingerprint(model: HybridModel, data: BatchData, config: FitConfig, plan: Plan) -> str:
+def _fingerprint(model: HybridModel, data: BatchData, config: FitConfig, plans) -> str:
     h = hashlib.sha256()
-    h.update(repr((asdict(config), plan)).encode())
+    h.update(repr((asdict(config), plans)).encode())
     h.update(repr((model.name, model.state_names, model.free.tolist())).encode())
     for x in jax.tree.leaves(eqx.filter(data, eqx.is_array)):
         h.update(np.asarray(x).tobytes())

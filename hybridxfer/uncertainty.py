@@ -63,10 +63,8 @@ def parameter_table(
     weight = np.asarray(data.mask)[..., None] & np.isfinite(np.asarray(data.values))
 
     def residuals(z):
-        r, _, _ = scaled_residuals(
-            eqx.tree_at(lambda p: p.model.free, params, z), data, scales, solver
-        )
-        return r
+        moved = eqx.tree_at(lambda p: (p.model.free, p.process_free), params, (z, z[None]))
+        return scaled_residuals(moved, data, scales, solver)[0]
 
     z = model.free
     free = [p for p in model.structure.parameters if not p.fixed]

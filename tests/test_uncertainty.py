@@ -15,7 +15,13 @@ def _model(**values):
         name="monod-batch",
         states=[hx.State("X", "g/L"), hx.State("S", "g/L")],
         parameters=[
-            hx.Parameter("mu_max", values.get("mu_max", 0.25), "1/h", bounds=(0.01, 2.0)),
+            hx.Parameter(
+                "mu_max",
+                values.get("mu_max", 0.25),
+                "1/h",
+                bounds=(0.01, 2.0),
+                process_specific=True,
+            ),
             hx.Parameter("K", values.get("K", 2.0), "g/L"),
             hx.Parameter("Y", values.get("Y", 0.5), "g/g"),
         ],

@@ -1,0 +1,375 @@
+"""Transfer of a fitted model to a related process (DESIGN.md §6).
+
+Every strategy is a :class:`~hybridxfer.Plan` (what may change, part by part),
+so whole-model strategies and per-part choices run through the same fit:
+
+=====================  =====================================================
+strategy               plan
+=====================  =====================================================
+``none``               nothing changes: the source model as is
+``scratch``            everything learned afresh from the declared values
+``refit-mechanistic``  process-specific parameters refit; networks frozen
+``fine-tune``          everything tuned from the source, learning rate x0.2
+``fine-tune-last``     parameters and the networks' last layers tuned
+``l2sp``               fine-tune, pulled toward the source (uncertainty-aware)
+``multitask``          source and target fitted together; shared networks,
+                       process-specific parameters per process
+``auto``               the above and per-part plans (each network frozen,
+                       tuned or re-learned), chosen by validation on the
+                       target's own batches
+=====================  =====================================================
+
+The candidates of one call train together (vmapped members of one fit). ``none``
+and ``scratch`` are always among them, as baselines: their validation scores say
+whether transfer helped, and a warning is given when it is likely to hurt.
+Validation: leave-one-batch-out over the target's training batches (``auto`` with
+several batches and no ``valid`` ones), else the ``valid`` batches, else the latest
+time points of each batch.
+"""
+
+from __future__ import annotations
+
+import itertools
+import warnings
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pandas as pd
+
+from .metrics import nrmse
+from .model import HybridModel
+from .plan import Plan
+from .study import Study, StudyError
+from .training import FitConfig, FitResult, fit
+from .uncertainty import predict
+
+__all__ = ["STRATEGIES", "Similarity", "TransferResult", "transfer"]
+
+STRATEGIES = (
+    "none",
+    "scratch",
+    "refit-mechanistic",
+    "fine-tune",
+    "fine-tune-last",
+    "l2sp",
+    "multitask",
+    "auto",
+)
+
+
+@dataclass(frozen=True)
+class Similarity:
+    """How alike source and target processes are.
+
+    Attributes:
+        zero_shot: NRMSE per variable of the unchanged source model on the target's
+            training batches.
+        parameters: per process-specific parameter, its source and refit target
+            values and the distance ``|z_target - z_source| / sd_z`` in units of the
+            source's standard deviation (unconstrained coordinates).
+        distance: root mean square of those distances.
+        mmd: maximum mean discrepancy (RBF kernel, median bandwidth) between source
+            and target observations (time and states, scaled by their ranges).
+        mmd_p: permutation p-value of `mmd` (small: the processes differ).
+        warning: why transfer is likely to hurt, or None.
+    """
+
+    zero_shot: pd.Series
+    parameters: pd.DataFrame
+    distance: float
+    mmd: float
+    mmd_p: float
+    warning: str | None
+
+
+@dataclass(frozen=True)
+class TransferResult:
+    """What :func:`transfer` returns.
+
+    Attributes:
+        model: the transferred model (the target's values).
+        members: the chosen fit's ensemble (best first).
+        strategy: the strategy used (for ``auto``, the winning candidate).
+        candidates: every candidate's validation loss (lower is better), with
+            ``chosen`` marking the one used.
+        reason: why this strategy was used.
+        similarity: how alike the processes are, and the warning if any.
+    """
+
+    model: HybridModel
+    members: tuple[HybridModel, ...]
+    strategy: str
+    candidates: pd.DataFrame
+    reason: str
+    similarity: Similarity
+
+
+def candidate_plans(
+    model: HybridModel, strategy: str, source_process: str | None, anchor_sd: dict
+) -> dict[str, Plan]:
+    """The plans a strategy tries: itself (several for ``auto``) plus the baselines."""
+    nets = list(model.networks)
+    specific = tuple(p.name for p in model.structure.parameters if p.process_specific)
+    frozen = dict.fromkeys(nets, "frozen")
+    plans = {
+        "none": Plan(parameters=(), networks=frozen),
+        "scratch": Plan(from_declared=True),
+        "refit-mechanistic": Plan(parameters=specific or None, networks=frozen),
+        "fine-tune": Plan(networks=dict.fromkeys(nets, "tune"), learning_rate=0.2),
+        "fine-tune-last": Plan(networks=dict.fromkeys(nets, "last-layer"), learning_rate=0.5),
+        "l2sp": Plan(
+            networks=dict.fromkeys(nets, "tune"),
+            anchor=0.01,
+            anchor_sd=anchor_sd,
+            learning_rate=0.5,
+        ),
+    }
+    if source_process is not None:
+        plans["multitask"] = Plan(
+            networks=dict.fromkeys(nets, "tune"), joint=(source_process,), learning_rate=0.5
+        )
+    if strategy == "auto":
+        for modes in itertools.product(("frozen", "tune", "relearn"), repeat=len(nets)):
+            if len(set(modes)) > 1:  # uniform choices are whole-model strategies above
+                name = "parts[" + ",".join(f"{n}={m}" for n, m in zip(nets, modes)) + "]"
+                plans[name] = Plan(parameters=specific or None, networks=dict(zip(nets, modes)))
+        return plans
+    if strategy not in plans:
+        raise ValueError(
+            f"unknown strategy {strategy!r} (known: {', '.join(STRATEGIES)})"
+            if strategy not in STRATEGIES
+            else f"strategy {strategy!r} needs the source process's batches in the study"
+        )
+    return {k: plans[k] for k in dict.fromkeys(["none", "scratch", strategy])}
+
+
+def transfer(
+    source: FitResult,
+    study: Study,
+    *,
+    process: str,
+    strategy: str = "auto",
+    source_process: str | None = None,
+    config: FitConfig | None = None,
+    progress: bool = False,
+) -> TransferResult:
+    """Transfer `source` to the target `process` of `study`.
+
+    Args:
+        source: the fitted source model (``hybridxfer.fit`` or ``load_fit``).
+        study: holds the target's batches (``train``, optional ``valid``), and the
+            source's for ``multitask``.
+        process: the target process.
+        strategy: one of :data:`STRATEGIES`.
+        source_process: the source's process name in `study` (default: the one the
+            source was fitted to, if the study has it).
+        config: fit settings (default: the source fit's).
+
+    Raises:
+        StudyError: if the target has no training batches.
+        ValueError: for an unknown strategy.
+    """
+    config = config or source.config
+    source_process = source_process or source.process
+    if source_process not in study.processes:
+        source_process = None
+    target = study.select(process=process)
+    train = target.batches[target.batches["split"] == "train"]["batch"].tolist()
+    if not train:
+        raise StudyError(f"{study.name}: process {process!r} has no 'train' batches")
+    anchor_sd = _anchor_sd(source)
+    plans = candidate_plans(source.model, strategy, source_process, anchor_sd)
+    names = list(plans)
+
+    folds = _folds(target, strategy)
+    scores = np.zeros(len(names))
+    fits: list[FitResult] = []
+    for fold in folds:
+        fold_scores, fold_fits = _fit_candidates(
+            source.model, study, fold, process, plans, config, progress
+        )
+        scores += np.asarray(fold_scores) / len(folds)
+        fits = fold_fits
+    chosen = names[int(np.argmin(scores))] if strategy == "auto" else strategy
+    if len(folds) > 1 and chosen != "none":  # candidates were fitted on folds: refit
+        final = fit(
+            source.model,
+            _with_splits(study, target, {}),
+            process=process,
+            config=replace(config, members=1),
+            plan=plans[chosen],
+            progress=progress,
+        )
+        model, members = final.model, final.members
+    else:
+        model, members = _pick(fits, names, chosen, source)
+    table = pd.DataFrame(
+        dict(candidate=names, validation=scores, chosen=[n == chosen for n in names])
+    )
+    table = table.sort_values("validation", kind="stable").reset_index(drop=True)
+    reason = _reason(strategy, chosen, table, len(folds))
+    similarity = _similarity(source, study, process, source_process, names, scores, fits, plans)
+    if similarity.warning:
+        warnings.warn(f"transfer to {process!r}: {similarity.warning}", stacklevel=2)
+    return TransferResult(
+        model=model,
+        members=members,
+        strategy=chosen,
+        candidates=table,
+        reason=reason,
+        similarity=similarity,
+    )
+
+
+def _folds(target: Study, strategy: str) -> list[dict[str, str]]:
+    """Split overrides per validation fold: leave-one-batch-out for ``auto`` with
+    several training batches and no valid ones; else one fold with the study's splits."""
+    splits = dict(zip(target.batches["batch"], target.batches["split"]))
+    train = [b for b, s in splits.items() if s == "train"]
+    if strategy != "auto" or len(train) < 2 or "valid" in splits.values():
+        return [{}]
+    return [{b: "valid"} for b in train]
+
+
+def _with_splits(study: Study, target: Study, overrides: dict[str, str]) -> Study:
+    """`study` with the target's splits overridden (e.g. one batch moved to valid)."""
+    batches = study.batches.copy()
+    batches["split"] = [overrides.get(b, s) for b, s in zip(batches["batch"], batches["split"])]
+    return replace(study, batches=batches)
+
+
+def _fit_candidates(model, study, overrides, process, plans, config, progress):
+    """Fit the candidates on one fold; returns validation scores (plan order) and fits."""
+    fold = _with_splits(study, study.select(process=process), overrides)
+    names = list(plans)
+    solo = [n for n in names if not plans[n].joint]
+    joint = [n for n in names if plans[n].joint]
+    scores, fits = {}, []
+    for group in (solo, joint):
+        if not group:
+            continue
+        result = fit(
+            model,
+            fold,
+            process=process,
+            config=config,
+            plan=[plans[n] for n in group],
+            progress=progress,
+        )
+        for rank, member in enumerate(result.ranking):
+            scores[group[member]] = result.scores[rank]
+        fits.append((group, result))
+    return [scores[n] for n in names], fits
+
+
+def _pick(fits, names, chosen, source):
+    if chosen == "none":
+        return source.model, source.members
+    for group, result in fits:
+        if chosen in group:
+            rank = result.ranking.index(group.index(chosen))
+            return result.members[rank], (result.members[rank],)
+    raise AssertionError(chosen)
+
+
+def _reason(strategy, chosen, table, n_folds) -> str:
+    how = f"leave-one-batch-out over {n_folds} batches" if n_folds > 1 else "validation"
+    score = dict(zip(table["candidate"], table["validation"]))
+    base = min(score["none"], score["scratch"])
+    if strategy != "auto":
+        verdict = "better" if score[chosen] < base else "NOT better"
+        return f"strategy {chosen!r} as asked; on {how} it is {verdict} than the baselines"
+    runner = table["candidate"][1] if len(table) > 1 else None
+    return (
+        f"{chosen!r} has the lowest {how} loss ({score[chosen]:.4g}; "
+        f"next {runner!r} {score.get(runner, np.nan):.4g}; none {score['none']:.4g}, "
+        f"scratch {score['scratch']:.4g})"
+    )
+
+
+def _anchor_sd(source: FitResult) -> dict[str, float]:
+    """Each parameter's standard deviation in unconstrained units, from the source's
+    95% interval (the interval maps to z +- 1.96 sd_z)."""
+    table = source.parameters
+    if table is None or "lower95" not in table:
+        return {}
+    params = {p.name: p for p in source.model.structure.parameters}
+    out = {}
+    for row in table.itertuples():
+        p = params.get(row.name)
+        if p is not None and not p.fixed and np.isfinite(row.lower95) and np.isfinite(row.upper95):
+            sd = (p.unconstrain(row.upper95) - p.unconstrain(row.lower95)) / (2 * 1.959963984540054)
+            if sd > 0:
+                out[row.name] = float(sd)
+    return out
+
+
+def _similarity(source, study, process, source_process, names, scores, fits, plans):
+    target = study.select(process=process, split="train")
+    zero = nrmse(predict(source.model, target), target.measurements).dropna()
+    zero = zero[
+        [v for v in zero.index if target.measurements.query("variable == @v")["time"].nunique() > 1]
+    ]
+    refit = (
+        _pick(fits, names, "refit-mechanistic", source)[0] if "refit-mechanistic" in names else None
+    )
+    rows = []
+    sd = _anchor_sd(source)
+    src, tgt = source.model.parameter_values(), (refit or source.model).parameter_values()
+    for p in source.model.structure.parameters:
+        if p.process_specific and not p.fixed:
+            dz = abs(p.unconstrain(float(tgt[p.name])) - p.unconstrain(float(src[p.name])))
+            rows.append(
+                dict(
+                    name=p.name,
+                    unit=p.unit,
+                    source=float(src[p.name]),
+                    target=float(tgt[p.name]),
+                    distance=dz / sd.get(p.name, np.nan),
+                )
+            )
+    params = pd.DataFrame(rows, columns=["name", "unit", "source", "target", "distance"])
+    distance = float(np.sqrt(np.nanmean(params["distance"] ** 2))) if len(params) else np.nan
+    mmd, p_value = _mmd(study, source_process, process)
+    score = dict(zip(names, scores))
+    warning = None
+    best_transfer = min(v for k, v in score.items() if k not in ("none", "scratch"))
+    if best_transfer >= score["scratch"]:
+        warning = (
+            f"negative transfer likely: no transfer strategy beats learning from scratch on the "
+            f"target's own validation (best {best_transfer:.4g} vs scratch {score['scratch']:.4g})"
+        )
+    elif score["none"] > 3 * score["scratch"] and distance > 3:
+        warning = (
+            f"the processes differ: the source model's zero-shot loss is {score['none']:.3g} vs "
+            f"{score['scratch']:.3g} from scratch, and the refit parameters lie {distance:.1f} "
+            "standard deviations from the source's"
+        )
+    return Similarity(zero, params, distance, mmd, p_value, warning)
+
+
+def _mmd(study: Study, a: str | None, b: str, permutations: int = 200) -> tuple[float, float]:
+    """MMD^2 between the observations of processes a and b (rows: time and every
+    variable measured at that time, scaled by the pooled range), with a permutation p."""
+    if a is None:
+        return np.nan, np.nan
+    meas = study.select(process=[a, b]).measurements
+    wide = meas.pivot_table(index=["batch", "time"], columns="variable", values="value").dropna(
+        axis=1
+    )
+    if wide.empty:
+        return np.nan, np.nan
+    x = wide.reset_index(level="time").to_numpy(float)
+    x = (x - x.min(0)) / np.where(np.ptp(x, 0) > 0, np.ptp(x, 0), 1.0)
+    proc = dict(zip(study.batches["batch"], study.batches["process"]))
+    label = np.array([proc[bt] == a for bt in wide.index.get_level_values("batch")])
+    d2 = ((x[:, None] - x[None]) ** 2).sum(-1)
+    k = np.exp(-d2 / np.median(d2[d2 > 0]))
+
+    def stat(lab):
+        return k[lab][:, lab].mean() + k[~lab][:, ~lab].mean() - 2 * k[lab][:, ~lab].mean()
+
+    observed = stat(label)
+    rng = np.random.default_rng(0)
+    null = [stat(rng.permutation(label)) for _ in range(permutations)]
+    return float(observed), float((1 + np.sum(np.asarray(null) >= observed)) / (1 + permutations))

@@ -16,12 +16,14 @@ from .model import Constant, HybridModel, Input, ModelError, State  # noqa: E402
 from .model_file import ModelFileError, load_model, parse_model, to_toml  # noqa: E402
 from .networks import Network, NetworkFactor  # noqa: E402
 from .parameters import Parameter, ParameterError  # noqa: E402
+from .plan import Plan  # noqa: E402
 from .reactor import Reactor, ReactorError  # noqa: E402
 from .report import plot_networks, rates_along, write_report  # noqa: E402
 from .saved_model import SavedModelError, load_fit, save_fit  # noqa: E402
 from .simulation import SimulationError, Solver, simulate, solve  # noqa: E402
 from .study import Study, StudyError, StudyNeeds, read_study, study_from_frames, write_study  # noqa: E402
 from .training import FitConfig, FitError, FitResult, fit  # noqa: E402
+from .transfer import STRATEGIES, Similarity, TransferResult, transfer  # noqa: E402
 from .uncertainty import parameter_table, predict  # noqa: E402
 
 __version__ = "0.1.0"
@@ -31,6 +33,11 @@ __all__ = [
     "FitConfig",
     "FitError",
     "FitResult",
+    "Plan",
+    "STRATEGIES",
+    "Similarity",
+    "TransferResult",
+    "transfer",
     "SavedModelError",
     "fit",
     "load_fit",

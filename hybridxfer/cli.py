@@ -1,4 +1,5 @@
-"""Command line: ``hybridxfer demo | simulate | fit | predict | report`` (DESIGN.md §5).
+"""Command line: ``hybridxfer demo | simulate | fit | transfer | predict | report``
+(DESIGN.md §5).
 
 Exit code 0 on success; on bad input one line ``hybridxfer: error: ...`` and exit 2.
 """
@@ -19,6 +20,7 @@ from .saved_model import SavedModelError
 from .simulation import SimulationError
 from .study import StudyError
 from .training import FitError
+from .transfer import STRATEGIES
 
 USER_ERRORS = (
     FitError,
@@ -86,6 +88,28 @@ def _fit(args) -> None:
     print(_table(result.parameters))
 
 
+def _transfer(args) -> None:
+    from .saved_model import load_fit, save_fit
+    from .study import read_study
+    from .transfer import transfer
+    from .uncertainty import parameter_table
+
+    source = load_fit(args.model_dir)
+    study = read_study(args.study)
+    config = replace(source.config, steps=args.steps) if args.steps else None
+    result = transfer(
+        source, study, process=args.process, strategy=args.strategy, config=config, progress=True
+    )
+    train = study.select(process=args.process, split="train")
+    table = parameter_table(result.model, train, initial=result.fit.initial)
+    out = Path(args.out)
+    save_fit(replace(result.fit, parameters=table), out)
+    (out / "transfer.txt").write_text(result.summary() + "\n")
+    result.candidates.to_csv(out / "candidates.csv", index=False)
+    print(result.summary())
+    print(f"saved the transferred model to {out}/ (transfer.txt: the report above)")
+
+
 def _predict(args) -> None:
     from .saved_model import load_fit
     from .study import read_study
@@ -146,6 +170,15 @@ def parser() -> argparse.ArgumentParser:
     fit.add_argument("--seed", type=int, default=0)
     fit.add_argument("--likelihood", default="scaled", choices=["scaled", "gaussian"])
     fit.set_defaults(run=_fit)
+
+    tr = sub.add_parser("transfer", help="transfer a fitted model to another process")
+    tr.add_argument("model_dir", help="saved source model folder")
+    tr.add_argument("study", help="study folder with the target's (and the source's) batches")
+    tr.add_argument("--process", required=True, help="the target process")
+    tr.add_argument("--strategy", default="auto", choices=list(STRATEGIES))
+    tr.add_argument("--out", required=True, help="folder for the transferred model")
+    tr.add_argument("--steps", type=int, default=None, help="maximum gradient steps")
+    tr.set_defaults(run=_transfer)
 
     pred = sub.add_parser("predict", help="predict every batch of a study")
     pred.add_argument("model_dir", help="saved model folder")

@@ -87,8 +87,8 @@ class TransferResult:
     """What :func:`transfer` returns.
 
     Attributes:
-        model: the transferred model (the target's values).
-        members: the chosen fit's ensemble (best first).
+        fit: the transferred model as a fit result (``fit.model``, ``fit.members``;
+            save it with :func:`hybridxfer.save_fit`).
         strategy: the strategy used (for ``auto``, the winning candidate).
         candidates: every candidate's validation loss (lower is better), with
             ``chosen`` marking the one used.
@@ -96,12 +96,34 @@ class TransferResult:
         similarity: how alike the processes are, and the warning if any.
     """
 
-    model: HybridModel
-    members: tuple[HybridModel, ...]
+    fit: FitResult
     strategy: str
     candidates: pd.DataFrame
     reason: str
     similarity: Similarity
+
+    @property
+    def model(self) -> HybridModel:
+        """The transferred model (the target's parameter values)."""
+        return self.fit.model
+
+    def summary(self) -> str:
+        """The candidates, the choice and the similarity report, as text."""
+        sim = self.similarity
+        lines = [
+            f"strategy: {self.strategy} ({self.reason})",
+            "candidates (validation loss, lower is better):",
+            self.candidates.to_string(index=False, float_format=lambda x: f"{x:.4g}"),
+            "similarity:",
+            "  zero-shot NRMSE of the source model: "
+            + ", ".join(f"{k} {v:.3f}" for k, v in sim.zero_shot.items()),
+            f"  parameter distance (source sd units, RMS): {sim.distance:.3g}",
+            f"  MMD between processes: {sim.mmd:.3g} (permutation p = {sim.mmd_p:.3g})",
+        ]
+        if len(sim.parameters):
+            lines.append(sim.parameters.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+        lines.append(f"WARNING: {sim.warning}" if sim.warning else "no negative-transfer warning")
+        return "\n".join(lines)
 
 
 def candidate_plans(
@@ -192,28 +214,26 @@ def transfer(
         fits = fold_fits
     chosen = names[int(np.argmin(scores))] if strategy == "auto" else strategy
     if len(folds) > 1 and chosen != "none":  # candidates were fitted on folds: refit
-        final = fit(
+        result = fit(
             source.model,
-            _with_splits(study, target, {}),
+            study,
             process=process,
             config=replace(config, members=1),
             plan=plans[chosen],
             progress=progress,
         )
-        model, members = final.model, final.members
     else:
-        model, members = _pick(fits, names, chosen, source)
+        result = _pick(fits, names, chosen, source, process)
     table = pd.DataFrame(
         dict(candidate=names, validation=scores, chosen=[n == chosen for n in names])
     )
     table = table.sort_values("validation", kind="stable").reset_index(drop=True)
     reason = _reason(strategy, chosen, table, len(folds))
-    similarity = _similarity(source, study, process, source_process, names, scores, fits, plans)
+    similarity = _similarity(source, result, study, process, source_process, names, scores, fits)
     if similarity.warning:
         warnings.warn(f"transfer to {process!r}: {similarity.warning}", stacklevel=2)
     return TransferResult(
-        model=model,
-        members=members,
+        fit=result,
         strategy=chosen,
         candidates=table,
         reason=reason,
@@ -231,8 +251,8 @@ def _folds(target: Study, strategy: str) -> list[dict[str, str]]:
     return [{b: "valid"} for b in train]
 
 
-def _with_splits(study: Study, target: Study, overrides: dict[str, str]) -> Study:
-    """`study` with the target's splits overridden (e.g. one batch moved to valid)."""
+def _with_splits(study: Study, overrides: dict[str, str]) -> Study:
+    """`study` with some batches' splits overridden (e.g. one moved to valid)."""
     batches = study.batches.copy()
     batches["split"] = [overrides.get(b, s) for b, s in zip(batches["batch"], batches["split"])]
     return replace(study, batches=batches)
@@ -240,7 +260,7 @@ def _with_splits(study: Study, target: Study, overrides: dict[str, str]) -> Stud
 
 def _fit_candidates(model, study, overrides, process, plans, config, progress):
     """Fit the candidates on one fold; returns validation scores (plan order) and fits."""
-    fold = _with_splits(study, study.select(process=process), overrides)
+    fold = _with_splits(study, overrides)
     names = list(plans)
     solo = [n for n in names if not plans[n].joint]
     joint = [n for n in names if plans[n].joint]
@@ -262,13 +282,23 @@ def _fit_candidates(model, study, overrides, process, plans, config, progress):
     return [scores[n] for n in names], fits
 
 
-def _pick(fits, names, chosen, source):
+def _pick(fits, names, chosen, source: FitResult, process: str) -> FitResult:
+    """The chosen candidate as a fit result of its own (the source for ``none``)."""
     if chosen == "none":
-        return source.model, source.members
+        return replace(source, process=process)
     for group, result in fits:
         if chosen in group:
-            rank = result.ranking.index(group.index(chosen))
-            return result.members[rank], (result.members[rank],)
+            member = group.index(chosen)
+            rank = result.ranking.index(member)
+            history = result.history[result.history["member"] == member].assign(member=0)
+            return replace(
+                result,
+                model=result.members[rank],
+                members=(result.members[rank],),
+                history=history.reset_index(drop=True),
+                scores=(result.scores[rank],),
+                ranking=(0,),
+            )
     raise AssertionError(chosen)
 
 
@@ -304,18 +334,20 @@ def _anchor_sd(source: FitResult) -> dict[str, float]:
     return out
 
 
-def _similarity(source, study, process, source_process, names, scores, fits, plans):
+def _similarity(source, result, study, process, source_process, names, scores, fits):
     target = study.select(process=process, split="train")
     zero = nrmse(predict(source.model, target), target.measurements).dropna()
     zero = zero[
         [v for v in zero.index if target.measurements.query("variable == @v")["time"].nunique() > 1]
     ]
     refit = (
-        _pick(fits, names, "refit-mechanistic", source)[0] if "refit-mechanistic" in names else None
+        _pick(fits, names, "refit-mechanistic", source, process).model
+        if "refit-mechanistic" in names and fits
+        else result.model
     )
     rows = []
     sd = _anchor_sd(source)
-    src, tgt = source.model.parameter_values(), (refit or source.model).parameter_values()
+    src, tgt = source.model.parameter_values(), refit.parameter_values()
     for p in source.model.structure.parameters:
         if p.process_specific and not p.fixed:
             dz = abs(p.unconstrain(float(tgt[p.name])) - p.unconstrain(float(src[p.name])))
@@ -333,11 +365,12 @@ def _similarity(source, study, process, source_process, names, scores, fits, pla
     mmd, p_value = _mmd(study, source_process, process)
     score = dict(zip(names, scores))
     warning = None
-    best_transfer = min(v for k, v in score.items() if k not in ("none", "scratch"))
+    best_transfer = min(v for k, v in score.items() if k != "scratch")
     if best_transfer >= score["scratch"]:
         warning = (
-            f"negative transfer likely: no transfer strategy beats learning from scratch on the "
-            f"target's own validation (best {best_transfer:.4g} vs scratch {score['scratch']:.4g})"
+            "negative transfer likely: nothing from the source beats learning from scratch on "
+            f"the target's own validation (best {best_transfer:.4g}, "
+            f"scratch {score['scratch']:.4g})"
         )
     elif score["none"] > 3 * score["scratch"] and distance > 3:
         warning = (

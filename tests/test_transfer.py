@@ -1,0 +1,134 @@
+"""Transfer mechanics: what each strategy may change, the baselines, the choice,
+and the similarity measures. (Accuracy of transfer is measured by benchmarks/transfer.py.)"""
+
+import equinox as eqx
+import jax
+import numpy as np
+import pandas as pd
+import pytest
+
+import hybridxfer as hx
+from hybridxfer.transfer import _mmd
+
+CONFIG = hx.FitConfig(steps=60, learning_rate=0.02)
+TRUTH = {"A": 0.30, "B": 0.20}  # mu_max per process; the inhibition is shared
+
+
+def _model():
+    return hx.HybridModel.build(
+        name="toy",
+        states=[hx.State("X", "g/L"), hx.State("S", "g/L")],
+        parameters=[
+            hx.Parameter("mu_max", 0.25, "1/h", process_specific=True),
+            hx.Parameter("K", 0.5, "g/L"),
+            hx.Parameter("Y", 0.5, "g/g"),
+        ],
+        networks=[hx.Network("g", inputs=("X",), hidden=(4,))],
+        rates={"mu": "mu_max * monod(S, K) * g"},
+        balances={"X": "mu * X", "S": "-mu / Y * X"},
+        key=jax.random.PRNGKey(0),
+    )
+
+
+def _truth(mu_max):
+    return hx.HybridModel.build(
+        name="truth",
+        states=[hx.State("X", "g/L"), hx.State("S", "g/L")],
+        parameters=[hx.Parameter("mu_max", mu_max, "1/h"), hx.Parameter("K", 0.5, "g/L")],
+        rates={"mu": "mu_max * monod(S, K) / (1 + X / 4)"},
+        balances={"X": "mu * X", "S": "-2 * mu * X"},
+    )
+
+
+@pytest.fixture(scope="module")
+def study():
+    rng = np.random.default_rng(0)
+    splits = {"A": ["train"] * 4 + ["valid"], "B": ["train"] * 2 + ["test"] * 2}
+    frames, rows = [], []
+    for process, names in splits.items():
+        t0 = [
+            (f"{process}{i}", 0.0, v, x)
+            for i in range(len(names))
+            for v, x in (("X", rng.uniform(0.1, 0.3)), ("S", rng.uniform(8, 12)))
+        ]
+        seed = hx.study_from_frames(
+            pd.DataFrame(t0, columns=["batch", "time", "variable", "value"])
+        )
+        sim = hx.simulate(
+            _truth(TRUTH[process]), seed, times={b: np.arange(0, 25, 3.0) for b in seed.batch_names}
+        )
+        noisy = sim["value"] * (1 + 0.02 * rng.standard_normal(len(sim)))
+        frames.append(sim.assign(value=np.where(sim["time"] > 0, noisy, sim["value"])))
+        rows += [dict(batch=f"{process}{i}", process=process, split=s) for i, s in enumerate(names)]
+    return hx.study_from_frames(pd.concat(frames), None, pd.DataFrame(rows))
+
+
+@pytest.fixture(scope="module")
+def source(study):
+    result = hx.fit(_model(), study, process="A", config=CONFIG, progress=False)
+    table = hx.parameter_table(result.model, study.select(process="A", split="train"))
+    from dataclasses import replace
+
+    return replace(result, parameters=table)
+
+
+def _weights(model):
+    return jax.tree.leaves(eqx.filter(model.networks, eqx.is_inexact_array))
+
+
+def _run(source, study, strategy):
+    return hx.transfer(source, study, process="B", strategy=strategy, config=CONFIG)
+
+
+def test_none_is_the_source_and_baselines_are_scored(source, study):
+    result = _run(source, study, "none")
+    assert result.strategy == "none"
+    np.testing.assert_array_equal(result.model.free, source.model.free)
+    assert set(result.candidates["candidate"]) == {"none", "scratch"}
+    assert np.isfinite(result.candidates["validation"]).all()
+
+
+def test_refit_mechanistic_changes_only_process_specific_parameters(source, study):
+    result = _run(source, study, "refit-mechanistic")
+    before, after = source.model.parameter_values(), result.model.parameter_values()
+    for a, b in zip(_weights(source.model), _weights(result.model)):
+        np.testing.assert_array_equal(a, b)
+    for name in ("K", "Y"):
+        assert float(after[name]) == float(before[name])
+    # mu_max moves from the source's value toward the target's lower one
+    assert float(after["mu_max"]) < float(before["mu_max"])
+    assert {"none", "scratch", "refit-mechanistic"} == set(result.candidates["candidate"])
+
+
+def test_fine_tune_last_layer_keeps_the_hidden_layers(source, study):
+    result = _run(source, study, "fine-tune-last")
+    src, dst = source.model.networks["g"].mlp.layers, result.model.networks["g"].mlp.layers
+    np.testing.assert_array_equal(src[0].weight, dst[0].weight)
+    assert not np.array_equal(src[-1].weight, dst[-1].weight)
+
+
+def test_auto_chooses_the_best_candidate_by_leave_one_batch_out(source, study):
+    result = _run(source, study, "auto")
+    table = result.candidates
+    assert table["chosen"].sum() == 1
+    assert table.loc[table["chosen"], "candidate"].item() == result.strategy
+    assert result.strategy == table["candidate"].iloc[0]  # sorted by validation loss
+    assert {"none", "scratch", "multitask", "parts[g=relearn]"} - set(table["candidate"]) == {
+        "parts[g=relearn]"  # one network: per-part choices coincide with whole-model ones
+    }
+    assert "leave-one-batch-out over 2 batches" in result.reason
+    assert "strategy:" in result.summary()
+
+
+def test_mmd_tells_different_processes_apart(study):
+    mmd, p = _mmd(study, "A", "B")
+    assert mmd > 0 and p < 0.05
+    same = study.select(process="A")
+    halves = same.batches.assign(process=["A", "A", "C", "C", "C"])
+    mmd_same, p_same = _mmd(hx.Study(same.measurements, same.inputs, halves), "A", "C")
+    assert p_same > 0.05
+
+
+def test_unknown_strategy_is_an_error(source, study):
+    with pytest.raises(ValueError, match="unknown strategy 'magic'"):
+        _run(source, study, "magic")

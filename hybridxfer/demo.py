@@ -93,39 +93,74 @@ def generate_demo_study(seed: int = 0) -> Study:
 
 
 def run_demo(out: str | Path = "hybridxfer-demo", steps: int = 400) -> Path:
-    """The main job on built-in data: fit the hybrid demo model on the source process A.
+    """The main job on built-in data: fit the source process, transfer to the target.
 
-    Fits on A's train batches (early stopping on its valid ones), then writes the
-    saved model (``model/``) and a report (``report/``: parameter table with 95%
-    intervals, learned factors, predictions with bands) to `out`, prints the test
-    error and the parameter table, and returns the folder.
+    1. Fits the hybrid demo model to the 8 train batches of source process A (early
+       stopping on its valid ones), with 95% parameter intervals.
+    2. Transfers it to target process B from only 2 of B's batches (``auto``: every
+       strategy and per-part choice, scored leave-one-batch-out) and reports the
+       candidates, the choice and how similar the processes are.
+    3. Scores both on held-out test batches and writes the saved models
+       (``source/``, ``target/``) and reports (``source-report/``,
+       ``target-report/``) to `out`.
+
+    Returns the folder.
     """
     from .report import write_report
     from .saved_model import save_fit
     from .training import FitConfig, fit
-    from .uncertainty import parameter_table, predict
+    from .transfer import transfer
 
     out = Path(out)
     model = load_model(demo_model_path())
-    source = demo_study().select(process="A")
+    study = demo_study()
+    source = study.select(process="A")
     print(f"model {model.name!r}: states {', '.join(model.state_names)}")
-    print(f"fitting process A: {len(source.select(split='train').batch_names)} train batches")
+    print(f"1. fitting source process A on {len(source.select(split='train').batch_names)} batches")
     result = fit(model, source, config=FitConfig(steps=steps, members=2))
-    train = source.select(split="train")
-    result = replace(
-        result, parameters=parameter_table(result.model, train, initial=result.initial)
-    )
-    save_fit(result, out / "model")
-    write_report(result, source, out / "report")
-    test = source.select(split="test")
-    error = nrmse(predict(result.model, test), test.measurements)
-    print(
-        "test NRMSE (RMSE / range): "
-        + ", ".join(f"{v} {e:.3f}" for v, e in error.items() if e == e)
-    )
+    result = _with_table(result, source)
+    save_fit(result, out / "source")
+    write_report(result, source, out / "source-report")
     print(result.parameters.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
-    print(f"wrote the model to {out / 'model'}/ and the report to {out / 'report'}/report.md")
+    _print_error("source model on A's test batches", result.model, source.select(split="test"))
+
+    target = _two_target_batches(study)
+    print("2. transferring to process B from 2 batches (strategy auto)")
+    moved = transfer(result, target, process="B", config=FitConfig(steps=steps // 2))
+    print(moved.summary())
+    fitted = _with_table(moved.fit, target.select(process="B"))
+    save_fit(fitted, out / "target")
+    write_report(fitted, target.select(process="B"), out / "target-report")
+    test = target.select(process="B", split="test")
+    print("3. on B's held-out test batches:")
+    _print_error("source model as is (none)", result.model, test)
+    _print_error(f"transferred ({moved.strategy})", moved.model, test)
+    print(f"wrote models and reports to {out}/ (open {out / 'target-report' / 'report.md'})")
     return out
+
+
+def _with_table(result, study):
+    from .uncertainty import parameter_table
+
+    table = parameter_table(result.model, study.select(split="train"), initial=result.initial)
+    return replace(result, parameters=table)
+
+
+def _two_target_batches(study: Study) -> Study:
+    """The study with process B cut to 2 train batches and its test batches."""
+    b = study.batches
+    train_b = list(b[(b["process"] == "B") & (b["split"] == "train")]["batch"][:2])
+    keep = set(b[b["process"] == "A"]["batch"]) | set(train_b)
+    keep |= set(b[(b["process"] == "B") & (b["split"] == "test")]["batch"])
+    rows = lambda t: t[t["batch"].isin(keep)]  # noqa: E731
+    return Study(rows(study.measurements), rows(study.inputs), rows(b), study.name)
+
+
+def _print_error(label: str, model, test: Study) -> None:
+    from .uncertainty import predict
+
+    error = nrmse(predict(model, test), test.measurements).drop("V", errors="ignore")
+    print(f"   test NRMSE, {label}: " + ", ".join(f"{v} {e:.3f}" for v, e in error.items()))
 
 
 if __name__ == "__main__":

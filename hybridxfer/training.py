@@ -247,7 +247,8 @@ def fit(
     bar.close()
     if ckpt is not None:
         _save_checkpoint(ckpt, state, history, fingerprint)
-    return replace(_result(state, history, data, names, p_primary, config), process=process)
+    fitted = process if process is not None or len(study.processes) > 1 else study.processes[0]
+    return replace(_result(state, history, data, names, p_primary, config), process=fitted)
 
 
 def _of(process):

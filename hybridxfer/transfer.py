@@ -71,7 +71,9 @@ class Similarity:
         mmd: maximum mean discrepancy (RBF kernel, median bandwidth) between source
             and target observations (time and states, scaled by their ranges).
         mmd_p: permutation p-value of `mmd` (small: the processes differ).
-        warning: why transfer is likely to hurt, or None.
+        warning: why transfer is likely to hurt (no strategy using the source beats
+            learning from scratch on the target's validation, or the requested one does
+            worse than a baseline), or None.
     """
 
     zero_shot: pd.Series
@@ -229,7 +231,9 @@ def transfer(
     )
     table = table.sort_values("validation", kind="stable").reset_index(drop=True)
     reason = _reason(strategy, chosen, table, len(folds))
-    similarity = _similarity(source, result, study, process, source_process, names, scores, fits)
+    similarity = _similarity(
+        source, result, chosen, study, process, source_process, names, scores, fits
+    )
     if similarity.warning:
         warnings.warn(f"transfer to {process!r}: {similarity.warning}", stacklevel=2)
     return TransferResult(
@@ -334,7 +338,7 @@ def _anchor_sd(source: FitResult) -> dict[str, float]:
     return out
 
 
-def _similarity(source, result, study, process, source_process, names, scores, fits):
+def _similarity(source, result, chosen, study, process, source_process, names, scores, fits):
     target = study.select(process=process, split="train")
     zero = nrmse(predict(source.model, target), target.measurements).dropna()
     zero = zero[
@@ -372,11 +376,13 @@ def _similarity(source, result, study, process, source_process, names, scores, f
             f"the target's own validation (best {best_transfer:.4g}, "
             f"scratch {score['scratch']:.4g})"
         )
-    elif score["none"] > 3 * score["scratch"] and distance > 3:
+    elif chosen not in ("none", "scratch") and score[chosen] >= min(
+        score["none"], score["scratch"]
+    ):
         warning = (
-            f"the processes differ: the source model's zero-shot loss is {score['none']:.3g} vs "
-            f"{score['scratch']:.3g} from scratch, and the refit parameters lie {distance:.1f} "
-            "standard deviations from the source's"
+            f"strategy {chosen!r} does worse on validation ({score[chosen]:.4g}) than a "
+            f"baseline (none {score['none']:.4g}, scratch {score['scratch']:.4g}); "
+            "strategy 'auto' would fall back"
         )
     return Similarity(zero, params, distance, mmd, p_value, warning)
 

@@ -11,7 +11,15 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-__all__ = ["plot_simulation"]
+__all__ = ["plot_simulation", "save_figure"]
+
+
+def save_figure(fig, path: Path) -> Path:
+    """Write `fig` as a PNG at `path` and close it."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def plot_simulation(
@@ -58,9 +66,5 @@ def plot_simulation(
         ax.set_title(f"{variable}: simulated (lines), measured (dots)")
         if len(batches) <= 12:
             ax.legend(fontsize=7, ncol=2)
-        fig.tight_layout()
-        path = out / f"{variable}.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        paths.append(path)
+        paths.append(save_figure(fig, out / f"{variable}.png"))
     return paths

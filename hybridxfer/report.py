@@ -12,7 +12,7 @@ import pandas as pd
 from .batch_data import batch_data, input_values_at
 from .metrics import nrmse
 from .model import HybridModel
-from .plots import plot_simulation, plt
+from .plots import plot_simulation, plt, save_figure
 from .simulation import Solver, solve
 from .study import Study
 from .training import FitResult
@@ -88,11 +88,7 @@ def plot_networks(model: HybridModel, study: Study | None, out: str | Path) -> l
             ax.set_title(f"{rate}: hybrid (solid) vs mechanistic, {name} = 1 (dashed)", fontsize=9)
             ax.set_xlabel(f"time [{model.structure.time_unit}]")
             ax.set_ylabel(rate)
-        fig.tight_layout()
-        path = out / f"network_{name}.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        paths.append(path)
+        paths.append(save_figure(fig, out / f"network_{name}.png"))
     return paths
 
 
@@ -145,11 +141,7 @@ def plot_history(history: pd.DataFrame, out: str | Path) -> Path:
     ax.set_xlabel("step")
     ax.set_ylabel("loss (scaled)")
     ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    path = Path(out) / "history.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, Path(out) / "history.png")
 
 
 def write_report(result: FitResult, study: Study | None, out: str | Path) -> Path:

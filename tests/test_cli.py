@@ -63,7 +63,8 @@ def test_simulate_bad_model_file(tmp_path, capsys):
 
 def test_demo_runs(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path), "--steps", "3"]) == 0
-    assert (tmp_path / "model" / "model.toml").exists()
-    assert (tmp_path / "report" / "report.md").exists()
+    for folder in ("source", "target"):
+        assert (tmp_path / folder / "model.toml").exists()
+        assert (tmp_path / f"{folder}-report" / "report.md").exists()
     out = capsys.readouterr().out
-    assert "test NRMSE" in out and str(tmp_path) in out
+    assert "test NRMSE" in out and "strategy:" in out and str(tmp_path) in out

@@ -1,5 +1,6 @@
 """The command line: outputs written, one clear line and exit code 2 on bad input."""
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -68,3 +69,74 @@ def test_demo_runs(tmp_path, capsys):
         assert (tmp_path / f"{folder}-report" / "report.md").exists()
     out = capsys.readouterr().out
     assert "test NRMSE" in out and "strategy:" in out and str(tmp_path) in out
+
+
+TOY = """
+[model]
+name = "toy"
+[states]
+X = { unit = "g/L" }
+S = { unit = "g/L" }
+[parameters]
+mu_max = { value = 0.25, unit = "1/h", process_specific = true }
+K = { value = 0.5, unit = "g/L" }
+Y = { value = 0.5, unit = "g/g" }
+[networks.g]
+inputs = ["X"]
+hidden = [4]
+[rates]
+mu = "mu_max * monod(S, K) * g"
+[balances]
+X = "mu * X"
+S = "-mu / Y * X"
+"""
+
+
+def test_fit_predict_report_transfer(tmp_path, capsys):
+    """The scripted workflow of DESIGN.md §5 on a two-process study."""
+    model = tmp_path / "toy.toml"
+    model.write_text(TOY)
+    rows, batches = [], []
+    for i, (process, split) in enumerate(
+        [("A", "train")] * 3 + [("A", "valid"), ("B", "train"), ("B", "test")]
+    ):
+        mu = 0.3 if process == "A" else 0.2
+        x0, s0 = 0.1 + 0.02 * i, 10.0 - 0.5 * i
+        for t in range(0, 25, 4):  # an exact logistic-like curve is enough data here
+            x = min(x0 * np.exp(mu * t), x0 + 0.5 * s0)
+            rows += [
+                (f"b{i}", float(t), "X", x),
+                (f"b{i}", float(t), "S", max(s0 - 2 * (x - x0), 0.0)),
+            ]
+        batches.append((f"b{i}", process, split))
+    study = tmp_path / "study"
+    study.mkdir()
+    pd.DataFrame(rows, columns=["batch", "time", "variable", "value"]).to_csv(
+        study / "measurements.csv", index=False
+    )
+    pd.DataFrame(batches, columns=["batch", "process", "split"]).to_csv(
+        study / "batches.csv", index=False
+    )
+    source, target = tmp_path / "source", tmp_path / "target"
+    steps = ["--steps", "15"]
+    assert (
+        main(["fit", str(model), str(study), "--process", "A", "--out", str(source), *steps]) == 0
+    )
+    assert "mu_max" in capsys.readouterr().out
+    pred = tmp_path / "pred.csv"
+    assert main(["predict", str(source), str(study), "--out", str(pred)]) == 0
+    assert set(pd.read_csv(pred)["batch"]) == {f"b{i}" for i in range(6)}
+    assert main(["report", str(source), str(study), "--out", str(tmp_path / "report")]) == 0
+    assert (tmp_path / "report" / "report.md").read_text().count("NRMSE") >= 1
+    args = [
+        "transfer",
+        str(source),
+        str(study),
+        "--process",
+        "B",
+        "--strategy",
+        "refit-mechanistic",
+    ]
+    assert main([*args, "--out", str(target), *steps]) == 0
+    assert "strategy: refit-mechanistic" in capsys.readouterr().out
+    assert (target / "transfer.txt").exists() and (target / "weights.eqx").exists()

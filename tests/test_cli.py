@@ -62,6 +62,7 @@ def test_simulate_bad_model_file(tmp_path, capsys):
     assert "m.toml, line" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # about 2 minutes; the workflow test below is its fast version
 def test_demo_runs(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path), "--steps", "3"]) == 0
     for folder in ("source", "target"):

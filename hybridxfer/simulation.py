@@ -199,34 +199,45 @@ def simulate(
     data = batch_data(model, study, times)
     ys, ok = solve(model, data, solver)
     ys, ok = np.asarray(ys), np.asarray(ok)
-    check_finite(ys, ok, data, study.batch_names, model.state_names)
+    check_finite(ys, ok, data, study.batch_names, model.state_names, solver.max_steps)
     return to_frame(ys, data, study.batch_names, model.state_names)
 
 
 def check_finite(
-    ys: np.ndarray, ok: np.ndarray, data: BatchData, batches: Sequence[str], states: Sequence[str]
+    ys: np.ndarray,
+    ok: np.ndarray,
+    data: BatchData,
+    batches: Sequence[str],
+    states: Sequence[str],
+    max_steps: int | None = None,
 ) -> None:
     """Raise SimulationError for the first batch whose solve failed or went non-finite.
 
-    `batches` names the rows of `data`; `states` the last axis of `ys`.
+    `batches` names the rows of `data`; `states` the last axis of `ys`. A NaN is
+    reported as a non-finite state; a solve that stopped early (diffrax leaves inf at
+    the times it did not reach) as the solver stopping, with the step budget.
     """
     times, mask = np.asarray(data.times), np.asarray(data.mask)
     for i, batch in enumerate(batches):
+        nan = np.isnan(ys[i]) & mask[i][:, None]
         bad = ~np.isfinite(ys[i]) & mask[i][:, None]
         if ok[i] and not bad.any():
             continue
-        if bad.any():
-            j = int(np.argmax(bad.any(axis=1)))
-            vars_ = ", ".join(n for n, b in zip(states, bad[j]) if b)
+        if nan.any() or ok[i]:
+            where = nan if nan.any() else bad
+            j = int(np.argmax(where.any(axis=1)))
+            vars_ = ", ".join(n for n, b in zip(states, where[j]) if b)
             last = f"; last finite at t={times[i, j - 1]:g}" if j > 0 else ""
             raise SimulationError(
                 f"batch {batch!r}: non-finite state ({vars_}) at t={times[i, j]:g}{last}. "
                 "Check parameters and initial values; for a stiff model use solver 'kvaerno5'."
             )
+        reached = times[i][mask[i] & ~bad.any(axis=1)]
+        after = f" after t={reached[-1]:g}" if reached.size else ""
+        budget = f" (max_steps={max_steps} per segment)" if max_steps else ""
         raise SimulationError(
-            f"batch {batch!r}: the solver failed before t={times[i][mask[i]][-1]:g} "
-            "(step size collapsed or max_steps reached); try solver 'kvaerno5' or a larger "
-            "max_steps."
+            f"batch {batch!r}: the solver stopped{after}: the step budget{budget} ran out or "
+            "the step size collapsed; raise max_steps, or use solver 'kvaerno5' if stiff."
         )
 
 

@@ -77,7 +77,7 @@ class FitConfig:
     holdout: float = 0.25
     seed: int = 0
     checkpoint_every: int = 100
-    solver: Solver = field(default_factory=lambda: Solver(rtol=1e-5, atol=1e-8, max_steps=256))
+    solver: Solver = field(default_factory=lambda: Solver(rtol=1e-5, atol=1e-8, max_steps=1024))
 
     def __post_init__(self):
         if self.likelihood not in LIKELIHOODS:
@@ -460,8 +460,9 @@ def _report_nonfinite(params, data, names, finite, step, solver):
     for r in np.flatnonzero(~finite):
         p = _member(params, int(r))
         ys, ok = solve_batches(p.batch_model(data), data, solver, initial_states(p, data))
+        ys, ok = np.asarray(ys), np.asarray(ok)
         try:
-            check_finite(np.asarray(ys), np.asarray(ok), data, names, p.model.state_names)
+            check_finite(ys, ok, data, names, p.model.state_names, solver.max_steps)
             where = "the gradient was not finite"
         except SimulationError as e:
             where = str(e).split(". ")[0]

@@ -88,8 +88,10 @@ def test_ensemble_band_contains_members_and_best():
 def test_nrmse_hand_computed():
     meas = pd.DataFrame(dict(batch="B", time=[0.0, 1.0, 2.0], variable="X", value=[0.0, 1.0, 4.0]))
     pred = meas.assign(value=[0.0, 2.0, 4.0])
-    # RMSE = sqrt((0 + 1 + 0) / 3); range = 4
-    np.testing.assert_allclose(hx.nrmse(pred, meas)["X"], np.sqrt(1 / 3) / 4)
+    # t > 0: RMSE = sqrt((1 + 0) / 2), range of those values = 4 - 1
+    np.testing.assert_allclose(hx.nrmse(pred, meas)["X"], np.sqrt(1 / 2) / 3)
+    # all points: RMSE = sqrt((0 + 1 + 0) / 3), range = 4
+    np.testing.assert_allclose(hx.nrmse(pred, meas, include_initial=True)["X"], np.sqrt(1 / 3) / 4)
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ import numpy as np
 from jaxtyping import Array, Bool, Float, Int
 
 from .model import HybridModel
-from .study import Study
+from .study import Study, StudyError
 
 __all__ = ["BatchData", "batch_data", "bucket"]
 
@@ -90,6 +90,8 @@ def batch_data(
     inp_by_batch = {b: g for b, g in inp.groupby("batch", sort=False)}
     empty_m, empty_u = meas.iloc[:0], inp.iloc[:0]
 
+    if times is not None and (missing := [b for b in names if b not in times]):
+        raise StudyError(f"{study.name}: no output times given for batch(es) {missing}")
     out_t = [
         np.unique(
             np.asarray(times[b] if times is not None else by_batch.get(b, empty_m)["time"], float)

@@ -204,7 +204,11 @@ def fit(
         _member_start(model, study, data, process, pl, config, k) for pl, k in zip(plans, keys)
     ]
     params, controls = (_stack([m[i] for m in starts]) for i in (0, 1))
-    scales = variable_scales(data, starts[0][1].weights[0] > 0)
+    # scale by the primary process's data alone, so that losses of fits with and
+    # without joint processes (transfer candidates) are comparable
+    own = np.zeros(data.mask.shape[0], dtype=bool)
+    own[: len(names)] = process is None or study.batches["process"].to_numpy() == process
+    scales = variable_scales(data, np.asarray(data.mask) & own[:, None])
     state = _State(
         params=params,
         opt_state=eqx.filter_vmap(_optimiser(config).init)(

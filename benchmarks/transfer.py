@@ -1,0 +1,359 @@
+"""Benchmark: transfer learning curves, source A -> related and unrelated targets.
+
+Truth: ``benchmarks/process_family.py``. Model fitted: ``hybridxfer/data/cho_fed_batch.toml``.
+The source is fitted once on A (cached in the temp folder). For each target, seed and
+n target training batches (drawn from a pool of 12, nested in n), every strategy is
+scored by test NRMSE of Xv and P on 6 fixed held-out target batches, predicted from
+their t = 0 values, inputs and constants only.
+
+How strategies are run: ``auto`` through ``hx.transfer``; the others are trained by
+one ``hx.fit`` with the very plans ``hx.transfer`` uses (``candidate_plans``), as
+vmapped members, which is what each ``transfer(strategy=S)`` call does but once, not
+once per strategy; ``none`` is the source model. Every ``hx.transfer`` call is
+also timed once on the main target at n = 2.
+
+    PYTHONPATH=. python benchmarks/transfer.py [--seeds 5] [--steps N] [--quick] [--out DIR]
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import subprocess
+import tempfile
+import time
+import warnings
+import zlib
+from dataclasses import replace
+from pathlib import Path
+
+import jax
+import matplotlib
+import numpy as np
+import pandas as pd
+
+import hybridxfer as hx
+from hybridxfer.demo import demo_model_path
+from hybridxfer.transfer import _anchor_sd, candidate_plans
+
+try:
+    from process_family import RELATED_TARGETS, UNRELATED_TARGETS, make_family
+except ImportError:  # imported as benchmarks.transfer
+    from benchmarks.process_family import RELATED_TARGETS, UNRELATED_TARGETS, make_family
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+MAIN, NS, LOBO_MAX = "B", (1, 2, 3, 5, 10), 3
+SOLO = ("scratch", "refit-mechanistic", "fine-tune", "fine-tune-last", "l2sp")
+OK = {True: "PASS", False: "FAIL"}
+
+
+def source_fit(family: hx.Study, steps: int, members: int) -> hx.FitResult:
+    """Fit A once (train, early stopping on valid) with its parameter table; cached."""
+    cache = Path(tempfile.gettempdir()) / f"hx-transfer-bench-source-{steps}x{members}"
+    if (cache / "model.toml").exists():
+        return hx.load_fit(cache)
+    model = hx.load_model(demo_model_path())
+    config = hx.FitConfig(steps=steps, members=members)
+    src = hx.fit(model, family, process="A", config=config, progress=False)
+    train = family.select(process="A", split="train")
+    src = replace(src, parameters=hx.parameter_table(src.model, train, initial=src.initial))
+    hx.save_fit(src, cache)
+    return src
+
+
+def subset(family: hx.Study, target: str, train: list[str], valid: str | None = None):
+    """Source A's batches and the given target batches (`valid` moved to split valid)."""
+    b = family.batches
+    keep = b["batch"].isin(train) | (b["process"] == "A")
+    batches = b[keep].assign(split=np.where(b[keep]["batch"] == valid, "valid", b[keep]["split"]))
+    rows = lambda t: t[t["batch"].isin(batches["batch"])]  # noqa: E731
+    return hx.Study(rows(family.measurements), rows(family.inputs), batches, family.name)
+
+
+def draw(family: hx.Study, target: str, seed: int, n: int) -> list[str]:
+    pool = family.select(process=target, split="train").batch_names
+    rng = np.random.default_rng([seed, zlib.crc32(target.encode())])
+    return list(rng.permutation(pool)[:n])  # nested in n for a given seed
+
+
+def score(model, test: hx.Study) -> dict:
+    e = hx.nrmse(hx.predict(model, test), test.measurements)
+    return dict(nrmse_Xv=float(e["Xv"]), nrmse_P=float(e["P"]))
+
+
+def run_auto(src, study, target, cfg) -> tuple[hx.TransferResult, float, list[str]]:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        t0 = time.perf_counter()
+        res = hx.transfer(src, study, process=target, strategy="auto", config=cfg)
+        seconds = time.perf_counter() - t0
+    return res, seconds, [str(w.message) for w in caught if "transfer to" in str(w.message)]
+
+
+def run_cell(src, family, target, seed, n, strategies, cfg) -> list[dict]:
+    """Every strategy for one (target, seed, n): test NRMSE of Xv and P, seconds."""
+    train, test = draw(family, target, seed, n), family.select(process=target, split="test")
+    study, plans = (
+        subset(family, target, train),
+        candidate_plans(src.model, "auto", "A", _anchor_sd(src)),
+    )
+    base = dict(target=target, seed=seed, n=n, train_batches=train)
+    rows = [base | dict(strategy="none", seconds=0.0) | score(src.model, test)]
+    groups = [[s for s in SOLO if s in strategies], [s for s in ("multitask",) if s in strategies]]
+    for group in filter(None, groups):
+        t0 = time.perf_counter()
+        plan = [plans[s] for s in group]
+        res = hx.fit(src.model, study, process=target, config=cfg, plan=plan, progress=False)
+        seconds = (time.perf_counter() - t0) / len(group)  # the group's fit, shared
+        for rank, member in enumerate(res.ranking):
+            rows.append(base | dict(strategy=group[member], seconds=seconds))
+            rows[-1].update(score(res.members[rank], test))
+    if "auto" in strategies:
+        valid = train[-1] if n > LOBO_MAX else None  # one fold: the last batch is valid
+        res, seconds, caught = run_auto(src, subset(family, target, train, valid), target, cfg)
+        rows.append(base | dict(strategy="auto", seconds=seconds, chosen=res.strategy))
+        rows[-1].update(
+            validation="lobo" if n > 1 and valid is None else "valid" if valid else "late"
+        )
+        rows[-1].update(warning=res.similarity.warning, python_warnings=caught)
+        rows[-1].update(score(res.model, test))
+    return [r for r in rows if r["strategy"] in strategies]
+
+
+def timing(src, family, strategies, cfg) -> list[dict]:
+    """Every hx.transfer call at n = 2 on the main target: auto first (cold), then
+    auto again (warm), then the rest in order (compile shared where shapes agree)."""
+    train, test = draw(family, MAIN, 0, 2), family.select(process=MAIN, split="test")
+    study, out = subset(family, MAIN, train), []
+    order = ["auto", "auto", *[x for x in hx.STRATEGIES if x in strategies and x != "auto"]]
+    for k, s in enumerate(order):
+        with warnings.catch_warnings(record=True):
+            warnings.simplefilter("always")
+            t0 = time.perf_counter()
+            res = hx.transfer(src, study, process=MAIN, strategy=s, config=cfg)
+            seconds = time.perf_counter() - t0
+        call = "first (cold)" if k == 0 else "warm" if k == 1 else "later"
+        out.append(dict(strategy=s, call=call, seconds=seconds))
+        out[-1].update(chosen=res.strategy, warning=res.similarity.warning is not None)
+        out[-1].update(score(res.model, test))
+    return out
+
+
+def summary(rows: list[dict]) -> pd.DataFrame:
+    df = pd.DataFrame(rows).assign(avg=lambda d: (d["nrmse_Xv"] + d["nrmse_P"]) / 2)
+    q = lambda p: lambda x: x.quantile(p)  # noqa: E731
+    stats = dict(median="median", q25=q(0.25), q75=q(0.75), seeds="count")
+    out = df.groupby(["target", "strategy", "n"])[["avg", "nrmse_Xv", "nrmse_P"]].agg(
+        {"avg": list(stats.values()), "nrmse_Xv": "median", "nrmse_P": "median"}
+    )
+    out.columns = ["avg", "avg_q25", "avg_q75", "seeds", "Xv", "P"]
+    return out.reset_index()
+
+
+def checks(s: pd.DataFrame, rows: list[dict], times: list[dict]) -> list[dict]:
+    """The issue's acceptance criteria, with measured values."""
+    at = lambda t, st, n, c="avg": s.query("target == @t and strategy == @st and n == @n")[c]  # noqa: E731
+    val = lambda *a: float(at(*a).iloc[0]) if len(at(*a)) else np.nan  # noqa: E731
+    out = []
+    for t in [x for x in RELATED_TARGETS if x in set(s["target"])]:
+        a, sc, sc10 = val(t, "auto", 2), val(t, "scratch", 2), val(t, "scratch", 10)
+        worse = {v: val(t, "auto", 2, v) / val(t, "scratch", 2, v) for v in ("Xv", "P")}
+        out.append(
+            dict(
+                check=f"{t}, n=2: auto avg <= 0.6 x scratch; Xv, P <= 1.1 x scratch",
+                value=f"auto {a:.3f} vs scratch {sc:.3f} ({a / sc - 1:+.0%}); Xv "
+                f"x{worse['Xv']:.2f}, P x{worse['P']:.2f}",
+                passed=a <= 0.6 * sc and max(worse.values()) <= 1.1,
+            )
+        )
+        out.append(
+            dict(
+                check=f"{t}: auto at n=2 <= 1.3 x scratch at n=10",
+                value=f"{a:.3f} vs {sc10:.3f} (x{a / sc10:.2f})",
+                passed=a <= 1.3 * sc10,
+            )
+        )
+    for t in [x for x in UNRELATED_TARGETS if x in set(s["target"])]:
+        ns = sorted(set(s.query("target == @t and strategy == 'auto'")["n"]))
+        ratio = {n: val(t, "auto", n) / min(val(t, "none", n), val(t, "scratch", n)) for n in ns}
+        auto = [r for r in rows if r["target"] == t and r["strategy"] == "auto"]
+        fired = sum(bool(r["warning"]) for r in auto)
+        out.append(
+            dict(
+                check=f"{t}: auto avg <= 1.1 x min(none, scratch) at every n",
+                value=", ".join(f"n={n}: x{r:.2f}" for n, r in ratio.items()),
+                passed=all(r <= 1.1 for r in ratio.values()),
+            )
+        )
+        out.append(
+            dict(
+                check=f"{t}: negative-transfer warning fires",
+                passed=fired == len(auto),
+                value=f"in {fired} of {len(auto)} auto runs",
+            )
+        )
+    first = next((r for r in times if r["strategy"] == "auto"), None)
+    if first:
+        warm = times[1]["seconds"]
+        out.append(
+            dict(
+                check=f"{MAIN}: transfer (auto) with 2 batches < 15 s, compile included",
+                value=f"{first['seconds']:.1f} s (warm {warm:.1f} s)",
+                passed=first["seconds"] < 15,
+            )
+        )
+    return out
+
+
+def markdown(s, rows, times, acc, info) -> str:
+    lines = [
+        f"Setup: {info['setup']}\n",
+        f"Reduced: {info['reduced']}\n",
+        f"Machine: {info['platform']}, {info['cpu_count']} CPUs shared with other work "
+        f"(load average at start {info['load_start']}, end {info['load_end']}), jax "
+        f"{info['jax']}, hybridxfer {info['library']}, {info['date']}; "
+        f"wall {info['wall_s'] / 60:.1f} min.\n",
+        "## Acceptance (median over seeds; avg = mean of the Xv and P NRMSE)\n",
+        "| check | measured | pass |",
+        "|---|---|:---:|",
+    ]
+    lines += [f"| {c['check']} | {c['value']} | {OK[bool(c['passed'])]} |" for c in acc]
+    lines += [
+        "\n## hx.transfer calls, main target, n = 2, seed 0\n",
+        "| strategy | call | seconds | chosen | warning | NRMSE Xv | NRMSE P |",
+        "|---|---|---:|---|:---:|---:|---:|",
+    ]
+    lines += [
+        f"| {t['strategy']} | {t['call']} | {t['seconds']:.1f} | {t['chosen']} | "
+        f"{'yes' if t['warning'] else 'no'} | {t['nrmse_Xv']:.3f} | {t['nrmse_P']:.3f} |"
+        for t in times
+    ]
+    for t in dict.fromkeys(s["target"]):
+        part = s[s["target"] == t]
+        ns = sorted(set(part["n"]))
+        lines += [
+            f"\n## Target {t}: median test NRMSE, avg [Xv / P] (IQR of avg; seeds)\n",
+            "| strategy | " + " | ".join(f"n={n}" for n in ns) + " |",
+            "|---" + "|---:" * len(ns) + "|",
+        ]
+        for st in [x for x in hx.STRATEGIES if x in set(part["strategy"])]:
+            cells = [cell(part[(part["strategy"] == st) & (part["n"] == n)]) for n in ns]
+            lines.append(f"| {st} | " + " | ".join(cells) + " |")
+        auto = [r for r in rows if r["target"] == t and r["strategy"] == "auto"]
+        picks = (
+            pd.DataFrame(auto)
+            .groupby("n")["chosen"]
+            .agg(lambda c: {k: int(v) for k, v in c.value_counts().items()})
+        )
+        lines.append("\nauto chose: " + "; ".join(f"n={n}: {d}" for n, d in picks.items()))
+        fired = {n: sum(bool(r["warning"]) for r in auto if r["n"] == n) for n in picks.index}
+        lines.append(f"\nnegative-transfer warning (auto runs): {fired}")
+    return "\n".join(lines) + "\n"
+
+
+def cell(r: pd.DataFrame) -> str:
+    if r.empty:
+        return "-"
+    r = r.iloc[0]
+    return f"{r.avg:.3f} [{r.Xv:.3f} / {r.P:.3f}] ({r.avg_q25:.3f}-{r.avg_q75:.3f}; {r.seeds})"
+
+
+def plot(s: pd.DataFrame, path: Path) -> None:
+    targets = list(dict.fromkeys(s["target"]))
+    fig, axes = plt.subplots(1, len(targets), figsize=(4 * len(targets), 3.6), squeeze=False)
+    for ax, t in zip(axes[0], targets):
+        for st, g in s[s["target"] == t].groupby("strategy", sort=False):
+            ax.plot(g["n"], g["avg"], marker="o", lw=2.5 if st == "auto" else 1.2, label=st)
+        ax.set(title=f"target {t}", xlabel="target training batches", yscale="log", xscale="log")
+        ax.set_xticks(NS, [str(n) for n in NS])
+    axes[0][0].set_ylabel("test NRMSE, mean of Xv and P (median)")
+    axes[0][-1].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--seeds", type=int, default=5, help="seeds on the main target")
+    p.add_argument("--other-seeds", type=int, default=2, help="seeds on the other targets")
+    p.add_argument("--steps", type=int, default=200, help="steps of every transfer fit")
+    p.add_argument("--source-steps", type=int, default=400)
+    p.add_argument("--targets", nargs="+", default=[MAIN, "U", "B1", "B2", "B3"])
+    p.add_argument("--quick", action="store_true", help="1 seed, n 1-2, 3 strategies, 30 steps")
+    p.add_argument("--out", type=Path, help="default benchmarks/results (--quick: a temp folder)")
+    p.add_argument("--resume", action="store_true", help="keep the cells in OUT/transfer.json")
+    a = p.parse_args()
+    t0, load_start = time.perf_counter(), os.getloadavg()
+    ns, strategies = NS, hx.STRATEGIES
+    if a.quick:
+        a.seeds, a.other_seeds, a.steps, a.source_steps, a.targets = 1, 1, 30, 60, [MAIN, "U"]
+        ns, strategies = (1, 2), ("none", "scratch", "auto")
+    a.out = a.out or Path(tempfile.mkdtemp() if a.quick else "benchmarks/results")
+    cfg, family = hx.FitConfig(steps=a.steps), make_family(0)
+    src = source_fit(family, a.source_steps, 2)
+    old = a.out / "transfer.json"
+    old = json.loads(old.read_text()) if a.resume and old.exists() else {}
+    if old and old["info"]["steps"] != a.steps:
+        raise SystemExit(f"--resume: {a.out / 'transfer.json'} has other --steps")
+    t_start = t0 - old.get("info", {}).get("wall_s", 0.0)  # wall time of earlier runs too
+    times, rows = old.get("timing") or timing(src, family, strategies, cfg), old.get("rows", [])
+    print(json.dumps(times), flush=True)
+    cells = [
+        (t, seed, n)
+        for t in a.targets
+        for seed in range(a.seeds if t == MAIN else a.other_seeds)
+        for n in ns
+    ]
+    for t, seed, n in [
+        c for c in cells if c not in {(r["target"], r["seed"], r["n"]) for r in rows}
+    ]:
+        other = t in RELATED_TARGETS and t != MAIN and n > LOBO_MAX  # no auto there
+        cell_strategies = [x for x in strategies if not (other and x == "auto")]
+        rows += run_cell(src, family, t, seed, n, cell_strategies, cfg)
+        print(json.dumps(rows[-1], default=str), flush=True)
+        write(a, rows, times, cells, t_start, load_start, strategies)
+
+
+def write(a, rows, times, cells, t_start, load_start, strategies) -> None:
+    """All outputs from the rows so far (called after every cell, so a stopped run
+    leaves its partial results)."""
+    done = {(r["target"], r["seed"], r["n"]) for r in rows}
+    info = dict(platform=platform.platform(), cpu_count=os.cpu_count(), jax=jax.__version__)
+    info.update(load_start=[round(x, 1) for x in load_start], wall_s=time.perf_counter() - t_start)
+    info.update(load_end=[round(x, 1) for x in os.getloadavg()], quick=a.quick, steps=a.steps)
+    info.update(date=datetime.datetime.now().isoformat(timespec="seconds"))
+    git = lambda *c: subprocess.run(["git", *c], capture_output=True, text=True).stdout.strip()  # noqa: E731
+    info["library"] = git("rev-parse", "--short", "HEAD") + (
+        " + uncommitted changes" if git("status", "--porcelain", "hybridxfer") else ""
+    )
+    info["setup"] = (
+        f"family process_family.make_family(0): A 8 train + 2 valid; each target a pool of 12 "
+        f"and 6 test batches; samples every 2 days, 5% noise. Source: cho_fed_batch.toml, "
+        f"{a.source_steps} steps x 2 members. Transfer: FitConfig(steps={a.steps}) for every "
+        f"fit. Seeds draw the target training batches. Strategies: {', '.join(strategies)}."
+    )
+    info["reduced"] = (
+        f"main target {MAIN}: {a.seeds} seeds; other targets: {a.other_seeds} seeds; on the "
+        f"other related targets auto only at n <= {LOBO_MAX} (its LOBO costs n folds). auto "
+        f"validates leave-one-batch-out for 2 <= n <= {LOBO_MAX}, at n > {LOBO_MAX} on one of "
+        f"its n batches moved to split 'valid' (one fold, trained on n-1), on later time points "
+        f"at n = 1. Non-auto strategies: one vmapped fit with transfer's plans (see docstring). "
+        f"Cells done: {len(done)} of {len(cells)}"
+        + ("" if len(done) == len(cells) else " (run stopped: PARTIAL results)")
+    )
+    s, acc = summary(rows), None
+    acc = checks(s, rows, times)
+    a.out.mkdir(parents=True, exist_ok=True)
+    out = dict(info=info, timing=times, acceptance=acc, rows=rows, summary=s.to_dict("records"))
+    (a.out / "transfer.json").write_text(json.dumps(out, indent=1, default=str))
+    md = "# hybridxfer transfer benchmark\n\n" + markdown(s, rows, times, acc, info)
+    (a.out / "transfer.md").write_text(md)
+    plot(s, a.out / "transfer.png")
+
+
+if __name__ == "__main__":
+    main()

@@ -207,7 +207,7 @@ def transfer(
 
     folds = _folds(target, strategy)
     scores = np.zeros(len(names))
-    fits: list[FitResult] = []
+    fits: list[tuple[list[str], FitResult]] = []  # (candidate names, their fit) per group
     for fold in folds:
         fold_scores, fold_fits = _fit_candidates(
             source.model, study, fold, process, plans, config, progress

@@ -117,6 +117,24 @@ class FitResult:
     process: str | None = None
 
 
+@dataclass(frozen=True)
+class _StepSettings:
+    """The settings one optimisation step depends on (a static argument of the
+    jitted step, so that other settings, e.g. seed or members, do not recompile)."""
+
+    steps: int
+    learning_rate: float
+    warmup: int
+    clip: float
+    weight_decay: float
+    likelihood: str
+    solver: Solver
+
+    @classmethod
+    def of(cls, config: FitConfig) -> _StepSettings:
+        return cls(**{f: getattr(config, f) for f in cls.__dataclass_fields__})
+
+
 class _State(eqx.Module):
     params: Trainable
     opt_state: optax.OptState
@@ -227,11 +245,12 @@ def fit(
         state, history = _load_checkpoint(ckpt, state, fingerprint)
     start = int(state.step)
 
+    settings, patience = _StepSettings.of(config), jnp.asarray(config.patience)
     rejected = 0
     bar = tqdm(total=config.steps, initial=start, disable=None if progress else True, desc="fit")
     step = start
     while step < config.steps and not _stopped(state, config):
-        state, losses, finite = _step(state, controls, data, scales, config)
+        state, losses, finite = _step(state, controls, data, scales, patience, settings)
         step += 1
         losses, finite = np.asarray(losses), np.asarray(finite)
         history += [(step, r, *losses[r]) for r in range(len(plans))]
@@ -316,7 +335,7 @@ def _member_start(model, study, data, process, plan: Plan, config: FitConfig, ke
         model=start,
         process_free=jnp.tile(start.free, (len(study.processes), 1)),
         initial=guess,
-        log_noise=jnp.zeros(len(start.state_names)),
+        log_noise=jnp.zeros(len(start.variable_names)),
     )
     free = [p for p in model.structure.parameters if not p.fixed]
     controls = _Controls(
@@ -385,7 +404,7 @@ def _penalty(params: Trainable, c: _Controls) -> Float[Array, ""]:
     return c.anchor * total
 
 
-def _optimiser(config: FitConfig) -> optax.GradientTransformation:
+def _optimiser(config: FitConfig | _StepSettings) -> optax.GradientTransformation:
     schedule = optax.warmup_cosine_decay_schedule(
         init_value=0.0,
         peak_value=config.learning_rate,
@@ -396,14 +415,18 @@ def _optimiser(config: FitConfig) -> optax.GradientTransformation:
     return optax.chain(optax.clip_by_global_norm(config.clip), optax.adam(schedule))
 
 
-def _loss(params, c: _Controls, data, scales, config: FitConfig):
+def _loss(params, c: _Controls, data, scales, config: _StepSettings):
     losses, _ = objective(
         params, data, scales, c.weights, config.solver, config.likelihood, config.weight_decay
     )
     return losses[0] + _penalty(params, c), losses
 
 
-def _member_step(params, opt_state, best, best_valid, since_best, c, data, scales, config):
+def _member_step(
+    params, opt_state, best, best_valid, since_best, c, data, scales, patience, config
+):
+    """One step of one member; a member that has stopped (`patience` steps without
+    improvement) keeps its state, so that it does not depend on the other members."""
     diff, static = eqx.partition(params, eqx.is_inexact_array)
     (value, losses), grads = jax.value_and_grad(
         lambda d: _loss(eqx.combine(d, static), c, data, scales, config), has_aux=True
@@ -412,24 +435,29 @@ def _member_step(params, opt_state, best, best_valid, since_best, c, data, scale
     finite = jnp.isfinite(value) & jnp.all(
         jnp.stack([jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)])
     )
+    active = since_best < patience
     updates, new_opt = _optimiser(config).update(grads, opt_state, diff)
     updates = jax.tree.map(lambda u, r: u * r, updates, c.rate)
     new_diff = eqx.apply_updates(diff, updates)
-    diff, opt_state = _select(finite, new_diff, diff), _select(finite, new_opt, opt_state)
+    moves = finite & active
+    diff, opt_state = _select(moves, new_diff, diff), _select(moves, new_opt, opt_state)
     valid = jnp.where(jnp.isfinite(losses[1]), losses[1], jnp.inf)
-    better = valid < best_valid
+    better = (valid < best_valid) & active
     best = _select(better, params, best)
-    since_best = jnp.where(better, 0, since_best + 1)
+    since_best = jnp.where(better, 0, since_best + active)
     combined = eqx.combine(diff, static)
-    return combined, opt_state, best, jnp.minimum(valid, best_valid), since_best, losses, finite
+    best_valid = jnp.where(better, valid, best_valid)
+    return combined, opt_state, best, best_valid, since_best, losses, finite
 
 
 @eqx.filter_jit
-def _step(state: _State, controls: _Controls, data: BatchData, scales, config: FitConfig):
+def _step(
+    state: _State, controls: _Controls, data: BatchData, scales, patience, config: _StepSettings
+):
     """One optimisation step of every member (vmapped). Module-level and taking the
-    data as an argument, so fits with equal shapes and settings share one compile."""
+    data as an argument, so fits with equal shapes and step settings share one compile."""
     member = eqx.if_array(0)
-    out = eqx.filter_vmap(_member_step, in_axes=(member,) * 6 + (None,) * 3)(
+    out = eqx.filter_vmap(_member_step, in_axes=(member,) * 6 + (None,) * 4)(
         state.params,
         state.opt_state,
         state.best,
@@ -438,6 +466,7 @@ def _step(state: _State, controls: _Controls, data: BatchData, scales, config: F
         controls,
         data,
         scales,
+        patience,
         config,
     )
     params, opt_state, best, best_valid, since_best, losses, finite = out

@@ -1,6 +1,8 @@
 """Transfer mechanics: what each strategy may change, the baselines, the choice,
 and the similarity measures. (Accuracy of transfer is measured by benchmarks/transfer.py.)"""
 
+from dataclasses import replace
+
 import equinox as eqx
 import jax
 import numpy as np
@@ -67,7 +69,6 @@ def study():
 def source(study):
     result = hx.fit(_model(), study, process="A", config=CONFIG, progress=False)
     table = hx.parameter_table(result.model, study.select(process="A", split="train"))
-    from dataclasses import replace
 
     return replace(result, parameters=table)
 
@@ -132,3 +133,18 @@ def test_mmd_tells_different_processes_apart(study):
 def test_unknown_strategy_is_an_error(source, study):
     with pytest.raises(ValueError, match="unknown strategy 'magic'"):
         _run(source, study, "magic")
+
+
+def test_settings_outside_the_step_do_not_recompile(study, monkeypatch):
+    """Seed, patience, holdout and checkpointing are not static arguments of the step."""
+    from hybridxfer import training
+
+    traces = []
+    member_step = training._member_step
+    monkeypatch.setattr(training, "_member_step", lambda *a: traces.append(1) or member_step(*a))
+    config = hx.FitConfig(steps=3, members=2)
+    hx.fit(_model(), study, process="B", config=config, progress=False)
+    first = len(traces)
+    other = replace(config, seed=7, patience=2, holdout=0.4, checkpoint_every=1)
+    hx.fit(_model(), study, process="B", config=other, progress=False)
+    assert first == 1 and len(traces) == first  # compiled once, then reused

@@ -12,7 +12,7 @@ jax.config.update("jax_enable_x64", True)
 from .batch_data import BatchData, batch_data  # noqa: E402
 from .expressions import ExpressionError  # noqa: E402
 from .metrics import nrmse  # noqa: E402
-from .model import Constant, HybridModel, Input, ModelError, State  # noqa: E402
+from .model import Constant, HybridModel, Input, ModelError, Observation, State  # noqa: E402
 from .model_file import ModelFileError, load_model, parse_model, to_toml  # noqa: E402
 from .networks import Network, NetworkFactor  # noqa: E402
 from .parameters import Parameter, ParameterError  # noqa: E402
@@ -21,9 +21,11 @@ from .reactor import Reactor, ReactorError  # noqa: E402
 from .report import plot_networks, rates_along, write_report  # noqa: E402
 from .saved_model import SavedModelError, load_fit, save_fit  # noqa: E402
 from .simulation import SimulationError, Solver, simulate, solve  # noqa: E402
+from .stream import read_stream, replay  # noqa: E402
 from .study import Study, StudyError, StudyNeeds, read_study, study_from_frames, write_study  # noqa: E402
 from .training import FitConfig, FitError, FitResult, fit  # noqa: E402
 from .transfer import STRATEGIES, Similarity, TransferResult, transfer  # noqa: E402
+from .twin import DigitalTwin, TwinError  # noqa: E402
 from .uncertainty import parameter_table, predict  # noqa: E402
 
 __version__ = "0.1.0"
@@ -32,6 +34,7 @@ __all__ = [
     "BatchData",
     "Constant",
     "ExpressionError",
+    "DigitalTwin",
     "FitConfig",
     "FitError",
     "FitResult",
@@ -41,6 +44,7 @@ __all__ = [
     "ModelFileError",
     "Network",
     "NetworkFactor",
+    "Observation",
     "Parameter",
     "ParameterError",
     "Plan",
@@ -56,6 +60,7 @@ __all__ = [
     "StudyError",
     "StudyNeeds",
     "TransferResult",
+    "TwinError",
     "batch_data",
     "fit",
     "load_fit",
@@ -66,7 +71,9 @@ __all__ = [
     "plot_networks",
     "predict",
     "rates_along",
+    "read_stream",
     "read_study",
+    "replay",
     "save_fit",
     "simulate",
     "solve",

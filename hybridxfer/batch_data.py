@@ -44,9 +44,9 @@ class BatchData(eqx.Module):
         event_amounts: event-input values at those times, 0 where none, (B, E, n_events).
         times: output times, sorted, (B, M); padding repeats the last.
         mask: which output times are real, (B, M).
-        values: measured value of each state at each output time, NaN where not
-            measured, (B, M, n_states).
-        sd: measurement standard deviation where given, else NaN, (B, M, n_states).
+        values: measured value of each variable (``model.variable_names``: states,
+            then observations) at each output time, NaN where not measured, (B, M, n_vars).
+        sd: measurement standard deviation where given, else NaN, (B, M, n_vars).
         process: index of each batch's process in ``study.processes``, (B,).
     """
 
@@ -58,8 +58,8 @@ class BatchData(eqx.Module):
     event_amounts: Float[Array, "B E n_events"]
     times: Float[Array, "B M"]
     mask: Bool[Array, "B M"]
-    values: Float[Array, "B M n_states"]
-    sd: Float[Array, "B M n_states"]
+    values: Float[Array, "B M n_vars"]
+    sd: Float[Array, "B M n_vars"]
     process: Int[Array, " B"]
 
 
@@ -81,10 +81,10 @@ def batch_data(
     """
     study.check(model.study_needs())
     names = study.batch_names
-    states, inputs, events = model.state_names, model.input_names, model.event_names
-    n, n_states, n_in, n_ev = len(names), len(states), len(inputs), len(events)
+    variables, inputs, events = model.variable_names, model.input_names, model.event_names
+    n, n_states, n_in, n_ev = len(names), len(model.state_names), len(inputs), len(events)
     meas = study.measurements
-    meas = meas[meas["variable"].isin(states)]
+    meas = meas[meas["variable"].isin(variables)]
     inp = study.inputs.sort_values("time", kind="stable")
     by_batch = {b: g for b, g in meas.groupby("batch", sort=False)}
     inp_by_batch = {b: g for b, g in inp.groupby("batch", sort=False)}
@@ -118,14 +118,14 @@ def batch_data(
     ev_amounts = np.zeros((B, E, n_ev))
     out_times = np.zeros((B, M))
     mask = np.zeros((B, M), dtype=bool)
-    values = np.full((B, M, n_states), np.nan)
-    sds = np.full((B, M, n_states), np.nan)
-    col = {s: j for j, s in enumerate(states)}
+    values = np.full((B, M, len(variables)), np.nan)
+    sds = np.full((B, M, len(variables)), np.nan)
+    col = {s: j for j, s in enumerate(variables)}
     for i, b in enumerate(names):
         m = by_batch.get(b, empty_m)
         t, end = out_t[i], out_t[i][-1]
         j = m["variable"].map(col).to_numpy(int)
-        at0 = m["time"].to_numpy(float) == 0.0
+        at0 = (m["time"].to_numpy(float) == 0.0) & (j < n_states)
         initial[i, j[at0]] = m["value"].to_numpy(float)[at0]
         k = np.searchsorted(t, m["time"].to_numpy(float))
         hit = (k < len(t)) & (t[np.minimum(k, len(t) - 1)] == m["time"].to_numpy(float))

@@ -1,4 +1,4 @@
-"""Command line: ``hybridxfer demo | simulate | fit | transfer | predict | report``
+"""Command line: ``hybridxfer demo | simulate | fit | transfer | predict | report | twin``
 (DESIGN.md §5).
 
 Exit code 0 on success; on bad input one line ``hybridxfer: error: ...`` and exit 2.
@@ -21,6 +21,7 @@ from .simulation import SimulationError
 from .study import StudyError
 from .training import FitError
 from .transfer import STRATEGIES
+from .twin import TwinError
 
 USER_ERRORS = (
     FitError,
@@ -32,6 +33,7 @@ USER_ERRORS = (
     ReactorError,
     SimulationError,
     StudyError,
+    TwinError,
     FileNotFoundError,
 )
 
@@ -134,6 +136,51 @@ def _report(args) -> None:
     print(f"wrote the report to {out}/ (open {out / 'report.md'})")
 
 
+def _twin(args) -> None:
+    from .plots import plot_simulation
+    from .saved_model import load_fit
+    from .stream import read_stream, replay
+
+    model = load_fit(args.model_dir).model
+    stream = read_stream(args.stream)
+    estimates, refused = replay(
+        model,
+        stream,
+        constants=_assignments(args.constant, "--constant"),
+        measurement_sd=_assignments(args.sd, "--sd"),
+        process_noise=args.process_noise,
+    )
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    estimates.to_csv(out, index=False)
+    lines = estimates.rename(columns=dict(mean="value", lower95="lower", upper95="upper"))
+    measured = stream[stream["variable"].isin(model.variable_names)].assign(batch="estimate")
+    plots = plot_simulation(
+        lines.assign(batch="estimate"),
+        measured,
+        out.parent / f"{out.stem}_plots",
+        model.units,
+        model.structure.time_unit,
+        what="real-time estimate with 95% band",
+    )
+    print(
+        f"replayed {len(stream)} rows up to t={estimates['time'].max():g}; wrote {out} and "
+        f"{len(plots)} plots in {out.parent / (out.stem + '_plots')}/"
+        + (f"; {len(refused)} row group(s) refused (see warnings)" if refused else "")
+    )
+
+
+def _assignments(items: list[str], option: str) -> dict[str, float]:
+    out = {}
+    for item in items:
+        name, _, value = item.partition("=")
+        try:
+            out[name] = float(value)
+        except ValueError:
+            raise TwinError(f"{option} {item!r}: expected NAME=NUMBER") from None
+    return out
+
+
 def _table(frame) -> str:
     return frame.to_string(index=False, float_format=lambda x: f"{x:.4g}")
 
@@ -192,6 +239,17 @@ def parser() -> argparse.ArgumentParser:
     rep.add_argument("study", nargs="?", help="study to compare predictions with")
     rep.add_argument("--out", required=True, help="output folder")
     rep.set_defaults(run=_report)
+
+    tw = sub.add_parser("twin", help="replay a recorded batch stream through a digital twin")
+    tw.add_argument("model_dir", help="saved model folder")
+    tw.add_argument("stream", help="stream CSV: time, variable, value [, sd, sample_time]")
+    tw.add_argument("--out", required=True, help="CSV file for the estimates (plots beside it)")
+    tw.add_argument("--constant", action="append", default=[], help="batch constant NAME=VALUE")
+    tw.add_argument("--sd", action="append", default=[], help="measurement sd NAME=VALUE")
+    tw.add_argument(
+        "--process-noise", type=float, default=0.02, help="relative state drift per sqrt(time)"
+    )
+    tw.set_defaults(run=_twin)
     return p
 
 

@@ -29,14 +29,14 @@ class Trainable(eqx.Module):
             others come from ``model.free``.
         initial: log of each batch's initial state; used only for states declared
             ``initial = "estimate"``, shape (B, n_states).
-        log_noise: log noise standard deviation per state in scaled units (Gaussian
-            likelihood only), shape (n_states,).
+        log_noise: log noise standard deviation per variable (states, then
+            observations) in scaled units (Gaussian likelihood only), shape (n_vars,).
     """
 
     model: HybridModel
     process_free: Float[Array, "P n_free"]
     initial: Float[Array, "B n_states"]
-    log_noise: Float[Array, " n_states"]
+    log_noise: Float[Array, " n_vars"]
 
     def for_process(self, p: int) -> HybridModel:
         """The model with process `p`'s values of the process-specific parameters."""
@@ -64,8 +64,8 @@ def initial_states(params: Trainable, data: BatchData) -> Float[Array, "B n_stat
     return jnp.where(estimated, jnp.exp(params.initial), default)
 
 
-def variable_scales(data: BatchData, mask: Bool[Array, "B M"]) -> Float[Array, " n_states"]:
-    """Scale of each state: its range over the observations in `mask` (1 if none or flat)."""
+def variable_scales(data: BatchData, mask: Bool[Array, "B M"]) -> Float[Array, " n_vars"]:
+    """Scale of each variable: its range over the observations in `mask` (1 if none or flat)."""
     values = np.where(np.asarray(mask)[..., None], np.asarray(data.values), np.nan)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
@@ -76,9 +76,9 @@ def variable_scales(data: BatchData, mask: Bool[Array, "B M"]) -> Float[Array, "
 def scaled_residuals(
     params: Trainable,
     data: BatchData,
-    scales: Float[Array, " n_states"],
+    scales: Float[Array, " n_vars"],
     solver: Solver,
-) -> tuple[Float[Array, "B M n_states"], Bool[Array, "B M n_states"], Float[Array, "B M n_states"]]:
+) -> tuple[Float[Array, "B M n_vars"], Bool[Array, "B M n_vars"], Float[Array, "B M n_vars"]]:
     """Residuals ``(prediction - measurement) / s`` (0 where unmeasured), with s the
     measurement's ``sd`` where given, else the state's entry of `scales`.
 
@@ -95,12 +95,12 @@ def scaled_residuals(
 def objective(
     params: Trainable,
     data: BatchData,
-    scales: Float[Array, " n_states"],
+    scales: Float[Array, " n_vars"],
     weights: Float[Array, "k B M"],
     solver: Solver,
     likelihood: str = "scaled",
     weight_decay: float = 0.0,
-) -> tuple[Float[Array, " k"], Float[Array, "B M n_states"]]:
+) -> tuple[Float[Array, " k"], Float[Array, "B M n_vars"]]:
     """Loss of `params` on each of k observation weightings (e.g. train, valid: 0/1
     masks, or larger weights for some batches) from one solve.
 
@@ -114,7 +114,7 @@ def objective(
     plus ``weight_decay * sum(w^2)`` over network weights (first weighting only).
 
     Returns:
-        The k losses, and the predictions (B, M, n_states).
+        The k losses, and the predictions (B, M, n_vars).
     """
     r, observed, ys = scaled_residuals(params, data, scales, solver)
     w = jnp.where(observed, weights[..., None], 0.0)  # (k, B, M, n)

@@ -17,7 +17,7 @@ from .parameters import Parameter
 from .reactor import Reactor
 from .study import StudyNeeds
 
-__all__ = ["Constant", "HybridModel", "Input", "ModelError", "State"]
+__all__ = ["Constant", "HybridModel", "Input", "ModelError", "Observation", "State"]
 
 RESERVED = frozenset({"t"})
 INTERPOLATIONS = ("zero-order", "linear")
@@ -85,6 +85,33 @@ class Constant:
 
 
 @dataclass(frozen=True)
+class Observation:
+    """A measured signal that is a function of the state: the observation equation
+    ``name = expression``, e.g. the oxygen uptake rate ``OUR = (a_O2 * mu + b_O2) * Xv``.
+
+    The expression reads states, rates, network factors, inputs, batch constants,
+    parameters and t. Measurements of `name` in a study are fitted like states'
+    (parameters of the expression are fitted with the rest), and a
+    :class:`~hybridxfer.DigitalTwin` assimilates them.
+
+    Attributes:
+        name: identifier, also the ``variable`` name in measurements and streams.
+        unit: physical unit, e.g. ``"mmol/(L h)"``.
+        expression: the observation equation's right-hand side.
+        sd: typical measurement standard deviation [unit], the digital twin's default.
+    """
+
+    name: str
+    unit: str
+    expression: str
+    sd: float | None = None
+
+    def __post_init__(self):
+        if self.sd is not None and not self.sd > 0:
+            raise ValueError(f"sd must be > 0, got {self.sd}")
+
+
+@dataclass(frozen=True)
 class _Structure:
     """Everything about a model that is not trained: names, units, compiled expressions."""
 
@@ -100,6 +127,8 @@ class _Structure:
     balances: tuple[Expression, ...]  # one per state
     reactor_exprs: tuple[tuple[str, Expression], ...]
     initial_exprs: tuple[Expression | None, ...]  # per state; None: data or estimate
+    observations: tuple[Observation, ...] = ()
+    observation_exprs: tuple[Expression, ...] = ()
 
 
 class HybridModel(eqx.Module):
@@ -132,6 +161,7 @@ class HybridModel(eqx.Module):
         inputs: Sequence[Input] = (),
         constants: Sequence[Constant] = (),
         networks: Sequence[Network] = (),
+        observations: Sequence[Observation] = (),
         time_unit: str = "h",
         key: PRNGKeyArray | None = None,
     ) -> HybridModel:
@@ -151,6 +181,7 @@ class HybridModel(eqx.Module):
             "parameter": [p.name for p in parameters],
             "network": [n.name for n in networks],
             "rate": list(rates),
+            "observation": [o.name for o in observations],
         }
         if reactor.has_volume:
             groups["state"].append(reactor.volume)
@@ -184,7 +215,9 @@ class HybridModel(eqx.Module):
             problems += [f"unknown state(s) {extra}"] if extra else []
             raise ModelError("; ".join(problems), "balances")
 
-        everything = frozenset(n for g in groups.values() for n in g) | RESERVED
+        everything = (
+            frozenset(n for k, g in groups.items() if k != "observation" for n in g) | RESERVED
+        )
         static = frozenset(groups["constant"]) | frozenset(groups["parameter"])
 
         def parse(where: str, source, known) -> Expression:
@@ -215,6 +248,9 @@ class HybridModel(eqx.Module):
             else None
             for s in states
         )
+        observation_exprs = tuple(
+            parse(f"observations.{o.name}", o.expression, everything) for o in observations
+        )
         structure = _Structure(
             name=name,
             time_unit=time_unit,
@@ -228,6 +264,8 @@ class HybridModel(eqx.Module):
             balances=balance_exprs,
             reactor_exprs=reactor_exprs,
             initial_exprs=initial_exprs,
+            observations=tuple(observations),
+            observation_exprs=observation_exprs,
         )
         if networks and key is None:
             raise ModelError("a model with networks needs a PRNG key to initialise them")
@@ -254,6 +292,16 @@ class HybridModel(eqx.Module):
         """Continuous inputs (the vector field's `inputs`); event inputs excluded."""
         events = self.structure.reactor.events
         return tuple(i.name for i in self.structure.inputs if i.name not in events)
+
+    @property
+    def observation_names(self) -> tuple[str, ...]:
+        """Observed signals declared by observation equations."""
+        return tuple(o.name for o in self.structure.observations)
+
+    @property
+    def variable_names(self) -> tuple[str, ...]:
+        """What a solve outputs and a fit scores: `state_names`, then `observation_names`."""
+        return self.state_names + self.observation_names
 
     @property
     def event_names(self) -> tuple[str, ...]:
@@ -283,9 +331,12 @@ class HybridModel(eqx.Module):
 
     @property
     def units(self) -> dict[str, str]:
-        """Unit of every state, input, constant and parameter."""
+        """Unit of every state, input, constant, parameter and observation."""
         s = self.structure
-        out = {x.name: x.unit for x in (*s.states, *s.inputs, *s.constants, *s.parameters)}
+        out = {
+            x.name: x.unit
+            for x in (*s.states, *s.inputs, *s.constants, *s.parameters, *s.observations)
+        }
         if s.reactor.has_volume:
             out[s.reactor.volume] = "L"
         return out
@@ -332,7 +383,7 @@ class HybridModel(eqx.Module):
         if r.has_volume and r.volume_initial is None:
             from_data.append(r.volume)
         return StudyNeeds(
-            variables=self.state_names,
+            variables=self.variable_names,
             initial_from_data=tuple(from_data),
             inputs=self.input_names,
             events=r.events,
@@ -392,6 +443,21 @@ class HybridModel(eqx.Module):
             out.append(r + (f_in * c_in - f_out_i * c - c * dV) / V)
         out.append(dV)
         return jnp.stack([jnp.asarray(o, dtype=float) for o in out])
+
+    def observe(
+        self,
+        t: Float[Array, ""],
+        y: Float[Array, " n_states"],
+        inputs: Float[Array, " n_inputs"],
+        constants: Float[Array, " n_constants"],
+    ) -> Float[Array, " n_observations"]:
+        """Value of each observation equation at one point (`observation_names` order)."""
+        if not self.structure.observations:
+            return jnp.zeros((0,))
+        env = self._env(t, y, inputs, constants)
+        return jnp.stack(
+            [jnp.asarray(e(env), dtype=float) for e in self.structure.observation_exprs]
+        )
 
     def apply_events(
         self,

@@ -2,7 +2,9 @@
 
 Tables: ``[model]`` (name, time_unit), ``[states]``, ``[inputs]``, ``[constants]``
 (per-batch columns of batches.csv), ``[parameters]``, ``[networks.NAME]``,
-``[reactor]``, ``[rates]``, ``[balances]``. Expressions are parsed against a
+``[reactor]``, ``[rates]``, ``[balances]``, ``[observations]`` (observation
+equations of measured signals, e.g. ``OUR = { unit = "mmol/(L h)", expression =
+"(a_O2 * mu + b_O2) * Xv", sd = 0.02 }``). Expressions are parsed against a
 whitelist (:mod:`hybridxfer.expressions`). Every error names the file and line.
 """
 
@@ -22,7 +24,7 @@ import jax
 import numpy as np
 
 from .expressions import ExpressionError
-from .model import Constant, HybridModel, Input, ModelError, State
+from .model import Constant, HybridModel, Input, ModelError, Observation, State
 from .networks import Network
 from .parameters import Parameter, ParameterError
 from .reactor import Reactor, ReactorError
@@ -44,12 +46,14 @@ _TABLES = {
     "reactor": None,
     "rates": None,
     "balances": None,
+    "observations": None,
 }
 _FIELDS = {
     "model": {"name", "time_unit", "description"},
     "states": {"unit", "initial", "guess"},
     "inputs": {"unit", "interpolation"},
     "constants": {"unit"},
+    "observations": {"unit", "expression", "sd"},
     "parameters": {"value", "unit", "bounds", "fixed", "positive", "process_specific"},
     "networks": {"inputs", "hidden", "output", "scale", "activation"},
     "reactor": {
@@ -125,6 +129,11 @@ def parse_model(text: str, *, source: str = "<model>", key: jax.Array | None = N
             s = {**s, "bounds": tuple(s["bounds"])}
         parameters.append(build(f"parameters.{n}", Parameter, n, s))
     networks = [build(f"networks.{n}", Network, n, s) for n, s in entries("networks").items()]
+    observations = []
+    for n, s in entries("observations").items():
+        if not isinstance(s.get("expression"), str | int | float):
+            fail(f"observations.{n}", 'needs expression = "..." (the observation equation)')
+        observations.append(build(f"observations.{n}", Observation, n, s))
 
     reactor_spec = dict(doc.get("reactor", {}))
     unknown = set(reactor_spec) - _FIELDS["reactor"]
@@ -155,6 +164,7 @@ def parse_model(text: str, *, source: str = "<model>", key: jax.Array | None = N
             constants=constants,
             parameters=parameters,
             networks=networks,
+            observations=observations,
             reactor=reactor,
             rates={k: str(v) for k, v in doc["rates"].items()},
             balances={k: str(v) for k, v in doc["balances"].items()},
@@ -206,6 +216,8 @@ def to_toml(model: HybridModel) -> str:
     table("reactor", _reactor_table(s.reactor))
     table("rates", {name: expr.source for name, expr in s.rates})
     table("balances", {st.name: expr.source for st, expr in zip(s.states, s.balances)})
+    if s.observations:
+        table("observations", {o.name: _declared(o, "unit", "expression") for o in s.observations})
     return "\n".join(lines) + "\n"
 
 

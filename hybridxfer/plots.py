@@ -28,6 +28,7 @@ def plot_simulation(
     out: str | Path,
     units: Mapping[str, str] | None = None,
     time_unit: str = "h",
+    what: str = "simulated",
 ) -> list[Path]:
     """One PNG per simulated variable: a line per batch, measurements as dots.
 
@@ -37,6 +38,7 @@ def plot_simulation(
         measurements: long table of the same form, or None.
         out: folder for ``<variable>.png``.
         units: unit per variable for the axis labels.
+        what: what the lines are, for the titles.
 
     Returns:
         The paths written.
@@ -63,7 +65,7 @@ def plot_simulation(
         unit = units.get(variable)
         ax.set_xlabel(f"time [{time_unit}]")
         ax.set_ylabel(f"{variable} [{unit}]" if unit else variable)
-        ax.set_title(f"{variable}: simulated (lines), measured (dots)")
+        ax.set_title(f"{variable}: {what} (lines), measured (dots)")
         if len(batches) <= 12:
             ax.legend(fontsize=7, ncol=2)
         paths.append(save_figure(fig, out / f"{variable}.png"))

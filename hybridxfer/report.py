@@ -34,7 +34,7 @@ def rates_along(
     """
     times = {b: np.linspace(0.0, study.end_time(b), points) for b in study.batch_names}
     data = batch_data(model, study, times)
-    ys, _ = solve(model, data, Solver())
+    ys = solve(model, data, Solver())[0][..., : len(model.state_names)]
     replace = {n: 1.0 for n in model.networks} if mechanistic else None
     linear = model.linear_inputs
 

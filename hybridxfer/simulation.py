@@ -71,7 +71,7 @@ class Solver:
 def _solve_batch(model: HybridModel, data: BatchData, solver: Solver, y0=None):
     """Solve one (unbatched) batch from `y0` (default: the model's initial state).
 
-    Returns (ys (M, n_states), ok (E+1,)).
+    Returns (ys (M, n_vars): states then observations, ok (E+1,)).
     """
     linear = model.linear_inputs
 
@@ -115,7 +115,15 @@ def _solve_batch(model: HybridModel, data: BatchData, solver: Solver, y0=None):
     _, (ys, ok) = jax.lax.scan(segment, y0, jnp.arange(bounds.shape[0] - 1))
     # a sample at an event time sees the state before the event
     seg = jnp.sum(data.event_times[None, :] < data.times[:, None], axis=1)
-    return ys[seg, jnp.arange(data.times.shape[0])], ok
+    ys = ys[seg, jnp.arange(data.times.shape[0])]
+    if not model.observation_names:
+        return ys, ok
+
+    def observe(t, y):  # inputs as held from t on (an observation at a change sees the new)
+        u = input_values_at(t, data.input_times, data.input_values, linear)
+        return model.observe(t, y, u, data.constants)
+
+    return jnp.concatenate([ys, jax.vmap(observe)(data.times, ys)], axis=-1), ok
 
 
 def solve_batches(
@@ -123,7 +131,7 @@ def solve_batches(
     data: BatchData,
     solver: Solver = Solver(),
     y0: Float[Array, "B n_states"] | None = None,
-) -> tuple[Float[Array, "B M n_states"], Bool[Array, " B"]]:
+) -> tuple[Float[Array, "B M n_vars"], Bool[Array, " B"]]:
     """Solve every batch of `data` at its output times (traceable; see :func:`solve`).
 
     Args:
@@ -132,7 +140,8 @@ def solve_batches(
         y0: initial states per batch; default: ``model.initial_state`` of each batch.
 
     Returns:
-        ys: states at ``data.times`` (state order ``model.state_names``), shape (B, M, n).
+        ys: states, then observations, at ``data.times`` (order
+            ``model.variable_names``), shape (B, M, n_vars).
         ok: whether the solver succeeded on every segment of each batch, shape (B,).
     """
     B = data.times.shape[0]
@@ -155,7 +164,7 @@ def solve(
     data: BatchData,
     solver: Solver = Solver(),
     y0: Float[Array, "B n_states"] | None = None,
-) -> tuple[Float[Array, "B M n_states"], Bool[Array, " B"]]:
+) -> tuple[Float[Array, "B M n_vars"], Bool[Array, " B"]]:
     """Jitted :func:`solve_batches`: compiled once per model structure, solver and
     shape bucket."""
     return _solve_jit(model, data, solver, y0)
@@ -179,8 +188,8 @@ def simulate(
         solver: integration settings.
 
     Returns:
-        Long table with columns ``batch, time, variable, value`` (states in
-        ``model.state_names`` order).
+        Long table with columns ``batch, time, variable, value`` (variables in
+        ``model.variable_names`` order: states, then observations).
 
     Raises:
         StudyError: if the study lacks what the model needs.
@@ -199,8 +208,8 @@ def simulate(
     data = batch_data(model, study, times)
     ys, ok = solve(model, data, solver)
     ys, ok = np.asarray(ys), np.asarray(ok)
-    check_finite(ys, ok, data, study.batch_names, model.state_names, solver.max_steps)
-    return to_frame(ys, data, study.batch_names, model.state_names)
+    check_finite(ys, ok, data, study.batch_names, model.variable_names, solver.max_steps)
+    return to_frame(ys, data, study.batch_names, model.variable_names)
 
 
 def check_finite(

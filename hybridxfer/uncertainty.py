@@ -31,8 +31,8 @@ def parameter_table(
     """Every parameter with its value, unit and a 95% interval from the data in `study`.
 
     Gauss-Newton / Laplace approximation in the unconstrained coordinates z of the
-    free parameters: with J_v the Jacobian of state v's scaled residuals and
-    sigma_v^2 their mean square (n_v - p/n_states degrees of freedom),
+    free parameters: with J_v the Jacobian of variable v's scaled residuals and
+    sigma_v^2 their mean square (n_v - p/n_vars degrees of freedom),
 
         Cov(z) = (sum_v J_v^T J_v / sigma_v^2)^-1,
 
@@ -57,7 +57,7 @@ def parameter_table(
         y0 = table.reindex(index=list(study.batch_names), columns=list(model.state_names))
         log_y0[: len(study.batch_names)] = np.log(np.maximum(y0.to_numpy(float), 1e-300))
     params = Trainable(
-        model, model.free[None], jnp.asarray(log_y0), jnp.zeros(len(model.state_names))
+        model, model.free[None], jnp.asarray(log_y0), jnp.zeros(len(model.variable_names))
     )
     scales = variable_scales(data, data.mask)
     weight = np.asarray(data.mask)[..., None] & np.isfinite(np.asarray(data.values))

@@ -1,0 +1,394 @@
+"""Digital twin: a continuous-discrete extended Kalman filter around a hybrid model.
+
+Between updates, the state mean x and covariance P follow the model,
+
+    dx/dt = f(x, u, c, t),        dP/dt = A P + P A^T + Q(x),    A = df/dx,
+
+with the inputs u held from the last update (zero-order hold) and process noise
+``Q(x) = diag((q_i x_i)^2)``: each state drifts randomly by a fraction q_i of its
+value per sqrt(time unit). At an update, the measured variables z (states, e.g. an
+offline sample, or observation equations, e.g. OUR) correct the state:
+
+    H = dh/dx,  S = H P H^T + R,  K = P H^T S^-1,
+    x <- x + K (z - h(x)),   P <- (I - K H) P (I - K H)^T + K R K^T   (Joseph form),
+
+with ``R = diag(sd^2)`` the measurement noise. States are concentrations or volumes,
+so the corrected mean is clipped at 0. Events (sample withdrawal, bolus) at an update
+act after its measurements, as in a simulation: ``x <- g(x)``, ``P <- G P G^T``.
+
+A sample that arrives late (``sample_time`` before the twin's time) is put in its
+place: the twin goes back to its estimate just before that time and replays
+everything after it, so the result equals that of a sample that came in time.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import diffrax as dfx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+from jaxtyping import Array, Bool, Float
+
+from .model import HybridModel
+from .simulation import SOLVERS, Solver
+
+__all__ = ["DigitalTwin", "TwinError"]
+
+Z95 = 1.959963984540054
+
+
+class TwinError(ValueError):
+    """An update the twin refuses (out of order, non-finite, unknown signal, failed
+    solve); the twin's state is left as it was."""
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    """The filter after processing the record at `time`."""
+
+    time: float
+    x: Float[Array, " n_states"]
+    P: Float[Array, "n_states n_states"]
+    u: np.ndarray  # held continuous inputs, (n_inputs,)
+
+
+@dataclass(frozen=True)
+class _Record:
+    time: float
+    values: Mapping[str, float]
+    sd: Mapping[str, float] = field(default_factory=dict)
+
+
+class DigitalTwin:
+    """An online state estimator (soft sensor) for one running batch.
+
+    Args:
+        model: the (fitted) hybrid model; its observation equations link states to
+            online signals.
+        initial: value of each state at `time` whose initial value the model does
+            not declare (e.g. ``{"Xv": 0.3, "Glc": 40, "Lac": 1, "V": 1.0}``).
+        inputs: value of every continuous input at `time` (e.g. feed rate,
+            temperature); later values come with :meth:`update`.
+        constants: the batch constants.
+        initial_sd: standard deviation of the initial states [state units]
+            (default: 10% of each value).
+        measurement_sd: standard deviation of each measured variable [its unit]
+            (default: an observation's declared ``sd``); needed for every variable
+            the twin is given, unless the update passes it.
+        process_noise: q, relative drift of each state per sqrt(time unit), one
+            number for every state but the reactor volume (which follows the
+            recorded flows: 0), or per state.
+        time: the starting time [model time unit].
+        solver: integration of the mean and covariance between updates.
+
+    Raises:
+        TwinError: for missing or unknown names or non-finite values.
+    """
+
+    def __init__(
+        self,
+        model: HybridModel,
+        *,
+        initial: Mapping[str, float],
+        inputs: Mapping[str, float] = {},
+        constants: Mapping[str, float] = {},
+        initial_sd: Mapping[str, float] | None = None,
+        measurement_sd: Mapping[str, float] = {},
+        process_noise: float | Mapping[str, float] = 0.02,
+        time: float = 0.0,
+        solver: Solver = Solver(rtol=1e-6, atol=1e-9, max_steps=4096),
+    ):
+        self.model = model
+        states, variables = model.state_names, model.variable_names
+        _finite("initial", initial)
+        _finite("inputs", inputs)
+        _finite("constants", constants)
+        _finite("measurement_sd", measurement_sd, positive=True)
+        _known("initial", initial, states)
+        _known("inputs", inputs, model.input_names)
+        _known("constants", constants, model.constant_names)
+        _known("measurement_sd", measurement_sd, variables)
+        for what, given, needed in (
+            ("inputs", inputs, model.input_names),
+            ("constants", constants, model.constant_names),
+        ):
+            if missing := [n for n in needed if n not in given]:
+                raise TwinError(f"{what}: no value for {missing}")
+        self._c = jnp.asarray([constants[n] for n in model.constant_names], dtype=float)
+        measured = jnp.asarray([initial.get(s, np.nan) for s in states], dtype=float)
+        x0 = np.asarray(model.initial_state(measured, self._c))
+        if missing := [s for s, v in zip(states, x0) if not np.isfinite(v)]:
+            raise TwinError(f"initial: no value for state(s) {missing}")
+        sd0 = {s: 0.1 * abs(v) for s, v in zip(states, x0)} | dict(initial_sd or {})
+        _known("initial_sd", sd0, states)
+        _finite("initial_sd", sd0)
+        declared = {o.name: o.sd for o in model.structure.observations if o.sd is not None}
+        self.measurement_sd = {**declared, **measurement_sd}
+        volume = model.structure.reactor.volume if model.structure.reactor.has_volume else None
+        if isinstance(process_noise, Mapping):
+            _known("process_noise", process_noise, states)
+            q = [process_noise.get(s, 0.0) for s in states]
+        else:
+            q = [0.0 if s == volume else process_noise for s in states]
+        self._step = jax.jit(lambda *a: _step(model, jnp.asarray(q, float), solver, *a))
+        self._advance = jax.jit(lambda *a: _advance(model, jnp.asarray(q, float), solver, *a))
+        self._outputs = jax.jit(lambda *a: _outputs(model, *a))
+        start = _Snapshot(
+            float(time),
+            jnp.asarray(x0),
+            jnp.diag(jnp.asarray([sd0[s] for s in states], dtype=float) ** 2),
+            np.asarray([inputs[n] for n in model.input_names], dtype=float),
+        )
+        self._records: list[_Record] = []
+        self._snapshots: list[_Snapshot] = [start]
+
+    # ------------------------------------------------------------------ streaming
+    @property
+    def time(self) -> float:
+        """Time of the latest update [model time unit]."""
+        return self._snapshots[-1].time
+
+    def update(
+        self,
+        time: float,
+        values: Mapping[str, float],
+        *,
+        sample_time: float | None = None,
+        sd: Mapping[str, float] = {},
+    ) -> None:
+        """Take in the signals that arrived at `time`.
+
+        `values` may hold any subset of: measured variables (states, observations),
+        continuous inputs (held from then on) and event inputs (amounts at that
+        instant). A sample taken earlier than it arrives gives its `sample_time`; if
+        that lies before the twin's time, the twin replays from it.
+
+        Raises:
+            TwinError: `time` before the twin's time, an unknown name, a non-finite
+                value, a variable without a measurement sd, or a failed solve; the
+                twin is then unchanged.
+        """
+        if not math.isfinite(time) or time < self.time:
+            raise TwinError(
+                f"update at time {time!r} is out of order: the twin is at time {self.time:g} "
+                "(give a late sample's time as sample_time=)"
+            )
+        at = time if sample_time is None else sample_time
+        if not math.isfinite(at) or at < self._snapshots[0].time or at > time:
+            raise TwinError(
+                f"sample_time {sample_time!r} must lie between the start "
+                f"({self._snapshots[0].time:g}) and the arrival time {time:g}"
+            )
+        m = self.model
+        _known("update", values, (*m.variable_names, *m.input_names, *m.event_names))
+        _finite("update", values)
+        _known("sd", sd, values)
+        _finite("sd", sd, positive=True)
+        if missing := [
+            v
+            for v in values
+            if v in m.variable_names and v not in sd and v not in self.measurement_sd
+        ]:
+            raise TwinError(
+                f"no measurement sd for {missing}: give measurement_sd= to the twin, sd= to "
+                "update, or sd in the observation's declaration"
+            )
+        record = _Record(float(at), dict(values), dict(sd))
+        k = bisect.bisect_right([r.time for r in self._records], record.time)
+        records = [record, *self._records[k:]]
+        snapshots = self._snapshots[: k + 1]
+        for r in records:  # all in local lists: an error leaves the twin as it was
+            snapshots.append(self._apply(snapshots[-1], r))
+        self._records = self._records[:k] + records
+        self._snapshots = snapshots
+
+    def estimate(self) -> pd.DataFrame:
+        """The current estimate: columns ``time, variable, mean, sd, lower95, upper95``
+        for every state and observation (a normal 95% band)."""
+        return self._frame(self._snapshots[-1])
+
+    def history(self) -> pd.DataFrame:
+        """The filtered estimate after each update in time order, late samples in
+        their place (what a twin given every sample in time would have shown); same
+        columns as :meth:`estimate`. For the estimates as known at each arrival, call
+        :meth:`estimate` after each update."""
+        return pd.concat([self._frame(s) for s in self._snapshots], ignore_index=True)
+
+    def forecast(
+        self,
+        until: float,
+        planned_inputs: pd.DataFrame | Mapping[str, float] | None = None,
+        *,
+        points: int = 50,
+    ) -> pd.DataFrame:
+        """Predict from the current estimate to `until`, without further measurements.
+
+        Args:
+            until: last time [model time unit].
+            planned_inputs: planned input values: a long table ``time, variable,
+                value`` (continuous inputs held from their time, event amounts at their
+                time), or a mapping of input values held from now. Default: the
+                current inputs are held.
+            points: output times, equally spaced (planned change times are added).
+
+        Returns:
+            Columns ``time, variable, mean, sd, lower95, upper95``.
+        """
+        m = self.model
+        if until < self.time:
+            raise TwinError(f"forecast until {until:g} lies before the twin's time {self.time:g}")
+        if isinstance(planned_inputs, Mapping):
+            planned_inputs = pd.DataFrame(
+                [(self.time, k, v) for k, v in planned_inputs.items()],
+                columns=["time", "variable", "value"],
+            )
+        plan = (
+            planned_inputs
+            if planned_inputs is not None
+            else pd.DataFrame({"time": [], "variable": [], "value": []})
+        )
+        if len(plan):
+            _known(
+                "planned_inputs", dict.fromkeys(plan["variable"]), (*m.input_names, *m.event_names)
+            )
+            _finite("planned_inputs", dict(enumerate(plan["value"].astype(float))))
+        plan = plan[(plan["time"] >= self.time) & (plan["time"] <= until)]
+        grid = np.union1d(np.linspace(self.time, until, points), plan["time"].to_numpy(float))
+        snap, out = self._snapshots[-1], []
+        for t in grid:
+            here = plan[plan["time"] == t]
+            values = dict(zip(here["variable"], here["value"].astype(float)))
+            snap = self._apply(snap, _Record(float(t), values), measure=False)
+            out.append(self._frame(snap))
+        return pd.concat(out, ignore_index=True)
+
+    # ------------------------------------------------------------------ internals
+    def _apply(self, snap: _Snapshot, record: _Record, measure: bool = True) -> _Snapshot:
+        m = self.model
+        values = record.values
+        u = np.array([values.get(n, old) for n, old in zip(m.input_names, snap.u)], dtype=float)
+        amounts = np.array([values.get(n, 0.0) for n in m.event_names], dtype=float)
+        variables = m.variable_names
+        mask = np.array([measure and v in values for v in variables])
+        z = np.array([values.get(v, 0.0) for v in variables], dtype=float)
+        r = np.array(
+            [record.sd.get(v, self.measurement_sd.get(v, 1.0)) for v in variables], dtype=float
+        )
+        x, P, ok = self._step(
+            snap.x, snap.P, snap.time, record.time, snap.u, u, self._c, z, mask, r, amounts
+        )
+        if not bool(ok):
+            raise TwinError(
+                f"the filter failed between t={snap.time:g} and t={record.time:g} (a non-finite "
+                "state or covariance, or the solver's step budget ran out); update ignored"
+            )
+        return _Snapshot(record.time, x, P, u)
+
+    def _frame(self, snap: _Snapshot) -> pd.DataFrame:
+        mean, sd = (
+            np.asarray(a) for a in self._outputs(snap.x, snap.P, snap.time, snap.u, self._c)
+        )
+        return pd.DataFrame(
+            dict(
+                time=snap.time,
+                variable=self.model.variable_names,
+                mean=mean,
+                sd=sd,
+                lower95=mean - Z95 * sd,
+                upper95=mean + Z95 * sd,
+            )
+        )
+
+
+def _known(what: str, given: Mapping, known) -> None:
+    if unknown := [k for k in given if k not in known]:
+        raise TwinError(f"{what}: unknown name(s) {unknown}; known: {', '.join(known)}")
+
+
+def _finite(what: str, given: Mapping, positive: bool = False) -> None:
+    for k, v in given.items():
+        try:
+            ok = math.isfinite(float(v)) and (not positive or float(v) > 0)
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            need = "a positive finite number" if positive else "a finite number"
+            raise TwinError(f"{what}: {k} = {v!r} is not {need}")
+
+
+def _measure(model: HybridModel, t, x, u, c) -> Float[Array, " n_vars"]:
+    """h(x): the states, then the observation equations."""
+    return jnp.concatenate([x, model.observe(t, x, u, c)])
+
+
+def _advance(model: HybridModel, q, solver: Solver, x, P, t0, t1, u, c):
+    """Mean and covariance from t0 to t1 under inputs u held (see the module)."""
+
+    def field(t, s, args):
+        x, P = s
+        fx, jvp = jax.linearize(lambda y: model.vector_field(t, y, u, c), x)
+        A = jax.vmap(jvp, out_axes=1)(jnp.eye(x.shape[0]))
+        return fx, A @ P + P @ A.T + jnp.diag((q * x) ** 2)
+
+    sol = dfx.diffeqsolve(
+        dfx.ODETerm(field),
+        SOLVERS[solver.name](),
+        t0,
+        t1,
+        None,
+        (x, P),
+        stepsize_controller=solver.controller(None),
+        max_steps=solver.max_steps,
+        adjoint=dfx.ForwardMode(),
+        throw=False,
+    )
+    x, P = (a[-1] for a in sol.ys)
+    return x, P, sol.result == dfx.RESULTS.successful
+
+
+def _step(
+    model: HybridModel,
+    q: Float[Array, " n_states"],
+    solver: Solver,
+    x: Float[Array, " n_states"],
+    P: Float[Array, "n_states n_states"],
+    t0,
+    t1,
+    u_old: Float[Array, " n_inputs"],
+    u_new: Float[Array, " n_inputs"],
+    c: Float[Array, " n_constants"],
+    z: Float[Array, " n_vars"],
+    mask: Bool[Array, " n_vars"],
+    r: Float[Array, " n_vars"],
+    amounts: Float[Array, " n_events"],
+):
+    """One filter step: advance to t1 under u_old, correct with the measured entries of
+    z (sd r), then apply the events. Returns (x, P, ok)."""
+    x, P, ok = _advance(model, q, solver, x, P, t0, t1, u_old, c)
+    h = lambda y: _measure(model, t1, y, u_new, c)  # noqa: E731
+    pred, H = h(x), jax.jacfwd(h)(x)
+    H = jnp.where(mask[:, None], H, 0.0)
+    R = jnp.diag(jnp.where(mask, r**2, 1.0))
+    S = H @ P @ H.T + R
+    K = jnp.linalg.solve(S, H @ P).T
+    I_KH = jnp.eye(x.shape[0]) - K @ H
+    x = jnp.maximum(x + K @ jnp.where(mask, z - pred, 0.0), 0.0)
+    P = I_KH @ P @ I_KH.T + K @ R @ K.T
+    G = jax.jacfwd(lambda y: model.apply_events(y, amounts, c))(x)
+    x, P = model.apply_events(x, amounts, c), G @ P @ G.T
+    P = (P + P.T) / 2
+    ok = ok & jnp.all(jnp.isfinite(x)) & jnp.all(jnp.isfinite(P))
+    return x, P, ok
+
+
+def _outputs(model: HybridModel, x, P, t, u, c):
+    """Mean and sd of every variable (states, observations), by linearisation."""
+    h = lambda y: _measure(model, t, y, u, c)  # noqa: E731
+    H = jax.jacfwd(h)(x)
+    return h(x), jnp.sqrt(jnp.clip(jnp.einsum("ij,jk,ik->i", H, P, H), 0.0))

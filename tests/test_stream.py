@@ -1,0 +1,86 @@
+"""Streams: reading with clear errors, replay through a twin, and ``hybridxfer twin``."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from test_twin import STREAM, _chain, _twin
+
+import hybridxfer as hx
+from hybridxfer.cli import main
+
+
+def _stream_frame(extra=()):
+    rows = [(0.0, "X1", 5.0), (0.0, "X2", 0.5)]
+    rows += [(t, v, x) for t, values in STREAM for v, x in values.items()]
+    rows += list(extra)
+    return pd.DataFrame(rows, columns=["time", "variable", "value"])
+
+
+def test_replay_equals_a_twin_fed_by_hand_and_skips_refused_rows():
+    frame = _stream_frame(extra=[(6.0, "OUR", float("nan"))]).sort_values("time", kind="stable")
+    with pytest.warns(UserWarning, match=r"row\(s\) \d+: update: OUR = nan"):
+        estimates, refused = hx.replay(
+            _chain(),
+            frame,
+            initial_sd={"X1": 1.0, "X2": 0.3},
+            measurement_sd={"X2": 0.1},
+            process_noise=0.0,
+        )
+    assert len(refused) == 1
+    by_hand = _twin()
+    for time, values in STREAM:
+        by_hand.update(time, values)
+    last = estimates[estimates["time"] == estimates["time"].max()].reset_index(drop=True)
+    pd.testing.assert_frame_equal(last, by_hand.estimate(), rtol=1e-12)
+    assert sorted(estimates["time"].unique()) == [0.0, 1.0, 2.5, 4.0, 6.0]
+
+
+def test_read_stream_names_file_row_and_column(tmp_path):
+    path = tmp_path / "stream.csv"
+    frame = _stream_frame().astype({"time": object})
+    frame.loc[3, "time"] = "soon"
+    frame.to_csv(path, index=False)
+    with pytest.raises(hx.StudyError, match=r"stream.csv row 5 column 'time': 'soon'"):
+        hx.read_stream(path)
+    frame.drop(columns="value").to_csv(path, index=False)
+    with pytest.raises(hx.StudyError, match=r"missing column\(s\) \['value'\]"):
+        hx.read_stream(path)
+
+
+@pytest.fixture(scope="module")
+def saved_chain(tmp_path_factory):
+    """The chain model fitted briefly to data simulated from it, saved."""
+    seed = pd.DataFrame(
+        [(f"b{i}", 0.0, v, x) for i in range(2) for v, x in (("X1", 5.0 + i), ("X2", 0.5))],
+        columns=["batch", "time", "variable", "value"],
+    )
+    study = hx.study_from_frames(seed)
+    sim = hx.simulate(_chain(), study, times={b: np.arange(0.0, 12.0, 2.0) for b in ("b0", "b1")})
+    fitted = hx.fit(
+        _chain(), hx.study_from_frames(sim), config=hx.FitConfig(steps=5), progress=False
+    )
+    return hx.save_fit(fitted, tmp_path_factory.mktemp("model") / "chain")
+
+
+def test_cli_twin_writes_estimates_and_plots(saved_chain, tmp_path, capsys):
+    path = tmp_path / "stream.csv"
+    _stream_frame().to_csv(path, index=False)
+    out = tmp_path / "estimates.csv"
+    assert main(["twin", str(saved_chain), str(path), "--out", str(out), "--sd", "X2=0.1"]) == 0
+    est = pd.read_csv(out)
+    assert list(est.columns) == ["time", "variable", "mean", "sd", "lower95", "upper95"]
+    assert set(est["variable"]) == {"X1", "X2", "OUR"}
+    assert {p.name for p in (tmp_path / "estimates_plots").glob("*.png")} == {
+        "X1.png",
+        "X2.png",
+        "OUR.png",
+    }
+    assert "replayed" in capsys.readouterr().out
+
+
+def test_cli_twin_bad_stream_is_one_line_and_exit_2(saved_chain, tmp_path, capsys):
+    path = tmp_path / "stream.csv"
+    _stream_frame().assign(pH=7.0).to_csv(path, index=False)
+    assert main(["twin", str(saved_chain), str(path), "--out", str(tmp_path / "e.csv")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "unknown column(s) ['pH']" in err

@@ -1,0 +1,128 @@
+"""Digital twin: the filter against a Kalman filter computed by hand (matrix
+exponential), process noise against its closed form, late samples, and refusals
+that leave the twin unchanged."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.linalg import expm
+
+import hybridxfer as hx
+
+K1, K2, C = 0.1, 0.05, 3.0
+
+
+def _chain():
+    """Linear chain X1 -> X2 (rates k1, k2), with OUR = c * X1 observed."""
+    return hx.HybridModel.build(
+        name="chain",
+        states=[hx.State("X1", "g/L"), hx.State("X2", "g/L")],
+        parameters=[
+            hx.Parameter("k1", K1, "1/h"),
+            hx.Parameter("k2", K2, "1/h"),
+            hx.Parameter("c", C, "mmol/g"),
+        ],
+        rates={},
+        balances={"X1": "-k1 * X1", "X2": "k1 * X1 - k2 * X2"},
+        observations=[hx.Observation("OUR", "mmol/(L h)", "c * X1", sd=0.05)],
+    )
+
+
+def _twin(**kw):
+    return hx.DigitalTwin(
+        _chain(),
+        initial={"X1": 5.0, "X2": 0.5},
+        initial_sd={"X1": 1.0, "X2": 0.3},
+        measurement_sd={"X2": 0.1},
+        process_noise=0.0,
+        **kw,
+    )
+
+
+STREAM = [(1.0, {"OUR": 13.0}), (2.5, {"X2": 1.4}), (4.0, {"OUR": 10.5, "X2": 1.9}), (6.0, {})]
+
+
+def test_filter_equals_the_kalman_filter_of_a_linear_model():
+    A = np.array([[-K1, 0.0], [K1, -K2]])
+    x, P, t = np.array([5.0, 0.5]), np.diag([1.0, 0.09]), 0.0
+    rows = {"X1": [1.0, 0.0], "X2": [0.0, 1.0], "OUR": [C, 0.0]}
+    sds = {"X2": 0.1, "OUR": 0.05}
+    twin = _twin()
+    for time, values in STREAM:
+        F = expm(A * (time - t))
+        x, P, t = F @ x, F @ P @ F.T, time
+        if values:
+            H = np.array([rows[v] for v in values])
+            R = np.diag([sds[v] ** 2 for v in values])
+            K = P @ H.T @ np.linalg.inv(H @ P @ H.T + R)
+            x = x + K @ (np.array(list(values.values())) - H @ x)
+            P = (np.eye(2) - K @ H) @ P
+        twin.update(time, values)
+        est = twin.estimate().set_index("variable")
+        np.testing.assert_allclose(est.loc[["X1", "X2"], "mean"], x, rtol=1e-6)
+        np.testing.assert_allclose(est.loc[["X1", "X2"], "sd"], np.sqrt(np.diag(P)), rtol=1e-5)
+        assert est.loc["OUR", "mean"] == pytest.approx(C * x[0], rel=1e-6)
+
+
+def test_process_noise_grows_the_variance_as_its_closed_form():
+    """A constant state X with q: dP/dt = (q X)^2, so P(t) = P0 + (q X)^2 t."""
+    model = hx.HybridModel.build(
+        name="still",
+        states=[hx.State("X", "g/L")],
+        parameters=[],
+        rates={},
+        balances={"X": "0"},
+    )
+    twin = hx.DigitalTwin(model, initial={"X": 2.0}, initial_sd={"X": 0.1}, process_noise=0.05)
+    twin.update(10.0, {})
+    sd = twin.estimate()["sd"].item()
+    assert sd == pytest.approx(np.sqrt(0.1**2 + (0.05 * 2.0) ** 2 * 10.0), rel=1e-6)
+
+
+def test_a_late_sample_gives_what_it_would_have_given_in_time():
+    in_time, late = _twin(), _twin()
+    for time, values in STREAM:
+        in_time.update(time, values)
+    for time, values in STREAM:
+        late.update(time, {k: v for k, v in values.items() if k != "X2"})
+    late.update(7.0, {"X2": 1.4}, sample_time=2.5)
+    late.update(7.0, {"X2": 1.9}, sample_time=4.0)
+    pd.testing.assert_frame_equal(in_time.estimate(), late.estimate(), rtol=1e-10)
+    # the history holds an extra (empty) update at 2.5 and 4.0; the last row per time agrees
+    last = lambda h: h.drop_duplicates(["time", "variable"], keep="last").reset_index(drop=True)  # noqa: E731
+    pd.testing.assert_frame_equal(last(in_time.history()), last(late.history()), rtol=1e-10)
+
+
+@pytest.mark.parametrize(
+    "time, values, message",
+    [
+        (0.5, {"OUR": 12.0}, "out of order"),
+        (3.0, {"OUR": float("nan")}, "not a finite number"),
+        (3.0, {"DO": 40.0}, r"unknown name\(s\) \['DO'\]"),
+        (3.0, {"X1": 4.0}, r"no measurement sd for \['X1'\]"),
+    ],
+)
+def test_refused_updates_leave_the_twin_unchanged(time, values, message):
+    twin = _twin()
+    twin.update(1.0, {"OUR": 13.0})
+    before, history = twin.estimate(), twin.history()
+    with pytest.raises(hx.TwinError, match=message):
+        twin.update(time, values)
+    pd.testing.assert_frame_equal(twin.estimate(), before)
+    pd.testing.assert_frame_equal(twin.history(), history)
+    assert twin.time == 1.0
+
+
+def test_forecast_without_measurements_is_the_simulation():
+    """The forecast mean follows the model (here analytic: X1 = X1_0 exp(-k1 t))."""
+    twin = _twin()
+    fc = twin.forecast(10.0, points=6).query("variable == 'X1'")
+    np.testing.assert_allclose(fc["mean"], 5.0 * np.exp(-K1 * fc["time"]), rtol=1e-6)
+    assert twin.time == 0.0  # a forecast does not move the twin
+
+
+def test_construction_errors_name_what_is_missing():
+    with pytest.raises(hx.TwinError, match=r"initial: no value for state\(s\) \['X2'\]"):
+        hx.DigitalTwin(_chain(), initial={"X1": 1.0})
+    with pytest.raises(hx.TwinError, match="unknown name"):
+        hx.DigitalTwin(_chain(), initial={"X1": 1.0, "X2": 1.0, "X3": 1.0})

@@ -77,7 +77,7 @@ class DigitalTwin:
             temperature); later values come with :meth:`update`.
         constants: the batch constants.
         initial_sd: standard deviation of the initial states [state units]
-            (default: 10% of each value).
+            (default: 10% of each value; 1% for the reactor volume).
         measurement_sd: standard deviation of each measured variable [its unit]
             (default: an observation's declared ``sd``); needed for every variable
             the twin is given, unless the update passes it.
@@ -125,12 +125,13 @@ class DigitalTwin:
         x0 = np.asarray(model.initial_state(measured, self._c))
         if missing := [s for s, v in zip(states, x0) if not np.isfinite(v)]:
             raise TwinError(f"initial: no value for state(s) {missing}")
-        sd0 = {s: 0.1 * abs(v) for s, v in zip(states, x0)} | dict(initial_sd or {})
+        volume = model.structure.reactor.volume if model.structure.reactor.has_volume else None
+        relative = {s: 0.01 if s == volume else 0.1 for s in states}
+        sd0 = {s: relative[s] * abs(v) for s, v in zip(states, x0)} | dict(initial_sd or {})
         _known("initial_sd", sd0, states)
         _finite("initial_sd", sd0)
         declared = {o.name: o.sd for o in model.structure.observations if o.sd is not None}
         self.measurement_sd = {**declared, **measurement_sd}
-        volume = model.structure.reactor.volume if model.structure.reactor.has_volume else None
         if isinstance(process_noise, Mapping):
             _known("process_noise", process_noise, states)
             q = [process_noise.get(s, 0.0) for s in states]

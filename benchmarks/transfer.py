@@ -36,7 +36,7 @@ import pandas as pd
 
 import hybridxfer as hx
 from hybridxfer.demo import demo_model_path
-from hybridxfer.transfer import _anchor_sd, candidate_plans
+from hybridxfer.transfer import anchor_sd, candidate_plans
 
 try:
     from process_family import RELATED_TARGETS, UNRELATED_TARGETS, make_family
@@ -107,7 +107,7 @@ def run_cell(src, family, target, seed, n, strategies, cfg) -> list[dict]:
     """Every strategy for one (target, seed, n): test NRMSE of Xv and P, seconds."""
     train, test = draw(family, target, seed, n), family.select(process=target, split="test")
     study = subset(family, target, train)
-    plans = candidate_plans(src.model, "auto", "A", _anchor_sd(src))
+    plans = candidate_plans(src.model, "auto", "A", anchor_sd(src))
     base = dict(target=target, seed=seed, n=n, train_batches=train)
     rows = [base | dict(strategy="none", seconds=0.0) | score(src.model, test)]
     groups = [[s for s in SOLO if s in strategies], [s for s in ("multitask",) if s in strategies]]

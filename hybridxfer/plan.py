@@ -35,6 +35,9 @@ class Plan:
             fine-tune gently).
         from_declared: start the fitted parameters from the values declared in the
             model (a fit from scratch) instead of the model's current values.
+        held_out: training batches of the primary process that this member scores
+            instead of training on, as if their split were ``valid`` (one fold of a
+            cross-validation whose folds train together as members of one fit).
     """
 
     parameters: tuple[str, ...] | None = None
@@ -45,11 +48,13 @@ class Plan:
     joint_weight: float = 0.3
     learning_rate: float = 1.0
     from_declared: bool = False
+    held_out: tuple[str, ...] = ()
 
     def __post_init__(self):
         object.__setattr__(self, "networks", dict(self.networks))
         object.__setattr__(self, "anchor_sd", dict(self.anchor_sd))
         object.__setattr__(self, "joint", tuple(self.joint))
+        object.__setattr__(self, "held_out", tuple(self.held_out))
         if self.parameters is not None:
             object.__setattr__(self, "parameters", tuple(self.parameters))
         bad = {k: v for k, v in self.networks.items() if v not in NETWORK_MODES}

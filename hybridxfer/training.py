@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import warnings
+import zlib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -217,7 +218,8 @@ def fit(
     data = batch_data(model, study)
     names = study.batch_names
     p_primary = study.processes.index(process) if process is not None else 0
-    keys = jax.random.split(jax.random.PRNGKey(config.seed), len(plans))
+    _check_held_out(plans, study, process)
+    keys = _plan_keys(config.seed, plans)
     starts = [
         _member_start(model, study, data, process, pl, config, k) for pl, k in zip(plans, keys)
     ]
@@ -278,13 +280,42 @@ def _of(process):
     return f" of process {process!r}" if process is not None else ""
 
 
-def _weights(study: Study, data: BatchData, holdout: float, process, joint_weight, joint):
-    """Observation weights (2, B, M): training (primary train batches 1, joint
-    processes' batches `joint_weight`) and validation (primary valid batches, or the
-    latest `holdout` of the primary train batches' time points if none)."""
+def _plan_keys(seed: int, plans: Sequence[Plan]) -> list:
+    """A PRNG key per member from the seed and its plan, not its position, so that a
+    plan's member starts alike whatever is fitted with it. Equal plans (restarts) get
+    successive keys; `held_out` does not count (folds start like the full fit)."""
+    keys, seen = [], {}
+    for plan in plans:
+        text = json.dumps(asdict(plan), sort_keys=True)
+        repeat = seen[text] = seen.get(text, -1) + 1
+        what = json.dumps(asdict(replace(plan, held_out=())), sort_keys=True)
+        key = jax.random.fold_in(jax.random.PRNGKey(seed), zlib.crc32(what.encode()))
+        keys.append(jax.random.fold_in(key, repeat))
+    return keys
+
+
+def _check_held_out(plans: Sequence[Plan], study: Study, process) -> None:
+    b = study.batches
+    train = set(b["batch"][(b["split"] == "train") & (b["process"] == (process or b["process"]))])
+    for plan in plans:
+        if set(plan.held_out) - train:
+            raise StudyError(
+                f"{study.name}: held-out batch(es) {sorted(set(plan.held_out) - train)} are "
+                f"not 'train' batches{_of(process)}"
+            )
+        if train <= set(plan.held_out):
+            raise StudyError(f"{study.name}: a plan holds out every 'train' batch{_of(process)}")
+
+
+def _weights(study: Study, data: BatchData, holdout: float, process, plan: Plan):
+    """Observation weights (2, B, M): training (primary train batches 1, the plan's
+    joint processes' batches `joint_weight`) and validation (primary valid batches,
+    with the plan's held-out batches among them, or the latest `holdout` of the
+    primary train batches' time points if none)."""
     B = data.mask.shape[0]
     split, proc = np.full(B, "", dtype=object), np.full(B, "", dtype=object)
-    split[: len(study.batch_names)] = study.batches["split"].to_numpy()
+    held = study.batches["batch"].isin(plan.held_out).to_numpy()
+    split[: len(study.batch_names)] = np.where(held, "valid", study.batches["split"].to_numpy())
     proc[: len(study.batch_names)] = study.batches["process"].to_numpy()
     primary = proc == process if process is not None else proc != ""
     mask = np.asarray(data.mask)
@@ -296,8 +327,8 @@ def _weights(study: Study, data: BatchData, holdout: float, process, joint_weigh
         end = np.where(train, times, -np.inf).max(axis=1, keepdims=True)
         late = times > (1 - holdout) * end
         train, valid = train & ~late, train & late
-    joint = mask & np.isin(proc, list(joint))[:, None]
-    return jnp.asarray(np.stack([train + joint_weight * joint, valid]).astype(float))
+    joint = mask & np.isin(proc, list(plan.joint))[:, None]
+    return jnp.asarray(np.stack([train + plan.joint_weight * joint, valid]).astype(float))
 
 
 class _Controls(eqx.Module):
@@ -322,7 +353,7 @@ class _Controls(eqx.Module):
 
 def _member_start(model, study, data, process, plan: Plan, config: FitConfig, key):
     """Starting params and controls of the member that follows `plan`."""
-    weights = _weights(study, data, config.holdout, process, plan.joint_weight, plan.joint)
+    weights = _weights(study, data, config.holdout, process, plan)
     relearn = [n for n in model.networks if plan.network_mode(n) == "relearn"]
     start = model.declared() if plan.from_declared else model
     start = normalise_networks(start, data, weights[0] > 0, only=relearn)

@@ -33,6 +33,8 @@ import itertools
 import warnings
 from dataclasses import dataclass, replace
 
+import equinox as eqx
+import jax
 import numpy as np
 import pandas as pd
 
@@ -43,7 +45,17 @@ from .study import Study, StudyError
 from .training import FitConfig, FitResult, fit
 from .uncertainty import predict
 
-__all__ = ["STRATEGIES", "Similarity", "TransferResult", "transfer"]
+__all__ = [
+    "MAX_FOLDS",
+    "STRATEGIES",
+    "Similarity",
+    "TransferResult",
+    "anchor_sd",
+    "candidate_plans",
+    "transfer",
+]
+
+MAX_FOLDS = 3
 
 STRATEGIES = (
     "none",
@@ -96,6 +108,8 @@ class TransferResult:
             ``chosen`` marking the one used.
         reason: why this strategy was used.
         similarity: how alike the processes are, and the warning if any.
+        candidate_fits: every candidate's fit on all the target's training batches
+            (its full member; ``none``: the source), by candidate name.
     """
 
     fit: FitResult
@@ -103,6 +117,7 @@ class TransferResult:
     candidates: pd.DataFrame
     reason: str
     similarity: Similarity
+    candidate_fits: dict[str, FitResult]
 
     @property
     def model(self) -> HybridModel:
@@ -148,7 +163,7 @@ def candidate_plans(
             learning_rate=0.5,
         ),
     }
-    if source_process is not None:
+    if source_process is not None and strategy == "multitask":
         plans["multitask"] = Plan(
             networks=dict.fromkeys(nets, "tune"), joint=(source_process,), learning_rate=0.5
         )
@@ -179,6 +194,14 @@ def transfer(
 ) -> TransferResult:
     """Transfer `source` to the target `process` of `study`.
 
+    All candidates train in one fit (one compile), as members: per candidate a
+    *full* member, trained on every target training batch (validated on the
+    ``valid`` batches, else on the latest ``config.holdout`` of each batch's time
+    points), and for ``auto`` with several training batches and no ``valid`` ones,
+    one member per cross-validation fold (:data:`MAX_FOLDS` folds at most; with 2
+    or 3 batches, leave-one-batch-out), trained on the other batches and scored on
+    the held-out one(s). The chosen candidate's full member is the result.
+
     Args:
         source: the fitted source model (``hybridxfer.fit`` or ``load_fit``).
         study: holds the target's batches (``train``, optional ``valid``), and the
@@ -198,130 +221,112 @@ def transfer(
     if source_process not in study.processes:
         source_process = None
     target = study.select(process=process)
-    train = target.batches[target.batches["split"] == "train"]["batch"].tolist()
-    if not train:
+    if "train" not in set(target.batches["split"]):
         raise StudyError(f"{study.name}: process {process!r} has no 'train' batches")
-    anchor_sd = _anchor_sd(source)
-    plans = candidate_plans(source.model, strategy, source_process, anchor_sd)
+    plans = candidate_plans(source.model, strategy, source_process, anchor_sd(source))
     names = list(plans)
-
     folds = _folds(target, strategy)
-    scores = np.zeros(len(names))
-    fits: list[tuple[list[str], FitResult]] = []  # (candidate names, their fit) per group
-    for fold in folds:
-        fold_scores, fold_fits = _fit_candidates(
-            source.model, study, fold, process, plans, config, progress
-        )
-        scores += np.asarray(fold_scores) / len(folds)
-        fits = fold_fits
-    chosen = names[int(np.argmin(scores))] if strategy == "auto" else strategy
-    if len(folds) > 1 and chosen != "none":  # candidates were fitted on folds: refit
-        result = fit(
-            source.model,
-            study,
-            process=process,
-            config=replace(config, members=1),
-            plan=plans[chosen],
-            progress=progress,
-        )
-    else:
-        result = _pick(fits, names, chosen, source, process)
-    table = pd.DataFrame(
-        dict(candidate=names, validation=scores, chosen=[n == chosen for n in names])
+    members = [replace(plans[n], held_out=f) for n in names for f in [(), *folds]]
+    result = fit(
+        source.model, study, process=process, config=config, plan=members, progress=progress
     )
+    own = np.empty(len(members))
+    own[list(result.ranking)] = result.scores
+    own = own.reshape(len(names), 1 + len(folds))  # (candidates, full + folds)
+    fits = {
+        n: _member_fit(result, i * (1 + len(folds)), source, process) for i, n in enumerate(names)
+    }
+    table = pd.DataFrame(dict(candidate=names, late=own[:, 0]))
+    for j in range(len(folds)):
+        table[f"fold{j + 1}"] = own[:, 1 + j]
+    table["validation"] = own.mean(axis=1)
+    table["trained"] = [_trained_values(source.model, plans[n]) for n in names]
+    chosen, reason = _choose(strategy, table, own, folds)
+    table["chosen"] = table["candidate"] == chosen
     table = table.sort_values("validation", kind="stable").reset_index(drop=True)
-    reason = _reason(strategy, chosen, table, len(folds))
-    similarity = _similarity(
-        source, result, chosen, study, process, source_process, names, scores, fits
-    )
+    similarity = _similarity(source, fits, chosen, study, process, source_process, table)
     if similarity.warning:
         warnings.warn(f"transfer to {process!r}: {similarity.warning}", stacklevel=2)
     return TransferResult(
-        fit=result,
+        fit=fits[chosen],
         strategy=chosen,
         candidates=table,
         reason=reason,
         similarity=similarity,
+        candidate_fits=fits,
     )
 
 
-def _folds(target: Study, strategy: str) -> list[dict[str, str]]:
-    """Split overrides per validation fold: leave-one-batch-out for ``auto`` with
-    several training batches and no valid ones; else one fold with the study's splits."""
+def _folds(target: Study, strategy: str) -> list[tuple[str, ...]]:
+    """The held-out batches of each cross-validation fold: for ``auto`` with several
+    training batches and no valid ones, ``k = min(n, MAX_FOLDS)`` folds (batch i in
+    fold i mod k); else none."""
     splits = dict(zip(target.batches["batch"], target.batches["split"]))
     train = [b for b, s in splits.items() if s == "train"]
     if strategy != "auto" or len(train) < 2 or "valid" in splits.values():
-        return [{}]
-    return [{b: "valid"} for b in train]
+        return []
+    k = min(len(train), MAX_FOLDS)
+    return [tuple(train[i::k]) for i in range(k)]
 
 
-def _with_splits(study: Study, overrides: dict[str, str]) -> Study:
-    """`study` with some batches' splits overridden (e.g. one moved to valid)."""
-    batches = study.batches.copy()
-    batches["split"] = [overrides.get(b, s) for b, s in zip(batches["batch"], batches["split"])]
-    return replace(study, batches=batches)
-
-
-def _fit_candidates(model, study, overrides, process, plans, config, progress):
-    """Fit the candidates on one fold; returns validation scores (plan order) and fits."""
-    fold = _with_splits(study, overrides)
-    names = list(plans)
-    solo = [n for n in names if not plans[n].joint]
-    joint = [n for n in names if plans[n].joint]
-    scores, fits = {}, []
-    for group in (solo, joint):
-        if not group:
-            continue
-        result = fit(
-            model,
-            fold,
-            process=process,
-            config=config,
-            plan=[plans[n] for n in group],
-            progress=progress,
-        )
-        for rank, member in enumerate(result.ranking):
-            scores[group[member]] = result.scores[rank]
-        fits.append((group, result))
-    return [scores[n] for n in names], fits
-
-
-def _pick(fits, names, chosen, source: FitResult, process: str) -> FitResult:
-    """The chosen candidate as a fit result of its own (the source for ``none``)."""
-    if chosen == "none":
+def _member_fit(result: FitResult, member: int, source: FitResult, process: str) -> FitResult:
+    """Member `member` (plan order) of `result` as a fit result of its own; for the
+    ``none`` candidate (member 0), the source as is."""
+    if member == 0:
         return replace(source, process=process)
-    for group, result in fits:
-        if chosen in group:
-            member = group.index(chosen)
-            rank = result.ranking.index(member)
-            history = result.history[result.history["member"] == member].assign(member=0)
-            return replace(
-                result,
-                model=result.members[rank],
-                members=(result.members[rank],),
-                history=history.reset_index(drop=True),
-                scores=(result.scores[rank],),
-                ranking=(0,),
-            )
-    raise AssertionError(chosen)
-
-
-def _reason(strategy, chosen, table, n_folds) -> str:
-    how = f"leave-one-batch-out over {n_folds} batches" if n_folds > 1 else "validation"
-    score = dict(zip(table["candidate"], table["validation"]))
-    base = min(score["none"], score["scratch"])
-    if strategy != "auto":
-        verdict = "better" if score[chosen] < base else "NOT better"
-        return f"strategy {chosen!r} as asked; on {how} it is {verdict} than the baselines"
-    runner = table["candidate"][1] if len(table) > 1 else None
-    return (
-        f"{chosen!r} has the lowest {how} loss ({score[chosen]:.4g}; "
-        f"next {runner!r} {score.get(runner, np.nan):.4g}; none {score['none']:.4g}, "
-        f"scratch {score['scratch']:.4g})"
+    rank = result.ranking.index(member)
+    history = result.history[result.history["member"] == member].assign(member=0)
+    return replace(
+        result,
+        model=result.members[rank],
+        members=(result.members[rank],),
+        history=history.reset_index(drop=True),
+        scores=(result.scores[rank],),
+        ranking=(0,),
     )
 
 
-def _anchor_sd(source: FitResult) -> dict[str, float]:
+def _trained_values(model: HybridModel, plan: Plan) -> int:
+    """How many values `plan` trains (free parameters, per process for process-specific
+    ones if joint, and network weights): a measure of how much it changes."""
+    free = [p for p in model.structure.parameters if not p.fixed]
+    count = sum(
+        (1 + len(plan.joint) if p.process_specific else 1)
+        for p in free
+        if plan.fits_parameter(p.name)
+    )
+    for name, net in model.networks.items():
+        layers = {"frozen": [], "last-layer": net.mlp.layers[-1:]}.get(
+            plan.network_mode(name), net.mlp.layers
+        )
+        count += sum(x.size for x in jax.tree.leaves(eqx.filter(layers, eqx.is_inexact_array)))
+    return int(count)
+
+
+def _choose(strategy: str, table: pd.DataFrame, own, folds) -> tuple[str, str]:
+    """The candidate used and why. PROVISIONAL: lowest mean validation."""
+    score = dict(zip(table["candidate"], table["validation"]))
+    how = (
+        f"mean of leave-one-batch-out ({len(folds)} folds) and late time points"
+        if folds
+        else "validation"
+    )
+    base = min(score["none"], score["scratch"])
+    if strategy != "auto":
+        verdict = "better" if score[strategy] < base else "NOT better"
+        return (
+            strategy,
+            f"strategy {strategy!r} as asked; on {how} it is {verdict} than the baselines",
+        )
+    ranked = sorted(score, key=score.get)
+    chosen = ranked[0]
+    return chosen, (
+        f"{chosen!r} has the lowest {how} loss ({score[chosen]:.4g}; next {ranked[1]!r} "
+        f"{score[ranked[1]]:.4g}; none {score['none']:.4g}, scratch {score['scratch']:.4g})"
+    )
+
+
+def anchor_sd(source: FitResult) -> dict[str, float]:
     """Each parameter's standard deviation in unconstrained units, from the source's
     95% interval (the interval maps to z +- 1.96 sd_z)."""
     table = source.parameters
@@ -338,19 +343,15 @@ def _anchor_sd(source: FitResult) -> dict[str, float]:
     return out
 
 
-def _similarity(source, result, chosen, study, process, source_process, names, scores, fits):
+def _similarity(source, fits, chosen, study, process, source_process, table) -> Similarity:
     target = study.select(process=process, split="train")
     zero = nrmse(predict(source.model, target), target.measurements).dropna()
     zero = zero[
         [v for v in zero.index if target.measurements.query("variable == @v")["time"].nunique() > 1]
     ]
-    refit = (
-        _pick(fits, names, "refit-mechanistic", source, process).model
-        if "refit-mechanistic" in names and fits
-        else result.model
-    )
+    refit = fits.get("refit-mechanistic", fits[chosen]).model  # trained on every batch
     rows = []
-    sd = _anchor_sd(source)
+    sd = anchor_sd(source)
     src, tgt = source.model.parameter_values(), refit.parameter_values()
     for p in source.model.structure.parameters:
         if p.process_specific and not p.fixed:
@@ -367,7 +368,7 @@ def _similarity(source, result, chosen, study, process, source_process, names, s
     params = pd.DataFrame(rows, columns=["name", "unit", "source", "target", "distance"])
     distance = float(np.sqrt(np.nanmean(params["distance"] ** 2))) if len(params) else np.nan
     mmd, p_value = _mmd(study, source_process, process)
-    score = dict(zip(names, scores))
+    score = dict(zip(table["candidate"], table["validation"]))
     warning = None
     best_transfer = min(v for k, v in score.items() if k != "scratch")
     if best_transfer >= score["scratch"]:

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 import hybridxfer as hx
-from hybridxfer.transfer import _mmd
+from hybridxfer.transfer import _mmd, anchor_sd, candidate_plans
 
 CONFIG = hx.FitConfig(steps=60, learning_rate=0.02)
 TRUTH = {"A": 0.30, "B": 0.20}  # mu_max per process; the inhibition is shared
@@ -108,17 +108,96 @@ def test_fine_tune_last_layer_keeps_the_hidden_layers(source, study):
     assert not np.array_equal(src[-1].weight, dst[-1].weight)
 
 
-def test_auto_chooses_the_best_candidate_by_leave_one_batch_out(source, study):
-    result = _run(source, study, "auto")
-    table = result.candidates
+@pytest.fixture(scope="module")
+def auto(source, study):
+    return _run(source, study, "auto")
+
+
+def test_auto_chooses_among_all_candidates_in_one_fit(auto):
+    table = auto.candidates
     assert table["chosen"].sum() == 1
-    assert table.loc[table["chosen"], "candidate"].item() == result.strategy
-    assert result.strategy == table["candidate"].iloc[0]  # sorted by validation loss
-    assert {"none", "scratch", "multitask", "parts[g=relearn]"} - set(table["candidate"]) == {
-        "parts[g=relearn]"  # one network: per-part choices coincide with whole-model ones
+    assert table.loc[table["chosen"], "candidate"].item() == auto.strategy
+    # one network: per-part choices coincide with whole-model ones; multitask only on request
+    assert set(table["candidate"]) == {
+        "none",
+        "scratch",
+        "refit-mechanistic",
+        "fine-tune",
+        "fine-tune-last",
+        "l2sp",
     }
-    assert "leave-one-batch-out over 2 batches" in result.reason
-    assert "strategy:" in result.summary()
+    assert {"late", "fold1", "fold2"} <= set(table.columns)  # 2 batches: leave-one-out
+    assert set(auto.candidate_fits) == set(table["candidate"])
+    assert auto.fit is auto.candidate_fits[auto.strategy]
+    assert "leave-one-batch-out" in auto.reason and "strategy:" in auto.summary()
+    # the chosen and the baselines' fits are of one member trained on every batch
+    assert len(auto.candidate_fits["scratch"].history) == CONFIG.steps
+
+
+def _with_valid(study, batch):
+    b = study.batches
+    return hx.Study(
+        study.measurements,
+        study.inputs,
+        b.assign(split=np.where(b["batch"] == batch, "valid", b["split"])),
+    )
+
+
+def test_a_held_out_member_is_the_fit_with_that_batch_valid(source, study):
+    """A fold member (Plan.held_out) trains and scores as a separate fit in which the
+    held-out batch's split is 'valid', whatever members are fitted with it."""
+    plan = hx.Plan(networks={"g": "relearn"}, from_declared=True)
+    members = [hx.Plan(), plan, replace(plan, held_out=("B0",))]
+    together = hx.fit(source.model, study, process="B", config=CONFIG, plan=members, progress=False)
+    alone = hx.fit(
+        source.model,
+        _with_valid(study, "B0"),
+        process="B",
+        config=CONFIG,
+        plan=plan,
+        progress=False,
+    )
+    rank = together.ranking.index(2)
+    np.testing.assert_allclose(together.scores[rank], alone.scores[0], rtol=1e-6)
+    for a, b in zip(_weights(together.members[rank]), _weights(alone.model)):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-9)
+    # the full member (B0 trained on) is another fit
+    assert not np.isclose(together.scores[together.ranking.index(1)], alone.scores[0])
+
+
+def test_candidate_fits_equal_single_plan_fits_on_all_batches(source, study, auto):
+    """Each candidate's result is its member trained on both batches (no refit, no
+    fold): equal to a fit of that plan alone; the similarity uses the refit one."""
+    plans = candidate_plans(source.model, "auto", "A", anchor_sd(source))
+    for name in ("scratch", "refit-mechanistic"):
+        alone = hx.fit(
+            source.model, study, process="B", config=CONFIG, plan=plans[name], progress=False
+        )
+        got = auto.candidate_fits[name]
+        np.testing.assert_allclose(got.model.free, alone.model.free, rtol=1e-6)
+        for a, b in zip(_weights(got.model), _weights(alone.model)):
+            np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-9)
+    row = auto.similarity.parameters.set_index("name").loc["mu_max"]
+    assert row["target"] == pytest.approx(float(alone.model.parameter_values()["mu_max"]), rel=1e-6)
+
+
+def test_restarts_differ_and_a_plans_member_does_not_depend_on_its_position(source, study):
+    config = replace(CONFIG, steps=5, members=2)
+    restarts = hx.fit(_model(), study, process="B", config=config, progress=False)
+    assert not np.allclose(_weights(restarts.members[0])[0], _weights(restarts.members[1])[0])
+    plan = hx.Plan()
+    first = hx.fit(_model(), study, process="B", config=config, plan=[plan], progress=False)
+    last = hx.fit(
+        _model(),
+        study,
+        process="B",
+        config=config,
+        plan=[hx.Plan(learning_rate=0.5), plan],
+        progress=False,
+    )
+    member = last.members[last.ranking.index(1)]
+    for a, b in zip(_weights(first.model), _weights(member)):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-9)
 
 
 def test_mmd_tells_different_processes_apart(study):

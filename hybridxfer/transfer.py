@@ -14,17 +14,22 @@ strategy               plan
 ``l2sp``               fine-tune, pulled toward the source (uncertainty-aware)
 ``multitask``          source and target fitted together; shared networks,
                        process-specific parameters per process
-``auto``               the above and per-part plans (each network frozen,
+``auto``               the above but multitask (whose every member would
+                       solve the source's batches too: ~9x the cost per
+                       member) and per-part plans (each network frozen,
                        tuned or re-learned), chosen by validation on the
                        target's own batches
 =====================  =====================================================
 
-The candidates of one call train together (vmapped members of one fit). ``none``
-and ``scratch`` are always among them, as baselines: their validation scores say
-whether transfer helped, and a warning is given when it is likely to hurt.
-Validation: leave-one-batch-out over the target's training batches (``auto`` with
-several batches and no ``valid`` ones), else the ``valid`` batches, else the latest
-time points of each batch.
+The candidates of one call train together, as members of one fit (one compile).
+``none`` and ``scratch`` are always among them, as baselines: their validation
+scores say whether transfer helped, and a warning is given when it is likely to
+hurt. Validation: each candidate's *full* member, trained on all the target's
+training batches, is scored on the ``valid`` batches, else on the latest time
+points of each batch; for ``auto`` with several batches and no ``valid`` ones,
+each candidate is also scored by cross-validation (leave-one-batch-out with 2 or 3
+batches), its folds being further members of the same fit. ``auto`` then returns
+the chosen candidate's full member (see :func:`transfer` for the rule).
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ from .uncertainty import predict
 
 __all__ = [
     "MAX_FOLDS",
+    "TOLERANCE",
     "STRATEGIES",
     "Similarity",
     "TransferResult",
@@ -56,6 +62,7 @@ __all__ = [
 ]
 
 MAX_FOLDS = 3
+TOLERANCE = 0.2
 
 STRATEGIES = (
     "none",
@@ -104,8 +111,12 @@ class TransferResult:
         fit: the transferred model as a fit result (``fit.model``, ``fit.members``;
             save it with :func:`hybridxfer.save_fit`).
         strategy: the strategy used (for ``auto``, the winning candidate).
-        candidates: every candidate's validation loss (lower is better), with
-            ``chosen`` marking the one used.
+        candidates: per candidate (rows sorted by `validation`): ``late``, the full
+            member's validation loss (late time points or valid batches);
+            ``fold1``... its loss on each cross-validation fold (``auto``);
+            ``validation``, the score the choice uses (loss relative to the best
+            candidate's, averaged over late and folds; 1 is best); ``trained``, how
+            many values it trains; ``chosen``, the one used.
         reason: why this strategy was used.
         similarity: how alike the processes are, and the warning if any.
         candidate_fits: every candidate's fit on all the target's training batches
@@ -129,7 +140,7 @@ class TransferResult:
         sim = self.similarity
         lines = [
             f"strategy: {self.strategy} ({self.reason})",
-            "candidates (validation loss, lower is better):",
+            "candidates (validation: loss relative to the best, lower is better):",
             self.candidates.to_string(index=False, float_format=lambda x: f"{x:.4g}"),
             "similarity:",
             "  zero-shot NRMSE of the source model: "
@@ -146,7 +157,8 @@ class TransferResult:
 def candidate_plans(
     model: HybridModel, strategy: str, source_process: str | None, anchor_sd: dict
 ) -> dict[str, Plan]:
-    """The plans a strategy tries: itself (several for ``auto``) plus the baselines."""
+    """The plans a strategy tries, by name: itself (several for ``auto``) plus the
+    baselines ``none`` and ``scratch``. ``multitask`` needs `source_process`."""
     nets = list(model.networks)
     specific = tuple(p.name for p in model.structure.parameters if p.process_specific)
     frozen = dict.fromkeys(nets, "frozen")
@@ -239,9 +251,10 @@ def transfer(
     table = pd.DataFrame(dict(candidate=names, late=own[:, 0]))
     for j in range(len(folds)):
         table[f"fold{j + 1}"] = own[:, 1 + j]
-    table["validation"] = own.mean(axis=1)
+    kinds = [own[:, 0], *([own[:, 1:].mean(axis=1)] if folds else [])]
+    table["validation"] = np.mean([k / max(k.min(), 1e-300) for k in kinds], axis=0)
     table["trained"] = [_trained_values(source.model, plans[n]) for n in names]
-    chosen, reason = _choose(strategy, table, own, folds)
+    chosen, reason = _choose(strategy, table, len(folds))
     table["chosen"] = table["candidate"] == chosen
     table = table.sort_values("validation", kind="stable").reset_index(drop=True)
     similarity = _similarity(source, fits, chosen, study, process, source_process, table)
@@ -303,27 +316,28 @@ def _trained_values(model: HybridModel, plan: Plan) -> int:
     return int(count)
 
 
-def _choose(strategy: str, table: pd.DataFrame, own, folds) -> tuple[str, str]:
-    """The candidate used and why. PROVISIONAL: lowest mean validation."""
+def _choose(strategy: str, table: pd.DataFrame, n_folds: int) -> tuple[str, str]:
+    """The candidate used and why (``auto``: see :func:`transfer`)."""
     score = dict(zip(table["candidate"], table["validation"]))
-    how = (
-        f"mean of leave-one-batch-out ({len(folds)} folds) and late time points"
-        if folds
-        else "validation"
-    )
-    base = min(score["none"], score["scratch"])
+    trained = dict(zip(table["candidate"], table["trained"]))
+    how = f"late time points and {n_folds}-fold cross-validation" if n_folds else "validation"
+    base = f"none {score['none']:.3g}, scratch {score['scratch']:.3g}"
     if strategy != "auto":
-        verdict = "better" if score[strategy] < base else "NOT better"
-        return (
-            strategy,
-            f"strategy {strategy!r} as asked; on {how} it is {verdict} than the baselines",
+        verdict = (
+            "better" if score[strategy] < min(score["none"], score["scratch"]) else "NOT better"
         )
-    ranked = sorted(score, key=score.get)
-    chosen = ranked[0]
-    return chosen, (
-        f"{chosen!r} has the lowest {how} loss ({score[chosen]:.4g}; next {ranked[1]!r} "
-        f"{score[ranked[1]]:.4g}; none {score['none']:.4g}, scratch {score['scratch']:.4g})"
+        return strategy, f"strategy {strategy!r} as asked; on {how} it is {verdict} than a baseline"
+    best = min(score, key=score.get)
+    near = [n for n in score if score[n] <= (1 + TOLERANCE) * score[best]]
+    chosen = min(near, key=lambda n: (trained[n], score[n]))
+    why = (
+        f"{chosen!r} has the best score on {how} ({score[chosen]:.3g}, relative loss; {base})"
+        if chosen == best
+        else f"{chosen!r} ({score[chosen]:.3g}) is within {TOLERANCE:.0%} of the best score "
+        f"({best!r} {score[best]:.3g}; relative loss on {how}; {base}) and trains the fewest "
+        f"values of those ({trained[chosen]} vs {trained[best]})"
     )
+    return chosen, why
 
 
 def anchor_sd(source: FitResult) -> dict[str, float]:

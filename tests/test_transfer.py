@@ -127,9 +127,11 @@ def test_auto_chooses_among_all_candidates_in_one_fit(auto):
         "l2sp",
     }
     assert {"late", "fold1", "fold2"} <= set(table.columns)  # 2 batches: leave-one-out
+    late, folds = table["late"], (table["fold1"] + table["fold2"]) / 2
+    np.testing.assert_allclose(table["validation"], (late / late.min() + folds / folds.min()) / 2)
     assert set(auto.candidate_fits) == set(table["candidate"])
     assert auto.fit is auto.candidate_fits[auto.strategy]
-    assert "leave-one-batch-out" in auto.reason and "strategy:" in auto.summary()
+    assert "2-fold cross-validation" in auto.reason and "strategy:" in auto.summary()
     # the chosen and the baselines' fits are of one member trained on every batch
     assert len(auto.candidate_fits["scratch"].history) == CONFIG.steps
 
@@ -198,6 +200,22 @@ def test_restarts_differ_and_a_plans_member_does_not_depend_on_its_position(sour
     member = last.members[last.ranking.index(1)]
     for a, b in zip(_weights(first.model), _weights(member)):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-9)
+
+
+def test_auto_prefers_the_candidate_training_fewest_values_within_tolerance():
+    """Scores are losses relative to the best, averaged over late and folds."""
+    from hybridxfer.transfer import TOLERANCE, _choose
+
+    table = pd.DataFrame(
+        dict(
+            candidate=["none", "scratch", "fine-tune", "fine-tune-last"],
+            validation=[9.0, 1.0, 1.05, 1.0 + TOLERANCE * 0.99],
+            trained=[0, 700, 700, 40],
+        )
+    )
+    assert _choose("auto", table, 2)[0] == "fine-tune-last"  # within tolerance, fewest values
+    table.loc[3, "validation"] = 1.0 + TOLERANCE * 1.01
+    assert _choose("auto", table, 2)[0] == "scratch"  # best; fine-tune ties on values, scores worse
 
 
 def test_mmd_tells_different_processes_apart(study):

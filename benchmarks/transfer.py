@@ -9,11 +9,13 @@ their t = 0 values, inputs and constants only.
 How strategies are run: ``auto`` through ``hx.transfer``; the others are trained by
 one ``hx.fit`` with the very plans ``hx.transfer`` uses (``candidate_plans``), as
 vmapped members, which is what each ``transfer(strategy=S)`` call does but once, not
-once per strategy; ``none`` is the source model. Every ``hx.transfer`` call is
+once per strategy (a member's start depends on its plan, not its position, so it is
+the same member); ``none`` is the source model. Every ``hx.transfer`` call is
 also timed once on the main target at n = 2.
 
     PYTHONPATH=. python benchmarks/transfer.py [--seeds 5] [--other-seeds 2] [--steps 200]
-        [--targets B U B1 B2 B3] [--quick] [--resume] [--out benchmarks/results]
+        [--targets B U B1 B2 B3] [--ns 1 2 3 5 10] [--strategies none scratch ... auto]
+        [--quick] [--resume] [--out benchmarks/results]
 """
 
 import argparse
@@ -52,11 +54,12 @@ OK = {True: "PASS", False: "FAIL"}
 NOTES = """## Notes
 
 - Non-auto strategies are members of one vmapped `hx.fit` with `hx.transfer`'s plans; a
-  member's network initialisation depends on its position among the plans, so `scratch` here
-  and the `scratch` candidate inside `auto` can differ (same data, plan and settings).
-- `auto`'s leave-one-batch-out scores candidates trained on n-1 batches; `none` is the source
-  model as is. Seeds vary the drawn target batches; `FitConfig.seed` stays 0 (another seed
-  would recompile every fit: the config is a static argument of the jitted step).
+  member's network initialisation depends on its plan (not its position), so `scratch` here
+  equals the `scratch` candidate inside `auto` (same data, plan and settings).
+- `auto` trains every candidate once on all n batches (its result) and, for 2 <= n <= 3,
+  once per leave-one-batch-out fold, all as members of one fit; `multitask` is not among its
+  candidates (every member would solve the source's 10 batches too). `none` is the source
+  model as is. Seeds vary the drawn target batches; `FitConfig.seed` stays 0.
 """
 
 
@@ -278,12 +281,14 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=200, help="steps of every transfer fit")
     p.add_argument("--source-steps", type=int, default=400)
     p.add_argument("--targets", nargs="+", default=[MAIN, "U", "B1", "B2", "B3"])
+    p.add_argument("--ns", nargs="+", type=int, default=list(NS), help="target batch counts")
+    p.add_argument("--strategies", nargs="+", default=list(hx.STRATEGIES), choices=hx.STRATEGIES)
     p.add_argument("--quick", action="store_true", help="1 seed, n 1-2, 3 strategies, 30 steps")
     p.add_argument("--out", type=Path, help="default benchmarks/results (--quick: a temp folder)")
     p.add_argument("--resume", action="store_true", help="keep the cells in OUT/transfer.json")
     a = p.parse_args()
     t0, load_start = time.perf_counter(), os.getloadavg()
-    ns, strategies = NS, hx.STRATEGIES
+    ns, strategies = a.ns, tuple(x for x in hx.STRATEGIES if x in a.strategies)
     if a.quick:
         a.seeds, a.other_seeds, a.steps, a.source_steps, a.targets = 1, 1, 30, 60, [MAIN, "U"]
         ns, strategies = (1, 2), ("none", "scratch", "auto")
@@ -333,11 +338,13 @@ def write(a, rows, times, cells, t_start, load_start, strategies) -> None:
         f"fit. Seeds draw the target training batches. Strategies: {', '.join(strategies)}."
     )
     info["reduced"] = (
+        f"targets {', '.join(a.targets)}; n in {sorted({c[2] for c in cells})}; "
         f"main target {MAIN}: {a.seeds} seeds; other targets: {a.other_seeds} seeds; on the "
         f"other related targets auto only at n <= {LOBO_MAX} (its LOBO costs n folds). auto "
-        f"validates leave-one-batch-out for 2 <= n <= {LOBO_MAX}, at n > {LOBO_MAX} on one of "
-        f"its n batches moved to split 'valid' (one fold, trained on n-1), on later time points "
-        f"at n = 1. Non-auto strategies: one vmapped fit with transfer's plans (see docstring). "
+        f"validates on late time points and leave-one-batch-out for 2 <= n <= {LOBO_MAX}, at n > "
+        f"{LOBO_MAX} on one of its n batches moved to split 'valid' (its result trained on n-1), "
+        f"on late time points only at n = 1. Non-auto strategies: one vmapped fit with "
+        f"transfer's plans (see docstring). "
         f"Cells done: {len(done)} of {len(cells)}"
         + ("" if len(done) == len(cells) else " (run stopped: PARTIAL results)")
     )

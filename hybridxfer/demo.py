@@ -98,8 +98,9 @@ def run_demo(out: str | Path = "hybridxfer-demo", steps: int = 400) -> Path:
     1. Fits the hybrid demo model to the 8 train batches of source process A (early
        stopping on its valid ones), with 95% parameter intervals.
     2. Transfers it to target process B from only 2 of B's batches (``auto``: every
-       strategy and per-part choice, scored leave-one-batch-out) and reports the
-       candidates, the choice and how similar the processes are.
+       strategy and per-part choice in one fit, scored on late time points and
+       leave-one-batch-out) and reports the candidates, the choice and how similar
+       the processes are.
     3. Scores both on held-out test batches and writes the saved models
        (``source/``, ``target/``) and reports (``source-report/``,
        ``target-report/``) to `out`.

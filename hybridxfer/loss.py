@@ -29,6 +29,8 @@ class Trainable(eqx.Module):
             others come from ``model.free``.
         initial: log of each batch's initial state; used only for states declared
             ``initial = "estimate"``, shape (B, n_states).
+        batch_free: each batch's deviation d_b from its process's free-parameter
+            values, used only for parameters with a ``batch_sd``, shape (B, n_free).
         log_noise: log noise standard deviation per variable (states, then
             observations) in scaled units (Gaussian likelihood only), shape (n_vars,).
     """
@@ -37,16 +39,18 @@ class Trainable(eqx.Module):
     process_free: Float[Array, "P n_free"]
     initial: Float[Array, "B n_states"]
     log_noise: Float[Array, " n_vars"]
+    batch_free: Float[Array, "B n_free"]
 
     def for_process(self, p: int) -> HybridModel:
         """The model with process `p`'s values of the process-specific parameters."""
         return eqx.tree_at(lambda m: m.free, self.model, self._free(self.process_free[p]))
 
     def batch_model(self, data: BatchData) -> HybridModel:
-        """The model with per-batch free parameters, (B, n_free), by batch process."""
-        return eqx.tree_at(
-            lambda m: m.free, self.model, self._free(self.process_free[data.process])
-        )
+        """The model with per-batch free parameters, (B, n_free): its process's values,
+        plus its own deviation for batch-varying parameters."""
+        varies = jnp.array(self.model.batch_sd) > 0
+        free = self._free(self.process_free[data.process]) + jnp.where(varies, self.batch_free, 0.0)
+        return eqx.tree_at(lambda m: m.free, self.model, free)
 
     def _free(self, process_values):
         specific = jnp.array(self.model.process_specific)
@@ -111,7 +115,11 @@ def objective(
     - ``"scaled"``: ``mean_v e_v``;
     - ``"gaussian"``: ``mean_v (e_v / (2 sigma_v^2) + log sigma_v)`` with learned sigma.
 
-    plus ``weight_decay * sum(w^2)`` over network weights (first weighting only).
+    plus ``weight_decay * sum(w^2)`` over network weights, and for batch-varying
+    parameters the prior of the batch deviations d (first weighting only):
+    ``stop_gradient(loss) * sum_(b,k) (d_bk / batch_sd_k)^2 / N``, with N the number
+    of observations: the Gaussian prior on the scale of the mean squared residuals,
+    which is the residual variance (a MAP estimate of the random effects).
 
     Returns:
         The k losses, and the predictions (B, M, n_vars).
@@ -127,4 +135,7 @@ def objective(
     losses = jnp.where(has, e, 0.0).sum(-1) / jnp.maximum(has.sum(-1), 1)
     mlps = [net.mlp for net in params.model.networks.values()]
     decay = sum(jnp.sum(x**2) for x in jax.tree.leaves(eqx.filter(mlps, eqx.is_inexact_array)))
-    return losses.at[0].add(weight_decay * decay), ys
+    sd = jnp.array(params.model.batch_sd)
+    d = jnp.where(sd > 0, params.batch_free / jnp.where(sd > 0, sd, 1.0), 0.0)
+    prior = jax.lax.stop_gradient(losses[0]) * jnp.sum(d**2) / jnp.maximum(count[0].sum(), 1.0)
+    return losses.at[0].add(weight_decay * decay + prior), ys

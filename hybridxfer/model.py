@@ -324,6 +324,11 @@ class HybridModel(eqx.Module):
         return tuple(p.process_specific for p in self.structure.parameters if not p.fixed)
 
     @property
+    def batch_sd(self) -> tuple[float, ...]:
+        """For each free parameter, its batch-to-batch sd (0: the same in every batch)."""
+        return tuple(p.batch_sd or 0.0 for p in self.structure.parameters if not p.fixed)
+
+    @property
     def estimated_states(self) -> tuple[bool, ...]:
         """For each entry of `state_names`, whether its initial value is fitted per batch."""
         est = tuple(s.initial == "estimate" for s in self.structure.states)

@@ -54,7 +54,15 @@ _FIELDS = {
     "inputs": {"unit", "interpolation"},
     "constants": {"unit"},
     "observations": {"unit", "expression", "sd"},
-    "parameters": {"value", "unit", "bounds", "fixed", "positive", "process_specific"},
+    "parameters": {
+        "value",
+        "unit",
+        "bounds",
+        "fixed",
+        "positive",
+        "process_specific",
+        "batch_sd",
+    },
     "networks": {"inputs", "hidden", "output", "scale", "activation"},
     "reactor": {
         "mode",

@@ -34,6 +34,12 @@ class Parameter:
         positive: if True (default) the value is kept > 0 by a log parametrisation.
         process_specific: if True the parameter may differ between processes
             (refit on transfer); otherwise it is shared.
+        batch_sd: if given, the parameter varies from batch to batch (a random
+            effect): batch b has ``z + d_b`` with prior ``d_b ~ N(0, batch_sd^2)`` in
+            unconstrained units (for an unbounded positive parameter, about a relative
+            sd: 0.1 = 10%). A fit estimates d_b for each training batch; a prediction
+            for a new batch uses z; a :class:`~hybridxfer.DigitalTwin` estimates d_b
+            online.
     """
 
     name: str
@@ -43,6 +49,7 @@ class Parameter:
     fixed: bool = False
     positive: bool = True
     process_specific: bool = False
+    batch_sd: float | None = None
 
     def __post_init__(self):
         if not self.unit or not isinstance(self.unit, str):
@@ -71,6 +78,10 @@ class Parameter:
                 )
             object.__setattr__(self, "bounds", (lo, hi))
         object.__setattr__(self, "value", v)
+        if self.batch_sd is not None and (self.fixed or not float(self.batch_sd) > 0):
+            raise ParameterError(
+                f"parameter {self.name!r}: batch_sd must be > 0, on a parameter that is not fixed"
+            )
 
     def constrain(self, z: Float[Array, ""]) -> Float[Array, ""]:
         """Physical value from the unconstrained value `z`."""

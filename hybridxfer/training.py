@@ -105,6 +105,8 @@ class FitResult:
         config: the settings used.
         parameters: parameter table with intervals
             (:func:`hybridxfer.parameter_table`), when computed.
+        batch_parameters: each fitted batch's value of the batch-varying parameters
+            (those with a ``batch_sd``), long table ``batch, name, value``.
     """
 
     model: HybridModel
@@ -116,6 +118,7 @@ class FitResult:
     parameters: pd.DataFrame | None = None
     ranking: tuple[int, ...] = ()
     process: str | None = None
+    batch_parameters: pd.DataFrame | None = None
 
 
 @dataclass(frozen=True)
@@ -367,6 +370,7 @@ def _member_start(model, study, data, process, plan: Plan, config: FitConfig, ke
         process_free=jnp.tile(start.free, (len(study.processes), 1)),
         initial=guess,
         log_noise=jnp.zeros(len(start.variable_names)),
+        batch_free=jnp.zeros((data.mask.shape[0], start.free.shape[0])),
     )
     free = [p for p in model.structure.parameters if not p.fixed]
     controls = _Controls(
@@ -402,6 +406,12 @@ def _rates(params: Trainable, plan: Plan) -> Trainable:
         lambda t: t.process_free,
         rate,
         jnp.broadcast_to(lr * fitted * specific, params.process_free.shape),
+    )
+    varies = np.array(model.batch_sd) > 0
+    rate = eqx.tree_at(
+        lambda t: t.batch_free,
+        rate,
+        jnp.broadcast_to(lr * fitted * varies, params.batch_free.shape),
     )
     nets = {n: _network_rate(net, plan.network_mode(n)) for n, net in rate.model.networks.items()}
     return eqx.tree_at(lambda t: t.model.networks, rate, nets) if nets else rate
@@ -476,7 +486,7 @@ def _member_step(
     better = (valid < best_valid) & active
     best = _select(better, params, best)
     since_best = jnp.where(better, 0, since_best + active)
-    combined = eqx.combine(diff, static)
+    combined = _center(eqx.combine(diff, static), c.weights[0], data.process)
     best_valid = jnp.where(better, valid, best_valid)
     return combined, opt_state, best, best_valid, since_best, losses, finite
 
@@ -502,6 +512,33 @@ def _step(
     )
     params, opt_state, best, best_valid, since_best, losses, finite = out
     return _State(params, opt_state, best, best_valid, since_best, state.step + 1), losses, finite
+
+
+def _center(params: Trainable, train: Float[Array, "B M"], process: Int[Array, " B"]):
+    """Move the training batches' mean deviation d of each batch-varying parameter
+    into its shared value (per process for process-specific ones). Every training
+    batch keeps its value (z + d_b); the prior on d falls; other batches (valid, new)
+    get the population value, the mean of the training batches'."""
+    varies = np.array(params.model.batch_sd) > 0
+    if not varies.any():
+        return params
+    specific = np.array(params.model.process_specific)
+    n_proc = params.process_free.shape[0]
+    trained = (train > 0).any(axis=1)
+    own = (process[None, :] == jnp.arange(n_proc)[:, None]) & trained[None, :]  # (P, B)
+    d = jnp.where(varies, params.batch_free, 0.0)
+    per_process = (own @ d) / jnp.maximum(own.sum(axis=1, keepdims=True), 1)  # (P, n_free)
+    overall = (trained @ d) / jnp.maximum(trained.sum(), 1)
+    shift = jnp.where(specific, per_process[process], overall)  # (B, n_free)
+    return eqx.tree_at(
+        lambda t: (t.model.free, t.process_free, t.batch_free),
+        params,
+        (
+            params.model.free + jnp.where(specific, 0.0, overall),
+            params.process_free + jnp.where(specific, per_process, 0.0),
+            params.batch_free - jnp.where(trained[:, None], shift, 0.0),
+        ),
+    )
 
 
 def _select(condition, new, old):
@@ -542,6 +579,7 @@ def _result(state: _State, history, data: BatchData, names, p: int, config: FitC
     initial = initial.rename_axis("batch").reset_index().melt(id_vars="batch", var_name="variable")
     hist = pd.DataFrame(history, columns=["step", "member", "train", "valid"])
     return FitResult(
+        batch_parameters=_batch_parameters(best, data, names),
         model=best.for_process(p),
         members=tuple(m.for_process(p) for m in members),
         initial=initial,
@@ -550,6 +588,19 @@ def _result(state: _State, history, data: BatchData, names, p: int, config: FitC
         ranking=tuple(int(r) for r in order),
         config=config,
     )
+
+
+def _batch_parameters(params, data: BatchData, names) -> pd.DataFrame:
+    """Each batch's physical value of the batch-varying parameters."""
+    free = np.asarray(params.batch_model(data).free)[: len(names)]
+    params_ = [p for p in params.model.structure.parameters if not p.fixed]
+    rows = [
+        (b, p.name, float(p.constrain(free[i, k])))
+        for k, p in enumerate(params_)
+        if p.batch_sd
+        for i, b in enumerate(names)
+    ]
+    return pd.DataFrame(rows, columns=["batch", "name", "value"])
 
 
 # ----------------------------------------------------------------- checkpoints

@@ -16,6 +16,11 @@ with ``R = diag(sd^2)`` the measurement noise. States are concentrations or volu
 so the corrected mean is clipped at 0. Events (sample withdrawal, bolus) at an update
 act after its measurements, as in a simulation: ``x <- g(x)``, ``P <- G P G^T``.
 
+Parameters declared with a ``batch_sd`` (they vary from batch to batch) are
+estimated along: the filter's state is s = (x, d), with d each one's deviation from
+the fitted value (prior sd ``batch_sd``, constant within the batch). OUR, for one,
+then tells this batch's growth rate apart from its cell density.
+
 A sample that arrives late (``sample_time`` before the twin's time) is put in its
 place: the twin goes back to its estimate just before that time and replays
 everything after it, so the result equals that of a sample that came in time.
@@ -29,6 +34,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import diffrax as dfx
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -50,11 +56,12 @@ class TwinError(ValueError):
 
 @dataclass(frozen=True)
 class _Snapshot:
-    """The filter after processing the record at `time`."""
+    """The filter after processing the record at `time`: the mean s and covariance P of
+    the states and batch-parameter deviations."""
 
     time: float
-    x: Float[Array, " n_states"]
-    P: Float[Array, "n_states n_states"]
+    s: Float[Array, " n_s"]
+    P: Float[Array, "n_s n_s"]
     u: np.ndarray  # held continuous inputs, (n_inputs,)
 
 
@@ -137,13 +144,17 @@ class DigitalTwin:
             q = [process_noise.get(s, 0.0) for s in states]
         else:
             q = [0.0 if s == volume else process_noise for s in states]
-        self._step = jax.jit(lambda *a: _step(model, jnp.asarray(q, float), solver, *a))
-        self._advance = jax.jit(lambda *a: _advance(model, jnp.asarray(q, float), solver, *a))
-        self._outputs = jax.jit(lambda *a: _outputs(model, *a))
+        sd_batch = np.array(model.batch_sd)
+        varying = tuple(int(k) for k in np.flatnonzero(sd_batch > 0))
+        self._system = system = _System(model, varying)
+        q = jnp.asarray(q + [0.0] * len(varying), dtype=float)
+        self._step = jax.jit(lambda *a: _step(system, q, solver, *a))
+        self._outputs = jax.jit(lambda *a: _outputs(system, *a))
+        sd = np.concatenate([[sd0[s] for s in states], sd_batch[list(varying)]])
         start = _Snapshot(
             float(time),
-            jnp.asarray(x0),
-            jnp.diag(jnp.asarray([sd0[s] for s in states], dtype=float) ** 2),
+            jnp.concatenate([jnp.asarray(x0), jnp.zeros(len(varying))]),
+            jnp.diag(jnp.asarray(sd, dtype=float) ** 2),
             np.asarray([inputs[n] for n in model.input_names], dtype=float),
         )
         self._records: list[_Record] = []
@@ -211,7 +222,8 @@ class DigitalTwin:
 
     def estimate(self) -> pd.DataFrame:
         """The current estimate: columns ``time, variable, mean, sd, lower95, upper95``
-        for every state and observation (a normal 95% band)."""
+        for every state and observation, and this batch's value of every batch-varying
+        parameter (a normal 95% band)."""
         return self._frame(self._snapshots[-1])
 
     def history(self) -> pd.DataFrame:
@@ -281,24 +293,24 @@ class DigitalTwin:
         r = np.array(
             [record.sd.get(v, self.measurement_sd.get(v, 1.0)) for v in variables], dtype=float
         )
-        x, P, ok = self._step(
-            snap.x, snap.P, snap.time, record.time, snap.u, u, self._c, z, mask, r, amounts
+        s, P, ok = self._step(
+            snap.s, snap.P, snap.time, record.time, snap.u, u, self._c, z, mask, r, amounts
         )
         if not bool(ok):
             raise TwinError(
                 f"the filter failed between t={snap.time:g} and t={record.time:g} (a non-finite "
                 "state or covariance, or the solver's step budget ran out); update ignored"
             )
-        return _Snapshot(record.time, x, P, u)
+        return _Snapshot(record.time, s, P, u)
 
     def _frame(self, snap: _Snapshot) -> pd.DataFrame:
         mean, sd = (
-            np.asarray(a) for a in self._outputs(snap.x, snap.P, snap.time, snap.u, self._c)
+            np.asarray(a) for a in self._outputs(snap.s, snap.P, snap.time, snap.u, self._c)
         )
         return pd.DataFrame(
             dict(
                 time=snap.time,
-                variable=self.model.variable_names,
+                variable=self._system.names,
                 mean=mean,
                 sd=sd,
                 lower95=mean - Z95 * sd,
@@ -323,19 +335,53 @@ def _finite(what: str, given: Mapping, positive: bool = False) -> None:
             raise TwinError(f"{what}: {k} = {v!r} is not {need}")
 
 
-def _measure(model: HybridModel, t, x, u, c) -> Float[Array, " n_vars"]:
-    """h(x): the states, then the observation equations."""
-    return jnp.concatenate([x, model.observe(t, x, u, c)])
+@dataclass(frozen=True)
+class _System:
+    """What the filter estimates: s = (x, d), the model's states and the deviations d
+    (unconstrained) of its batch-varying parameters, which stay constant in a batch."""
+
+    model: HybridModel
+    varying: tuple[int, ...]  # indices into model.free
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Reported quantities: states, observations, then the varying parameters."""
+        free = [p.name for p in self.model.structure.parameters if not p.fixed]
+        return self.model.variable_names + tuple(free[k] for k in self.varying)
+
+    def _parts(self, s):
+        n = len(self.model.state_names)
+        free = self.model.free.at[jnp.asarray(self.varying, dtype=int)].add(s[n:])
+        return eqx.tree_at(lambda m: m.free, self.model, free), s[:n]
+
+    def field(self, t, s, u, c) -> Float[Array, " n_s"]:
+        model, x = self._parts(s)
+        return jnp.concatenate([model.vector_field(t, x, u, c), jnp.zeros(len(self.varying))])
+
+    def measure(self, t, s, u, c) -> Float[Array, " n_vars"]:
+        """h(s): the states, then the observation equations."""
+        model, x = self._parts(s)
+        return jnp.concatenate([x, model.observe(t, x, u, c)])
+
+    def events(self, s, amounts, c) -> Float[Array, " n_s"]:
+        model, x = self._parts(s)
+        return jnp.concatenate([model.apply_events(x, amounts, c), s[x.shape[0] :]])
+
+    def report(self, t, s, u, c) -> Float[Array, " n_names"]:
+        model, _ = self._parts(s)
+        values = model.parameter_values()
+        varying = [jnp.atleast_1d(values[n]) for n in self.names[len(self.model.variable_names) :]]
+        return jnp.concatenate([self.measure(t, s, u, c), *varying])
 
 
-def _advance(model: HybridModel, q, solver: Solver, x, P, t0, t1, u, c):
+def _advance(system: _System, q, solver: Solver, s, P, t0, t1, u, c):
     """Mean and covariance from t0 to t1 under inputs u held (see the module)."""
 
-    def field(t, s, args):
-        x, P = s
-        fx, jvp = jax.linearize(lambda y: model.vector_field(t, y, u, c), x)
-        A = jax.vmap(jvp, out_axes=1)(jnp.eye(x.shape[0]))
-        return fx, A @ P + P @ A.T + jnp.diag((q * x) ** 2)
+    def field(t, state, args):
+        s, P = state
+        fs, jvp = jax.linearize(lambda y: system.field(t, y, u, c), s)
+        A = jax.vmap(jvp, out_axes=1)(jnp.eye(s.shape[0]))
+        return fs, A @ P + P @ A.T + jnp.diag((q * s) ** 2)
 
     sol = dfx.diffeqsolve(
         dfx.ODETerm(field),
@@ -343,22 +389,22 @@ def _advance(model: HybridModel, q, solver: Solver, x, P, t0, t1, u, c):
         t0,
         t1,
         None,
-        (x, P),
+        (s, P),
         stepsize_controller=solver.controller(None),
         max_steps=solver.max_steps,
         adjoint=dfx.ForwardMode(),
         throw=False,
     )
-    x, P = (a[-1] for a in sol.ys)
-    return x, P, sol.result == dfx.RESULTS.successful
+    s, P = (a[-1] for a in sol.ys)
+    return s, P, sol.result == dfx.RESULTS.successful
 
 
 def _step(
-    model: HybridModel,
-    q: Float[Array, " n_states"],
+    system: _System,
+    q: Float[Array, " n_s"],
     solver: Solver,
-    x: Float[Array, " n_states"],
-    P: Float[Array, "n_states n_states"],
+    s: Float[Array, " n_s"],
+    P: Float[Array, "n_s n_s"],
     t0,
     t1,
     u_old: Float[Array, " n_inputs"],
@@ -370,26 +416,27 @@ def _step(
     amounts: Float[Array, " n_events"],
 ):
     """One filter step: advance to t1 under u_old, correct with the measured entries of
-    z (sd r), then apply the events. Returns (x, P, ok)."""
-    x, P, ok = _advance(model, q, solver, x, P, t0, t1, u_old, c)
-    h = lambda y: _measure(model, t1, y, u_new, c)  # noqa: E731
-    pred, H = h(x), jax.jacfwd(h)(x)
+    z (sd r), then apply the events. Returns (s, P, ok)."""
+    s, P, ok = _advance(system, q, solver, s, P, t0, t1, u_old, c)
+    h = lambda y: system.measure(t1, y, u_new, c)  # noqa: E731
+    pred, H = h(s), jax.jacfwd(h)(s)
     H = jnp.where(mask[:, None], H, 0.0)
     R = jnp.diag(jnp.where(mask, r**2, 1.0))
     S = H @ P @ H.T + R
     K = jnp.linalg.solve(S, H @ P).T
-    I_KH = jnp.eye(x.shape[0]) - K @ H
-    x = jnp.maximum(x + K @ jnp.where(mask, z - pred, 0.0), 0.0)
+    I_KH = jnp.eye(s.shape[0]) - K @ H
+    s = s + K @ jnp.where(mask, z - pred, 0.0)
+    s = s.at[: len(system.model.state_names)].max(0.0)  # states are never negative
     P = I_KH @ P @ I_KH.T + K @ R @ K.T
-    G = jax.jacfwd(lambda y: model.apply_events(y, amounts, c))(x)
-    x, P = model.apply_events(x, amounts, c), G @ P @ G.T
+    G = jax.jacfwd(lambda y: system.events(y, amounts, c))(s)
+    s, P = system.events(s, amounts, c), G @ P @ G.T
     P = (P + P.T) / 2
-    ok = ok & jnp.all(jnp.isfinite(x)) & jnp.all(jnp.isfinite(P))
-    return x, P, ok
+    ok = ok & jnp.all(jnp.isfinite(s)) & jnp.all(jnp.isfinite(P))
+    return s, P, ok
 
 
-def _outputs(model: HybridModel, x, P, t, u, c):
-    """Mean and sd of every variable (states, observations), by linearisation."""
-    h = lambda y: _measure(model, t, y, u, c)  # noqa: E731
-    H = jax.jacfwd(h)(x)
-    return h(x), jnp.sqrt(jnp.clip(jnp.einsum("ij,jk,ik->i", H, P, H), 0.0))
+def _outputs(system: _System, s, P, t, u, c):
+    """Mean and sd of every reported quantity (:attr:`_System.names`), linearised."""
+    h = lambda y: system.report(t, y, u, c)  # noqa: E731
+    H = jax.jacfwd(h)(s)
+    return h(s), jnp.sqrt(jnp.clip(jnp.einsum("ij,jk,ik->i", H, P, H), 0.0))

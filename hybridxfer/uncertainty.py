@@ -57,7 +57,11 @@ def parameter_table(
         y0 = table.reindex(index=list(study.batch_names), columns=list(model.state_names))
         log_y0[: len(study.batch_names)] = np.log(np.maximum(y0.to_numpy(float), 1e-300))
     params = Trainable(
-        model, model.free[None], jnp.asarray(log_y0), jnp.zeros(len(model.variable_names))
+        model,
+        model.free[None],
+        jnp.asarray(log_y0),
+        jnp.zeros(len(model.variable_names)),
+        jnp.zeros((data.mask.shape[0], model.free.shape[0])),
     )
     scales = variable_scales(data, data.mask)
     weight = np.asarray(data.mask)[..., None] & np.isfinite(np.asarray(data.values))

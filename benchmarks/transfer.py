@@ -14,7 +14,7 @@ the same member); ``none`` is the source model. Every ``hx.transfer`` call is
 also timed once on the main target at n = 2.
 
     PYTHONPATH=. python benchmarks/transfer.py [--seeds 5] [--other-seeds 2] [--steps 200]
-        [--targets B U B1 B2 B3] [--ns 1 2 3 5 10] [--strategies none scratch ... auto]
+        [--targets B U B1 B2 B3] [--ns 1 2 3 5 10] [--auto-ns 2] [--strategies none ... auto]
         [--quick] [--resume] [--out benchmarks/results]
 """
 
@@ -282,6 +282,7 @@ def main() -> None:
     p.add_argument("--source-steps", type=int, default=400)
     p.add_argument("--targets", nargs="+", default=[MAIN, "U", "B1", "B2", "B3"])
     p.add_argument("--ns", nargs="+", type=int, default=list(NS), help="target batch counts")
+    p.add_argument("--auto-ns", nargs="+", type=int, help="n at which auto runs (default: all)")
     p.add_argument("--strategies", nargs="+", default=list(hx.STRATEGIES), choices=hx.STRATEGIES)
     p.add_argument("--quick", action="store_true", help="1 seed, n 1-2, 3 strategies, 30 steps")
     p.add_argument("--out", type=Path, help="default benchmarks/results (--quick: a temp folder)")
@@ -309,7 +310,9 @@ def main() -> None:
     todo = [c for c in cells if c not in done]
     a.invocations = old.get("info", {}).get("invocations", 0) + bool(todo)  # runs with cells
     for t, seed, n in todo:
-        no_auto = t in RELATED_TARGETS and t != MAIN and n > LOBO_MAX
+        no_auto = (t in RELATED_TARGETS and t != MAIN and n > LOBO_MAX) or (
+            a.auto_ns is not None and n not in a.auto_ns
+        )
         cell_strategies = [x for x in strategies if not (no_auto and x == "auto")]
         rows += run_cell(src, family, t, seed, n, cell_strategies, cfg)
         print(json.dumps(rows[-1], default=str), flush=True)
@@ -339,7 +342,9 @@ def write(a, rows, times, cells, t_start, load_start, strategies) -> None:
     )
     info["reduced"] = (
         f"targets {', '.join(a.targets)}; n in {sorted({c[2] for c in cells})}; "
-        f"main target {MAIN}: {a.seeds} seeds; other targets: {a.other_seeds} seeds; on the "
+        f"main target {MAIN}: {a.seeds} seeds; other targets: {a.other_seeds} seeds; "
+        + (f"auto only at n in {a.auto_ns}; " if a.auto_ns else "")
+        + f"on the "
         f"other related targets auto only at n <= {LOBO_MAX} (its LOBO costs n folds). auto "
         f"validates on late time points and leave-one-batch-out for 2 <= n <= {LOBO_MAX}, at n > "
         f"{LOBO_MAX} on one of its n batches moved to split 'valid' (its result trained on n-1), "

@@ -245,8 +245,11 @@ def transfer(
     own = np.empty(len(members))
     own[list(result.ranking)] = result.scores
     own = own.reshape(len(names), 1 + len(folds))  # (candidates, full + folds)
-    fits = {
-        n: _member_fit(result, i * (1 + len(folds)), source, process) for i, n in enumerate(names)
+    fits = {  # each candidate's full member; none: the source as is
+        n: replace(source, process=process)
+        if n == "none"
+        else _member_fit(result, i * (1 + len(folds)))
+        for i, n in enumerate(names)
     }
     table = pd.DataFrame(dict(candidate=names, late=own[:, 0]))
     for j in range(len(folds)):
@@ -282,11 +285,8 @@ def _folds(target: Study, strategy: str) -> list[tuple[str, ...]]:
     return [tuple(train[i::k]) for i in range(k)]
 
 
-def _member_fit(result: FitResult, member: int, source: FitResult, process: str) -> FitResult:
-    """Member `member` (plan order) of `result` as a fit result of its own; for the
-    ``none`` candidate (member 0), the source as is."""
-    if member == 0:
-        return replace(source, process=process)
+def _member_fit(result: FitResult, member: int) -> FitResult:
+    """Member `member` (plan order) of `result` as a fit result of its own."""
     rank = result.ranking.index(member)
     history = result.history[result.history["member"] == member].assign(member=0)
     return replace(

@@ -24,7 +24,14 @@ from .simulation import SimulationError, Solver, simulate, solve  # noqa: E402
 from .stream import read_stream, replay  # noqa: E402
 from .study import Study, StudyError, StudyNeeds, read_study, study_from_frames, write_study  # noqa: E402
 from .training import FitConfig, FitError, FitResult, fit  # noqa: E402
-from .transfer import STRATEGIES, Similarity, TransferResult, transfer  # noqa: E402
+from .transfer import (  # noqa: E402
+    STRATEGIES,
+    Similarity,
+    TransferResult,
+    anchor_sd,
+    candidate_plans,
+    transfer,
+)
 from .twin import DigitalTwin, TwinError  # noqa: E402
 from .uncertainty import parameter_table, predict  # noqa: E402
 
@@ -61,7 +68,9 @@ __all__ = [
     "StudyNeeds",
     "TransferResult",
     "TwinError",
+    "anchor_sd",
     "batch_data",
+    "candidate_plans",
     "fit",
     "load_fit",
     "load_model",

@@ -122,11 +122,13 @@ def replay(
     if len(extra):
         update(0.0, extra)
     estimates = [twin_.estimate()]
-    for time, rows in rest.groupby("time", sort=False):
+    arrivals = (rest["time"] != rest["time"].shift()).cumsum()  # runs of equal times, in order
+    for _, rows in rest.groupby(arrivals):
+        time = float(rows["time"].iloc[0])
         for _, group in rows.groupby(rows["sample_time"].fillna(-1.0), sort=False):
-            update(float(time), group)
+            update(time, group)
         if twin_.time < time:  # only late samples or refused rows came: catch up
-            twin_.update(float(time), {})
+            twin_.update(time, {})
         estimates.append(twin_.estimate())
     for message in refused[:5]:
         warnings.warn(f"stream {message}", stacklevel=2)

@@ -251,7 +251,7 @@ class DigitalTwin:
             points: output times, equally spaced (planned change times are added).
 
         Returns:
-            Columns ``time, variable, mean, sd, lower95, upper95``.
+            Columns ``time, variable, mean, sd, lower95, upper95``, as :meth:`estimate`.
         """
         m = self.model
         if until < self.time:

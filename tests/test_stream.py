@@ -84,3 +84,10 @@ def test_cli_twin_bad_stream_is_one_line_and_exit_2(saved_chain, tmp_path, capsy
     assert main(["twin", str(saved_chain), str(path), "--out", str(tmp_path / "e.csv")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "unknown column(s) ['pH']" in err
+
+
+def test_a_row_out_of_order_in_the_file_is_refused_not_reordered():
+    frame = _stream_frame(extra=[(3.0, "OUR", 11.0)])  # the last row, after those at 4.0
+    with pytest.warns(UserWarning, match="out of order"):
+        _, refused = hx.replay(_chain(), frame, measurement_sd={"X2": 0.1})
+    assert len(refused) == 1 and "row(s) 8" in refused[0]

@@ -147,6 +147,7 @@ def _twin(args) -> None:
         model,
         stream,
         constants=_assignments(args.constant, "--constant"),
+        progress=True,
         measurement_sd=_assignments(args.sd, "--sd"),
         process_noise=args.process_noise,
     )

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
 from .model import HybridModel
 from .study import StudyError
@@ -75,7 +76,12 @@ def read_stream(path: str | os.PathLike) -> pd.DataFrame:
 
 
 def replay(
-    model: HybridModel, stream: pd.DataFrame, *, constants: Mapping[str, float] = {}, **twin
+    model: HybridModel,
+    stream: pd.DataFrame,
+    *,
+    constants: Mapping[str, float] = {},
+    progress: bool = False,
+    **twin,
 ) -> tuple[pd.DataFrame, list[str]]:
     """Run a twin through a recorded stream as if live.
 
@@ -83,6 +89,7 @@ def replay(
         model: the hybrid model.
         stream: the stream table (see the module), e.g. from :func:`read_stream`.
         constants: batch constants not in the stream.
+        progress: show a progress bar (on a terminal).
         twin: further arguments of :class:`DigitalTwin` (``measurement_sd``,
             ``process_noise``...).
 
@@ -123,7 +130,9 @@ def replay(
         update(0.0, extra)
     estimates = [twin_.estimate()]
     arrivals = (rest["time"] != rest["time"].shift()).cumsum()  # runs of equal times, in order
-    for _, rows in rest.groupby(arrivals):
+    groups = rest.groupby(arrivals)
+    bar = tqdm(groups, total=groups.ngroups, desc="twin", disable=None if progress else True)
+    for _, rows in bar:
         time = float(rows["time"].iloc[0])
         for _, group in rows.groupby(rows["sample_time"].fillna(-1.0), sort=False):
             update(time, group)

@@ -146,10 +146,9 @@ class DigitalTwin:
             q = [0.0 if s == volume else process_noise for s in states]
         sd_batch = np.array(model.batch_sd)
         varying = tuple(int(k) for k in np.flatnonzero(sd_batch > 0))
-        self._system = system = _System(model, varying)
-        q = jnp.asarray(q + [0.0] * len(varying), dtype=float)
-        self._step = jax.jit(lambda *a: _step(system, q, solver, *a))
-        self._outputs = jax.jit(lambda *a: _outputs(system, *a))
+        self._system = _System(model, varying)
+        self._q = jnp.asarray(q + [0.0] * len(varying), dtype=float)
+        self._solver = solver
         sd = np.concatenate([[sd0[s] for s in states], sd_batch[list(varying)]])
         start = _Snapshot(
             float(time),
@@ -293,8 +292,21 @@ class DigitalTwin:
         r = np.array(
             [record.sd.get(v, self.measurement_sd.get(v, 1.0)) for v in variables], dtype=float
         )
-        s, P, ok = self._step(
-            snap.s, snap.P, snap.time, record.time, snap.u, u, self._c, z, mask, r, amounts
+        s, P, ok = _step(
+            self._system,
+            self._q,
+            self._solver,
+            snap.s,
+            snap.P,
+            jnp.asarray(snap.time, dtype=float),
+            jnp.asarray(record.time, dtype=float),
+            snap.u,
+            u,
+            self._c,
+            z,
+            mask,
+            r,
+            amounts,
         )
         if not bool(ok):
             raise TwinError(
@@ -304,9 +316,8 @@ class DigitalTwin:
         return _Snapshot(record.time, s, P, u)
 
     def _frame(self, snap: _Snapshot) -> pd.DataFrame:
-        mean, sd = (
-            np.asarray(a) for a in self._outputs(snap.s, snap.P, snap.time, snap.u, self._c)
-        )
+        out = _outputs(self._system, snap.s, snap.P, jnp.asarray(snap.time), snap.u, self._c)
+        mean, sd = (np.asarray(a) for a in out)
         return pd.DataFrame(
             dict(
                 time=snap.time,
@@ -335,13 +346,12 @@ def _finite(what: str, given: Mapping, positive: bool = False) -> None:
             raise TwinError(f"{what}: {k} = {v!r} is not {need}")
 
 
-@dataclass(frozen=True)
-class _System:
+class _System(eqx.Module):
     """What the filter estimates: s = (x, d), the model's states and the deviations d
     (unconstrained) of its batch-varying parameters, which stay constant in a batch."""
 
     model: HybridModel
-    varying: tuple[int, ...]  # indices into model.free
+    varying: tuple[int, ...] = eqx.field(static=True)  # indices into model.free
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -399,6 +409,7 @@ def _advance(system: _System, q, solver: Solver, s, P, t0, t1, u, c):
     return s, P, sol.result == dfx.RESULTS.successful
 
 
+@eqx.filter_jit
 def _step(
     system: _System,
     q: Float[Array, " n_s"],
@@ -416,7 +427,8 @@ def _step(
     amounts: Float[Array, " n_events"],
 ):
     """One filter step: advance to t1 under u_old, correct with the measured entries of
-    z (sd r), then apply the events. Returns (s, P, ok)."""
+    z (sd r), then apply the events. Returns (s, P, ok). Jitted once per model
+    structure: twins of the same model share the compile."""
     s, P, ok = _advance(system, q, solver, s, P, t0, t1, u_old, c)
     h = lambda y: system.measure(t1, y, u_new, c)  # noqa: E731
     pred, H = h(s), jax.jacfwd(h)(s)
@@ -435,6 +447,7 @@ def _step(
     return s, P, ok
 
 
+@eqx.filter_jit
 def _outputs(system: _System, s, P, t, u, c):
     """Mean and sd of every reported quantity (:attr:`_System.names`), linearised."""
     h = lambda y: system.report(t, y, u, c)  # noqa: E731

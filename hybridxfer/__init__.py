@@ -11,7 +11,7 @@ jax.config.update("jax_enable_x64", True)
 
 from .batch_data import BatchData, batch_data  # noqa: E402
 from .expressions import ExpressionError  # noqa: E402
-from .metrics import nrmse  # noqa: E402
+from .metrics import nrmse, relative_rmse  # noqa: E402
 from .model import Constant, HybridModel, Input, ModelError, Observation, State  # noqa: E402
 from .model_file import ModelFileError, load_model, parse_model, to_toml  # noqa: E402
 from .networks import Network, NetworkFactor  # noqa: E402
@@ -82,6 +82,7 @@ __all__ = [
     "rates_along",
     "read_stream",
     "read_study",
+    "relative_rmse",
     "replay",
     "save_fit",
     "simulate",

@@ -149,6 +149,7 @@ def _twin(args) -> None:
         constants=_assignments(args.constant, "--constant"),
         progress=True,
         measurement_sd=_assignments(args.sd, "--sd"),
+        model_error=_assignments(args.model_error, "--model-error"),
         process_noise=args.process_noise,
     )
     out = Path(args.out)
@@ -247,6 +248,12 @@ def parser() -> argparse.ArgumentParser:
     tw.add_argument("--out", required=True, help="CSV file for the estimates (plots beside it)")
     tw.add_argument("--constant", action="append", default=[], help="batch constant NAME=VALUE")
     tw.add_argument("--sd", action="append", default=[], help="measurement sd NAME=VALUE")
+    tw.add_argument(
+        "--model-error",
+        action="append",
+        default=[],
+        help="relative model error NAME=FRACTION, added to the measurement sd",
+    )
     tw.add_argument(
         "--process-noise", type=float, default=0.02, help="relative state drift per sqrt(time)"
     )

@@ -12,7 +12,9 @@ offline sample, or observation equations, e.g. OUR) correct the state:
     H = dh/dx,  S = H P H^T + R,  K = P H^T S^-1,
     x <- x + K (z - h(x)),   P <- (I - K H) P (I - K H)^T + K R K^T   (Joseph form),
 
-with ``R = diag(sd^2)`` the measurement noise. States are concentrations or volumes,
+with ``R = diag(sd^2 + (e h(x))^2)``: the sensor's noise sd plus, for a variable
+given a relative model error e (the observation equation's mismatch, say), that
+fraction of its predicted value. States are concentrations or volumes,
 so the corrected mean is clipped at 0. Events (sample withdrawal, bolus) at an update
 act after its measurements, as in a simulation: ``x <- g(x)``, ``P <- G P G^T``.
 
@@ -88,6 +90,11 @@ class DigitalTwin:
         measurement_sd: standard deviation of each measured variable [its unit]
             (default: an observation's declared ``sd``); needed for every variable
             the twin is given, unless the update passes it.
+        model_error: relative standard deviation of the model's error in a measured
+            variable (e.g. 0.2 for an observation equation that misses OUR by 20%,
+            as its fit's residuals tell: :func:`hybridxfer.relative_rmse`), added to
+            the measurement sd in quadrature (see the module). Without it the filter
+            trusts a precise sensor as though the model explained it exactly.
         process_noise: q, relative drift of each state per sqrt(time unit), one
             number for every state but the reactor volume (which follows the
             recorded flows: 0), or per state.
@@ -107,6 +114,7 @@ class DigitalTwin:
         constants: Mapping[str, float] = {},
         initial_sd: Mapping[str, float] | None = None,
         measurement_sd: Mapping[str, float] = {},
+        model_error: Mapping[str, float] = {},
         process_noise: float | Mapping[str, float] = 0.02,
         time: float = 0.0,
         solver: Solver = Solver(rtol=1e-6, atol=1e-9, max_steps=4096),
@@ -117,10 +125,12 @@ class DigitalTwin:
         _finite("inputs", inputs)
         _finite("constants", constants)
         _finite("measurement_sd", measurement_sd, positive=True)
+        _finite("model_error", model_error, positive=True)
         _known("initial", initial, states)
         _known("inputs", inputs, model.input_names)
         _known("constants", constants, model.constant_names)
         _known("measurement_sd", measurement_sd, variables)
+        _known("model_error", model_error, variables)
         for what, given, needed in (
             ("inputs", inputs, model.input_names),
             ("constants", constants, model.constant_names),
@@ -139,6 +149,7 @@ class DigitalTwin:
         _finite("initial_sd", sd0)
         declared = {o.name: o.sd for o in model.structure.observations if o.sd is not None}
         self.measurement_sd = {**declared, **measurement_sd}
+        self._e = np.array([model_error.get(v, 0.0) for v in variables], dtype=float)
         if isinstance(process_noise, Mapping):
             _known("process_noise", process_noise, states)
             q = [process_noise.get(s, 0.0) for s in states]
@@ -306,6 +317,7 @@ class DigitalTwin:
             z,
             mask,
             r,
+            self._e,
             amounts,
         )
         if not bool(ok):
@@ -424,16 +436,17 @@ def _step(
     z: Float[Array, " n_vars"],
     mask: Bool[Array, " n_vars"],
     r: Float[Array, " n_vars"],
+    e: Float[Array, " n_vars"],
     amounts: Float[Array, " n_events"],
 ):
     """One filter step: advance to t1 under u_old, correct with the measured entries of
-    z (sd r), then apply the events. Returns (s, P, ok). Jitted once per model
-    structure: twins of the same model share the compile."""
+    z (sd r, relative model error e), then apply the events. Returns (s, P, ok).
+    Jitted once per model structure: twins of the same model share the compile."""
     s, P, ok = _advance(system, q, solver, s, P, t0, t1, u_old, c)
     h = lambda y: system.measure(t1, y, u_new, c)  # noqa: E731
     pred, H = h(s), jax.jacfwd(h)(s)
     H = jnp.where(mask[:, None], H, 0.0)
-    R = jnp.diag(jnp.where(mask, r**2, 1.0))
+    R = jnp.diag(jnp.where(mask, r**2 + (e * pred) ** 2, 1.0))
     S = H @ P @ H.T + R
     K = jnp.linalg.solve(S, H @ P).T
     I_KH = jnp.eye(s.shape[0]) - K @ H

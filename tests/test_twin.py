@@ -42,18 +42,22 @@ def _twin(**kw):
 STREAM = [(1.0, {"OUR": 13.0}), (2.5, {"X2": 1.4}), (4.0, {"OUR": 10.5, "X2": 1.9}), (6.0, {})]
 
 
-def test_filter_equals_the_kalman_filter_of_a_linear_model():
+@pytest.mark.parametrize("model_error", [{}, {"OUR": 0.1}])
+def test_filter_equals_the_kalman_filter_of_a_linear_model(model_error):
+    """With a relative model error e, R = sd^2 + (e h(x))^2 at the predicted x."""
     A = np.array([[-K1, 0.0], [K1, -K2]])
     x, P, t = np.array([5.0, 0.5]), np.diag([1.0, 0.09]), 0.0
     rows = {"X1": [1.0, 0.0], "X2": [0.0, 1.0], "OUR": [C, 0.0]}
     sds = {"X2": 0.1, "OUR": 0.05}
-    twin = _twin()
+    twin = _twin(model_error=model_error)
     for time, values in STREAM:
         F = expm(A * (time - t))
         x, P, t = F @ x, F @ P @ F.T, time
         if values:
             H = np.array([rows[v] for v in values])
-            R = np.diag([sds[v] ** 2 for v in values])
+            R = np.diag(
+                [sds[v] ** 2 + (model_error.get(v, 0.0) * h) ** 2 for v, h in zip(values, H @ x)]
+            )
             K = P @ H.T @ np.linalg.inv(H @ P @ H.T + R)
             x = x + K @ (np.array(list(values.values())) - H @ x)
             P = (np.eye(2) - K @ H) @ P

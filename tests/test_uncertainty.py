@@ -94,6 +94,17 @@ def test_nrmse_hand_computed():
     np.testing.assert_allclose(hx.nrmse(pred, meas, include_initial=True)["X"], np.sqrt(1 / 3) / 4)
 
 
+def test_relative_rmse_hand_computed():
+    meas = pd.DataFrame(dict(batch="B", time=[0.0, 1.0, 2.0], variable="X", value=[0.0, 1.0, 4.0]))
+    pred = meas.assign(value=[0.0, 2.0, 5.0])
+    # t > 0: relative errors (1 - 2) / 2 and (4 - 5) / 5
+    np.testing.assert_allclose(hx.relative_rmse(pred, meas)["X"], np.sqrt((0.25 + 0.04) / 2))
+    # t = 0 has a zero prediction: left out even when asked for
+    np.testing.assert_allclose(
+        hx.relative_rmse(pred, meas, include_initial=True)["X"], np.sqrt((0.25 + 0.04) / 2)
+    )
+
+
 @pytest.fixture(scope="module")
 def data():
     return make_data()

@@ -78,6 +78,20 @@ def test_cli_twin_writes_estimates_and_plots(saved_chain, tmp_path, capsys):
     assert "replayed" in capsys.readouterr().out
 
 
+def test_cli_twin_passes_the_model_error_to_the_filter(saved_chain, tmp_path):
+    path, out = tmp_path / "stream.csv", tmp_path / "estimates.csv"
+    _stream_frame().to_csv(path, index=False)
+    args = ["twin", str(saved_chain), str(path), "--out", str(out), "--sd", "X2=0.1"]
+    assert main([*args, "--model-error", "OUR=0.5"]) == 0
+    model = hx.load_fit(saved_chain).model
+    kw = dict(measurement_sd={"X2": 0.1})
+    wanted, _ = hx.replay(model, _stream_frame(), model_error={"OUR": 0.5}, **kw)
+    plain, _ = hx.replay(model, _stream_frame(), **kw)
+    got = pd.read_csv(out)
+    np.testing.assert_allclose(got["sd"], wanted["sd"], rtol=1e-9)
+    assert not np.allclose(got["sd"], plain["sd"], rtol=1e-3)
+
+
 def test_cli_twin_bad_stream_is_one_line_and_exit_2(saved_chain, tmp_path, capsys):
     path = tmp_path / "stream.csv"
     _stream_frame().assign(pH=7.0).to_csv(path, index=False)

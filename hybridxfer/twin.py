@@ -114,12 +114,13 @@ class DigitalTwin:
         constants: Mapping[str, float] = {},
         initial_sd: Mapping[str, float] | None = None,
         measurement_sd: Mapping[str, float] = {},
-        model_error: Mapping[str, float] = {},
+        model_error: Mapping[str, float] | pd.Series | None = None,
         process_noise: float | Mapping[str, float] = 0.02,
         time: float = 0.0,
         solver: Solver = Solver(rtol=1e-6, atol=1e-9, max_steps=4096),
     ):
         self.model = model
+        model_error = {} if model_error is None else dict(model_error)  # also a Series
         states, variables = model.state_names, model.variable_names
         _finite("initial", initial)
         _finite("inputs", inputs)

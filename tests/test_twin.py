@@ -42,7 +42,7 @@ def _twin(**kw):
 STREAM = [(1.0, {"OUR": 13.0}), (2.5, {"X2": 1.4}), (4.0, {"OUR": 10.5, "X2": 1.9}), (6.0, {})]
 
 
-@pytest.mark.parametrize("model_error", [{}, {"OUR": 0.1}])
+@pytest.mark.parametrize("model_error", [{}, pd.Series({"OUR": 0.1})])
 def test_filter_equals_the_kalman_filter_of_a_linear_model(model_error):
     """With a relative model error e, R = sd^2 + (e h(x))^2 at the predicted x."""
     A = np.array([[-K1, 0.0], [K1, -K2]])

@@ -2,19 +2,21 @@
 
 A saved model is a folder:
 
-======================  ==============================================================
-``model.toml``          the model file (:func:`hybridxfer.model_file.to_toml`), with the
-                        fitted parameter values
-``weights.eqx``         every member's arrays, best member first (equinox serialisation,
-                        never pickle): network weights, network input normalisation and
-                        the unconstrained free parameters; authoritative
-``normalisation.json``  each network's inputs with their mean and std (for reading)
-``parameters.csv``      the fitted parameters, with intervals when the fit computed them
-``history.csv``         training losses: ``step, member, train, valid``
-``initial.csv``         initial state of each fitted batch: ``batch, variable, value``
-``meta.json``           format version, library versions, creation time, scores, fit
-                        settings, and a checksum of ``weights.eqx``
-======================  ==============================================================
+========================  ==============================================================
+``model.toml``            the model file (:func:`hybridxfer.model_file.to_toml`), with the
+                          fitted parameter values
+``weights.eqx``           every member's arrays, best member first (equinox serialisation,
+                          never pickle): network weights, network input normalisation and
+                          the unconstrained free parameters; authoritative
+``normalisation.json``    each network's inputs with their mean and std (for reading)
+``parameters.csv``        the fitted parameters, with intervals when the fit computed them
+``history.csv``           training losses: ``step, member, train, valid``
+``initial.csv``           initial state of each fitted batch: ``batch, variable, value``
+``batch_parameters.csv``  each fitted batch's value of the batch-varying parameters:
+                          ``batch, name, value`` (absent without any)
+``meta.json``             format version, library versions, creation time, scores, fit
+                          settings, and a checksum of ``weights.eqx``
+========================  ==============================================================
 
 Saving removes ``meta.json`` first, replaces each file atomically and writes
 ``meta.json`` last, so an interrupted save leaves a folder that refuses to load
@@ -59,8 +61,10 @@ MODEL, WEIGHTS, META = "model.toml", "weights.eqx", "meta.json"
 HISTORY, INITIAL = "history.csv", "initial.csv"
 NORMALISATION, PARAMETERS = "normalisation.json", "parameters.csv"
 REQUIRED = (MODEL, WEIGHTS, HISTORY, INITIAL, PARAMETERS)  # besides meta.json
+BATCH_PARAMETERS = "batch_parameters.csv"  # optional
 HISTORY_COLUMNS = ("step", "member", "train", "valid")
 INITIAL_COLUMNS = ("batch", "variable", "value")
+BATCH_PARAMETER_COLUMNS = ("batch", "name", "value")
 PARAMETER_COLUMNS = ("name", "value", "unit", "fixed", "process_specific")
 LIBRARIES = ("jax", "equinox", "diffrax", "optax", "numpy")
 # pandas < 3 parses floats to within an ulp unless asked; pandas 3 is exact by default
@@ -135,6 +139,10 @@ def save_fit(result: FitResult, folder: str | os.PathLike) -> Path:
         _write(folder / PARAMETERS, table.to_csv(index=False))
         _write(folder / HISTORY, result.history.to_csv(index=False))
         _write(folder / INITIAL, result.initial.to_csv(index=False))
+        if result.batch_parameters is not None and len(result.batch_parameters):
+            _write(folder / BATCH_PARAMETERS, result.batch_parameters.to_csv(index=False))
+        else:
+            (folder / BATCH_PARAMETERS).unlink(missing_ok=True)  # an earlier save's
         meta = dict(
             format_version=FORMAT_VERSION,
             hybridxfer=_hybridxfer_version(),
@@ -207,6 +215,13 @@ def load_fit(folder: str | os.PathLike) -> FitResult:
     parameters = _read_table(
         folder / PARAMETERS, PARAMETER_COLUMNS, dtype={"name": str, "unit": str}
     )
+    batch_parameters = (
+        _read_table(
+            folder / BATCH_PARAMETERS, BATCH_PARAMETER_COLUMNS, dtype={"batch": str, "name": str}
+        )
+        if (folder / BATCH_PARAMETERS).is_file()
+        else None
+    )
     try:
         scores = tuple(float(s) for s in meta["scores"])
         config = _from_dict(FitConfig, meta["config"])
@@ -221,6 +236,7 @@ def load_fit(folder: str | os.PathLike) -> FitResult:
         config=config,
         parameters=parameters,
         process=meta.get("process"),
+        batch_parameters=batch_parameters,
     )
 
 

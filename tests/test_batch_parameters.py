@@ -40,7 +40,7 @@ def _data():
     return hx.study_from_frames(pd.concat(frames, ignore_index=True))
 
 
-def test_each_batch_value_is_recovered():
+def test_each_batch_value_is_recovered(tmp_path):
     result = hx.fit(
         _model(0.15), _data(), config=hx.FitConfig(steps=800, learning_rate=0.05), progress=False
     )
@@ -50,6 +50,8 @@ def test_each_batch_value_is_recovered():
     population = float(result.model.parameter_values()["mu_max"])
     assert population == pytest.approx(np.exp(np.log(TRUE_MU).mean()), rel=0.1)
     assert "batch_sd = 0.2" in hx.to_toml(result.model)
+    loaded = hx.load_fit(hx.save_fit(result, tmp_path / "fit"))
+    pd.testing.assert_frame_equal(loaded.batch_parameters, result.batch_parameters)
 
 
 def test_batch_sd_must_be_positive_on_a_free_parameter():

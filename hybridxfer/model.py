@@ -193,12 +193,13 @@ class HybridModel(eqx.Module):
                     f"inputs.{i.name}",
                 )
         state_names = groups["state"]
-        signals = set(state_names) | set(groups["input"]) | set(groups["constant"]) | RESERVED
+        readable = {*state_names, *groups["input"], *groups["constant"], *groups["parameter"]}
         for n in networks:
-            bad = [x for x in n.inputs if x not in signals]
+            bad = [x for x in n.inputs if x not in readable | RESERVED]
             if bad:
                 raise ModelError(
-                    f"unknown input(s) {bad}; a network reads states, inputs, batch constants or t",
+                    f"unknown input(s) {bad}; a network reads states, inputs, batch constants, "
+                    "parameters (e.g. a per-process embedding) or t",
                     f"networks.{n.name}",
                 )
         events = set(reactor.events)

@@ -20,7 +20,11 @@ class Network:
 
     Attributes:
         name: identifier used in rate expressions.
-        inputs: names of states, inputs or batch constants it reads.
+        inputs: names of the states, inputs, batch constants, parameters or ``t`` it
+            reads. A parameter input (process-specific, real-valued, e.g. ``z1``) is a
+            learned per-process *embedding*: fitted on several processes at once, the
+            network learns what it means, and a new process needs only its own value
+            (transfer strategy ``embedding``).
         hidden: widths of the hidden layers.
         output: ``"positive"`` (softplus), ``"bounded"`` (``scale * sigmoid``) or ``"free"``.
         scale: upper bound of a bounded output.

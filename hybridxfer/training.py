@@ -153,7 +153,8 @@ def normalise_networks(model: HybridModel, data: BatchData, mask, only=None) -> 
     observations in `mask` (B, M).
 
     States use their measured values, inputs their recorded values, constants their
-    per-batch values, t the observation times.
+    per-batch values, t the observation times; parameters (embeddings) and variables
+    without data get mean 0 and std 1.
     """
     mask = np.asarray(mask)
     batches = mask.any(axis=1)
@@ -172,7 +173,8 @@ def normalise_networks(model: HybridModel, data: BatchData, mask, only=None) -> 
         if only is not None and name not in only:
             nets[name] = net
             continue
-        cols = [values[x] if values[x].size else np.zeros(1) for x in net.spec.inputs]
+        cols = [values.get(x, np.zeros(0)) for x in net.spec.inputs]
+        cols = [c if c.size else np.zeros(1) for c in cols]
         mean = np.array([c.mean() for c in cols])
         std = np.array([c.std() for c in cols])
         std = np.where(std > 1e-12, std, 1.0)

@@ -12,6 +12,10 @@ strategy               plan
 ``fine-tune``          everything tuned from the source, learning rate x0.2
 ``fine-tune-last``     parameters and the networks' last layers tuned
 ``l2sp``               fine-tune, pulled toward the source (uncertainty-aware)
+``embedding``          only the parameters the networks read (the process's
+                       embedding vector) refit; networks frozen. Needs a source
+                       fitted on several processes with such parameters
+                       declared process-specific (see :class:`~hybridxfer.Network`)
 ``multitask``          source and target fitted together; shared networks,
                        process-specific parameters per process
 ``auto``               the above but multitask (whose every member would
@@ -71,6 +75,7 @@ STRATEGIES = (
     "fine-tune",
     "fine-tune-last",
     "l2sp",
+    "embedding",
     "multitask",
     "auto",
 )
@@ -175,6 +180,13 @@ def candidate_plans(
             learning_rate=0.5,
         ),
     }
+    embedding = tuple(  # parameters that networks read: a per-process vector
+        p.name
+        for p in model.structure.parameters
+        if any(p.name in net.spec.inputs for net in model.networks.values())
+    )
+    if embedding:
+        plans["embedding"] = Plan(parameters=embedding, networks=frozen)
     if source_process is not None and strategy == "multitask":
         plans["multitask"] = Plan(
             networks=dict.fromkeys(nets, "tune"), joint=(source_process,), learning_rate=0.5
@@ -189,6 +201,10 @@ def candidate_plans(
         raise ValueError(
             f"unknown strategy {strategy!r} (known: {', '.join(STRATEGIES)})"
             if strategy not in STRATEGIES
+            else "strategy 'embedding' needs networks that read process-specific parameters "
+            '(an embedding, e.g. z1 = { value = 0, unit = "1", positive = false, '
+            "process_specific = true } among a network's inputs), fitted on several processes"
+            if strategy == "embedding"
             else f"strategy {strategy!r} needs the source process's batches in the study"
         )
     return {k: plans[k] for k in dict.fromkeys(["none", "scratch", strategy])}
@@ -380,7 +396,8 @@ def _similarity(source, fits, chosen, study, process, source_process, table) -> 
                 )
             )
     params = pd.DataFrame(rows, columns=["name", "unit", "source", "target", "distance"])
-    distance = float(np.sqrt(np.nanmean(params["distance"] ** 2))) if len(params) else np.nan
+    known = params["distance"].dropna()
+    distance = float(np.sqrt(np.mean(known**2))) if len(known) else np.nan
     mmd, p_value = _mmd(study, source_process, process)
     score = dict(zip(table["candidate"], table["validation"]))
     warning = None

@@ -8,8 +8,8 @@ batch-to-batch variability, and online signals from observation equations:
 
 with 3% noise, hourly. Offline samples (Xv, Glc, Lac, P; 5% noise) come daily and
 arrive 6 h late. Two scenarios: *growth* (each batch's mu_max drawn +-10% around the
-process's; the acceptance scenario) and *growth + productivity* (beta, the
-non-growth production rate, too: a spread no online signal sees; target fit only).
+process's) and *growth + productivity* (beta, the non-growth production rate, too: a
+spread no online signal sees; target fit only).
 The twin's model is ``cho_fed_batch.toml`` plus the same
 observation equations with their coefficients fitted (OUR, CER and base every 4 h in
 the historical batches; kinetics first, then the coefficients: ``fit_staged``), and
@@ -73,20 +73,20 @@ UNITS = dict(
 SIGNALS, SAMPLED = ("OUR", "CER", "base"), ("Xv", "Glc", "Lac", "P")
 SIGNAL_NOISE, SAMPLE_NOISE, DELAY, VARIABILITY = 0.03, 0.05, 6.0, 0.10
 SCENARIOS = {"growth": ("mu_max",), "growth + productivity": ("mu_max", "beta")}  # vary
-MAIN = "growth"
+MAIN = "growth"  # the scenario with the transferred model, q sensitivity and timing
 SCORED = ("Xv", "P")
-OK = {True: "PASS", False: "FAIL", None: "reported"}
+OK = {True: "PASS", False: "FAIL"}
 NOTES = """Notes:
 
 - Titre is not measured online: between samples the twin integrates the production
   rate along its corrected Xv. In the *growth + productivity* scenario the
   batch-to-batch spread of beta (10%, invisible to OUR, CER and base) therefore
-  stays in the titre estimate until a sample arrives: no estimator fed these
-  signals alone can remove it. That is why the acceptance check is measured on the
-  *growth* scenario and the other is reported beside it.
+  stays in the titre estimate until a sample arrives; that is why P gains less there.
 - Without the model error (*online, sensor sd only*), the filter takes the 3% sensor
   sd as the whole error of OUR, CER and base, although the fitted observation
   equations miss them by about 20%; it then follows the signals too closely.
+- The Xv band is too narrow (coverage well under 0.95) and the online-only P band
+  too wide (about 1.00): the filter's linearised variances are not calibrated.
 - The fitted observation coefficients differ from the truth's (a_O2 1.3 against 5):
   they describe OUR in terms of the *hybrid model's* mu, whose profile differs from
   the truth's. Fitted jointly with the kinetics from the same start they were worse
@@ -336,7 +336,7 @@ def fit_models(history: hx.Study, steps: int, seconds: dict, transferred: bool):
 
 
 def acceptance(table: pd.DataFrame, per_update: list[float]) -> list[dict]:
-    """The checks (``passed`` None: reported beside them, not a check)."""
+    """The checks: online-only against open loop per scenario and model; update time."""
     checks = []
     for (scenario, name), t in table[table["q"] == 0.02].groupby(["scenario", "model"], sort=False):
         t = t.set_index("estimator")
@@ -346,7 +346,7 @@ def acceptance(table: pd.DataFrame, per_update: list[float]) -> list[dict]:
                 check=f"{scenario}, {name}: online-only filter >= 2x lower NRMSE than open "
                 "loop (q=0.02)",
                 measured=", ".join(f"{v} x{ratio[v]:.2f}" for v in SCORED),
-                passed=bool(all(x >= 2 for x in ratio.values())) if scenario == MAIN else None,
+                passed=bool(all(x >= 2 for x in ratio.values())),
             )
         )
     med, p90 = np.median(per_update), np.percentile(per_update, 90)

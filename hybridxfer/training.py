@@ -389,10 +389,11 @@ def _member_start(model, study, data, process, plan: Plan, config: FitConfig, ke
 
 
 def _stack(trees):
-    """Stack equal-structured trees along a new leading axis (arrays; rest from the first)."""
+    """Stack equal-structured trees along a new leading axis (arrays, stacked on the host:
+    no compile per leaf shape; the rest from the first)."""
     arrays = [eqx.filter(t, eqx.is_array) for t in trees]
     static = eqx.filter(trees[0], eqx.is_array, inverse=True)
-    return eqx.combine(jax.tree.map(lambda *xs: jnp.stack(xs), *arrays), static)
+    return eqx.combine(jax.tree.map(lambda *xs: jnp.asarray(np.stack(xs)), *arrays), static)
 
 
 def _rates(params: Trainable, plan: Plan) -> Trainable:
@@ -556,7 +557,8 @@ def _stopped(state: _State, config: FitConfig) -> bool:
 
 
 def _member(tree, r: int):
-    return jax.tree.map(lambda x: x[r] if eqx.is_array(x) else x, tree)
+    """Member `r` of a stacked tree (indexed on the host: no compile per leaf shape)."""
+    return jax.tree.map(lambda x: jnp.asarray(np.asarray(x)[r]) if eqx.is_array(x) else x, tree)
 
 
 def _report_nonfinite(params, data, names, finite, step, solver):

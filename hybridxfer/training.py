@@ -35,10 +35,10 @@ from .batch_data import FAR, BatchData, batch_data
 from .loss import LIKELIHOODS, Trainable, initial_states, objective, variable_scales
 from .model import HybridModel
 from .plan import Plan
-from .simulation import SimulationError, Solver, check_finite, solve_batches
+from .simulation import SimulationError, Solver, check_finite, solve_batches, to_frame
 from .study import Study, StudyError
 
-__all__ = ["FitConfig", "FitError", "FitResult", "fit", "normalise_networks"]
+__all__ = ["FitConfig", "FitError", "FitResult", "evaluate", "fit", "normalise_networks"]
 
 CHECKPOINT_FORMAT = 1
 
@@ -208,32 +208,14 @@ def fit(
         FitError: if every member's steps keep failing (non-finite loss or gradient).
     """
     plans = [plan] * config.members if isinstance(plan, Plan) else list(plan)
-    joint = list(dict.fromkeys(p for pl in plans for p in pl.joint))
-    if joint and process is None:
-        raise ValueError("a plan with joint processes needs the primary process")
-    selected = study.select(process=[process, *joint]) if process is not None else study
-    primary = selected.batches["process"] == (
-        process if process is not None else selected.batches["process"]
-    )
-    if "train" not in set(selected.batches["split"][primary]):
-        raise StudyError(f"{study.name}: no 'train' batches{_of(process)}")
-    study = selected.select(
-        split=["train", "valid"] if "valid" in set(selected.batches["split"]) else "train"
-    )
-    data = batch_data(model, study)
+    study, data, scales = _setup(model, study, process, plans)
     names = study.batch_names
     p_primary = study.processes.index(process) if process is not None else 0
-    _check_held_out(plans, study, process)
     keys = _plan_keys(config.seed, plans)
     starts = [
         _member_start(model, study, data, process, pl, config, k) for pl, k in zip(plans, keys)
     ]
     params, controls = (_stack([m[i] for m in starts]) for i in (0, 1))
-    # scale by the primary process's data alone, so that losses of fits with and
-    # without joint processes (transfer candidates) are comparable
-    own = np.zeros(data.mask.shape[0], dtype=bool)
-    own[: len(names)] = process is None or study.batches["process"].to_numpy() == process
-    scales = variable_scales(data, np.asarray(data.mask) & own[:, None])
     state = _State(
         params=params,
         opt_state=eqx.filter_vmap(_optimiser(config).init)(
@@ -279,6 +261,74 @@ def fit(
         _save_checkpoint(ckpt, state, history, fingerprint)
     fitted = process if process is not None or len(study.processes) > 1 else study.processes[0]
     return replace(_result(state, history, data, names, p_primary, config), process=fitted)
+
+
+def evaluate(
+    model: HybridModel,
+    study: Study,
+    *,
+    process: str | None = None,
+    config: FitConfig = FitConfig(),
+    plan: Plan | Sequence[Plan] = Plan(),
+) -> tuple[np.ndarray, pd.DataFrame]:
+    """Score `model` as it is, as :func:`fit` scores a member that follows `plan` but
+    trains nothing (estimated initial states stay at their starting guess): one solve
+    of the batches a fit would use, with ``config.solver``.
+
+    Returns:
+        Per plan, the validation loss (the score of ``FitResult.scores``) on the plan's
+        validation observations (``valid`` and held-out batches of the primary process,
+        else the latest ``config.holdout`` of each training batch's time points),
+        shape (n_plans,), inf where not finite; and the predictions at the batches'
+        observation times (long table ``batch, time, variable, value``).
+
+    Raises:
+        StudyError: as :func:`fit`.
+    """
+    plans = [plan] if isinstance(plan, Plan) else list(plan)
+    study, data, scales = _setup(model, study, process, plans)
+    weights = [_weights(study, data, config.holdout, process, pl) for pl in plans]
+    # the first weighting is the training one (it carries the penalties): not a score
+    weights = jnp.stack([weights[0][0], *(w[1] for w in weights)])
+    params = _trainable(model, study, data)
+    losses, ys = _evaluate(params, data, scales, weights, _StepSettings.of(config))
+    losses = np.asarray(losses)[1:]
+    frame = to_frame(np.asarray(ys), data, study.batch_names, model.variable_names)
+    return np.where(np.isfinite(losses), losses, np.inf), frame
+
+
+@eqx.filter_jit
+def _evaluate(params: Trainable, data: BatchData, scales, weights, config: _StepSettings):
+    return objective(
+        params, data, scales, weights, config.solver, config.likelihood, config.weight_decay
+    )
+
+
+def _setup(model: HybridModel, study: Study, process, plans: Sequence[Plan]):
+    """What a fit of `plans` uses: the study's batches it fits (those of `process` and of
+    the plans' joint processes; train and valid), their arrays and the variable scales.
+
+    Scales come from the primary process's data alone, so that losses of fits with and
+    without joint processes (transfer candidates) are comparable."""
+    joint = list(dict.fromkeys(p for pl in plans for p in pl.joint))
+    if joint and process is None:
+        raise ValueError("a plan with joint processes needs the primary process")
+    selected = study.select(process=[process, *joint]) if process is not None else study
+    primary = selected.batches["process"] == (
+        process if process is not None else selected.batches["process"]
+    )
+    if "train" not in set(selected.batches["split"][primary]):
+        raise StudyError(f"{study.name}: no 'train' batches{_of(process)}")
+    study = selected.select(
+        split=["train", "valid"] if "valid" in set(selected.batches["split"]) else "train"
+    )
+    data = batch_data(model, study)
+    _check_held_out(plans, study, process)
+    own = np.zeros(data.mask.shape[0], dtype=bool)
+    own[: len(study.batch_names)] = (
+        process is None or study.batches["process"].to_numpy() == process
+    )
+    return study, data, variable_scales(data, np.asarray(data.mask) & own[:, None])
 
 
 def _of(process):
@@ -365,15 +415,7 @@ def _member_start(model, study, data, process, plan: Plan, config: FitConfig, ke
     fresh = start.init_networks(key)
     nets = {n: fresh.networks[n] if n in relearn else net for n, net in start.networks.items()}
     start = eqx.tree_at(lambda m: m.networks, start, nets) if nets else start
-    default = jax.vmap(start.initial_state)(data.initial, data.constants)
-    guess = jnp.log(jnp.maximum(jnp.where(jnp.isfinite(default), default, 1.0), 1e-6))
-    params = Trainable(
-        model=start,
-        process_free=jnp.tile(start.free, (len(study.processes), 1)),
-        initial=guess,
-        log_noise=jnp.zeros(len(start.variable_names)),
-        batch_free=jnp.zeros((data.mask.shape[0], start.free.shape[0])),
-    )
+    params = _trainable(start, study, data)
     free = [p for p in model.structure.parameters if not p.fixed]
     controls = _Controls(
         weights=weights,
@@ -386,6 +428,20 @@ def _member_start(model, study, data, process, plan: Plan, config: FitConfig, ke
         ),
     )
     return params, controls
+
+
+def _trainable(start: HybridModel, study: Study, data: BatchData) -> Trainable:
+    """The fitted values starting at `start`: every process at its free values, no batch
+    deviations, unit noise, estimated initial states at the model's default (log)."""
+    default = jax.vmap(start.initial_state)(data.initial, data.constants)
+    guess = jnp.log(jnp.maximum(jnp.where(jnp.isfinite(default), default, 1.0), 1e-6))
+    return Trainable(
+        model=start,
+        process_free=jnp.tile(start.free, (len(study.processes), 1)),
+        initial=guess,
+        log_noise=jnp.zeros(len(start.variable_names)),
+        batch_free=jnp.zeros((data.mask.shape[0], start.free.shape[0])),
+    )
 
 
 def _stack(trees):

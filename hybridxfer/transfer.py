@@ -25,10 +25,11 @@ strategy               plan
                        target's own batches
 =====================  =====================================================
 
-The candidates of one call train together, as members of one fit (one compile).
-``none`` and ``scratch`` are always among them, as baselines: their validation
-scores say whether transfer helped, and a warning is given when it is likely to
-hurt. Validation: each candidate's *full* member, trained on all the target's
+The candidates of one call train together, as members of one fit (one compile);
+``none``, which trains nothing, is scored by one solve of the source model instead.
+``none`` and ``scratch`` are always among the candidates, as baselines: their
+validation scores say whether transfer helped, and a warning is given when it is
+likely to hurt. Validation: each candidate's *full* member, trained on all the target's
 training batches, is scored on the ``valid`` batches, else on the latest time
 points of each batch; for ``auto`` with several batches and no ``valid`` ones,
 each candidate is also scored by cross-validation (leave-one-batch-out with 2 or 3
@@ -51,8 +52,7 @@ from .metrics import nrmse
 from .model import HybridModel
 from .plan import Plan
 from .study import Study, StudyError
-from .training import FitConfig, FitResult, fit
-from .uncertainty import predict
+from .training import FitConfig, FitResult, evaluate, fit
 
 __all__ = [
     "MAX_FOLDS",
@@ -87,7 +87,7 @@ class Similarity:
 
     Attributes:
         zero_shot: NRMSE per variable of the unchanged source model on the target's
-            training batches.
+            training batches (solved with the fit's solver).
         parameters: per process-specific parameter, its source and refit target
             values and the distance ``|z_target - z_source| / sd_z`` in units of the
             source's standard deviation (unconstrained coordinates).
@@ -222,13 +222,15 @@ def transfer(
 ) -> TransferResult:
     """Transfer `source` to the target `process` of `study`.
 
-    All candidates train in one fit (one compile), as members: per candidate a
-    *full* member, trained on every target training batch (validated on the
-    ``valid`` batches, else on the latest ``config.holdout`` of each batch's time
+    All candidates but ``none`` train in one fit (one compile), as members: per
+    candidate a *full* member, trained on every target training batch (validated on
+    the ``valid`` batches, else on the latest ``config.holdout`` of each batch's time
     points), and for ``auto`` with several training batches and no ``valid`` ones,
     one member per cross-validation fold (:data:`MAX_FOLDS` folds at most; with 2
     or 3 batches, leave-one-batch-out), trained on the other batches and scored on
-    the held-out one(s). The chosen candidate's full member is the result.
+    the held-out one(s). ``none``, the source as is, is scored on the same
+    observations by one solve (:func:`hybridxfer.training.evaluate`), as a member
+    that trains nothing would be. The chosen candidate's full member is the result.
 
     Args:
         source: the fitted source model (``hybridxfer.fit`` or ``load_fit``).
@@ -254,18 +256,29 @@ def transfer(
     plans = candidate_plans(source.model, strategy, source_process, anchor_sd(source))
     names = list(plans)
     folds = _folds(target, strategy)
-    members = [replace(plans[n], held_out=f) for n in names for f in [(), *folds]]
+    trained = [n for n in names if n != "none"]
+    members = [replace(plans[n], held_out=f) for n in trained for f in [(), *folds]]
     result = fit(
         source.model, study, process=process, config=config, plan=members, progress=progress
     )
-    own = np.empty(len(members))
-    own[list(result.ranking)] = result.scores
-    own = own.reshape(len(names), 1 + len(folds))  # (candidates, full + folds)
+    scores = np.empty(len(members))
+    scores[list(result.ranking)] = result.scores
+    # none, the source as is, is scored without a member: it would train nothing, and
+    # its solve (the slowest of all members') would set the pace of every step
+    as_is, predicted = evaluate(
+        source.model,
+        study,
+        process=process,
+        config=config,
+        plan=[replace(plans["none"], held_out=f) for f in [(), *folds]],
+    )
+    own = dict(zip(trained, scores.reshape(len(trained), 1 + len(folds))), none=as_is)
+    own = np.stack([own[n] for n in names])  # (candidates, full + folds)
     fits = {  # each candidate's full member; none: the source as is
         n: replace(source, process=process)
         if n == "none"
-        else _member_fit(result, i * (1 + len(folds)))
-        for i, n in enumerate(names)
+        else _member_fit(result, trained.index(n) * (1 + len(folds)))
+        for n in names
     }
     table = pd.DataFrame(dict(candidate=names, late=own[:, 0]))
     for j in range(len(folds)):
@@ -276,7 +289,7 @@ def transfer(
     chosen, reason = _choose(strategy, table, len(folds))
     table["chosen"] = table["candidate"] == chosen
     table = table.sort_values("validation", kind="stable").reset_index(drop=True)
-    similarity = _similarity(source, fits, chosen, study, process, source_process, table)
+    similarity = _similarity(source, fits, chosen, study, process, source_process, table, predicted)
     if similarity.warning:
         warnings.warn(f"transfer to {process!r}: {similarity.warning}", stacklevel=2)
     return TransferResult(
@@ -373,9 +386,14 @@ def anchor_sd(source: FitResult) -> dict[str, float]:
     return out
 
 
-def _similarity(source, fits, chosen, study, process, source_process, table) -> Similarity:
+def _similarity(
+    source, fits, chosen, study, process, source_process, table, predicted
+) -> Similarity:
+    """The similarity report; `predicted`: the source model's predictions of the
+    target's batches (long table)."""
     target = study.select(process=process, split="train")
-    zero = nrmse(predict(source.model, target), target.measurements).dropna()
+    predicted = predicted[predicted["batch"].isin(target.batch_names)]
+    zero = nrmse(predicted, target.measurements).dropna()
     zero = zero[
         [v for v in zero.index if target.measurements.query("variable == @v")["time"].nunique() > 1]
     ]

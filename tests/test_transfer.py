@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 import hybridxfer as hx
+from hybridxfer.training import evaluate
 from hybridxfer.transfer import _mmd, anchor_sd, candidate_plans
 
 CONFIG = hx.FitConfig(steps=60, learning_rate=0.02)
@@ -87,6 +88,23 @@ def test_none_is_the_source_and_baselines_are_scored(source, study):
     np.testing.assert_array_equal(result.model.free, source.model.free)
     assert set(result.candidates["candidate"]) == {"none", "scratch"}
     assert np.isfinite(result.candidates["validation"]).all()
+
+
+def test_evaluate_scores_a_model_as_a_member_training_nothing(source, study):
+    """none is scored without a member: evaluate gives the scores a fit gives members
+    whose plan trains nothing (on late time points; on a held-out batch), and the
+    model's predictions of the batches (the zero-shot error's)."""
+    frozen = hx.Plan(parameters=(), networks={"g": "frozen"})
+    plans = [frozen, replace(frozen, held_out=("B0",))]
+    config = replace(CONFIG, steps=2)
+    fitted = hx.fit(source.model, study, process="B", config=config, plan=plans, progress=False)
+    scores, predicted = evaluate(source.model, study, process="B", config=config, plan=plans)
+    expected = [fitted.scores[fitted.ranking.index(i)] for i in range(len(plans))]
+    np.testing.assert_allclose(scores, expected, rtol=1e-9)
+    assert scores[0] != pytest.approx(scores[1])
+    train = study.select(process="B", split="train")
+    alone = hx.simulate(source.model, train, solver=config.solver)
+    pd.testing.assert_frame_equal(predicted, alone, rtol=1e-9)
 
 
 def test_refit_mechanistic_changes_only_process_specific_parameters(source, study):

@@ -216,11 +216,10 @@ def fit(
         _member_start(model, study, data, process, pl, config, k) for pl, k in zip(plans, keys)
     ]
     params, controls = (_stack([m[i] for m in starts]) for i in (0, 1))
+    settings, patience = _StepSettings.of(config), jnp.asarray(config.patience)
     state = _State(
         params=params,
-        opt_state=eqx.filter_vmap(_optimiser(config).init)(
-            eqx.filter(params, eqx.is_inexact_array)
-        ),
+        opt_state=_initial_opt_state(eqx.filter(params, eqx.is_inexact_array), settings),
         best=params,
         best_valid=jnp.asarray(np.full(len(plans), np.inf)),
         since_best=jnp.zeros(len(plans), dtype=int),
@@ -234,7 +233,6 @@ def fit(
         state, history = _load_checkpoint(ckpt, state, fingerprint)
     start = int(state.step)
 
-    settings, patience = _StepSettings.of(config), jnp.asarray(config.patience)
     rejected = 0
     bar = tqdm(total=config.steps, initial=start, disable=None if progress else True, desc="fit")
     step = start
@@ -421,9 +419,9 @@ def _member_start(model, study, data, process, plan: Plan, config: FitConfig, ke
         weights=weights,
         rate=_rates(params, plan),
         start=eqx.filter(params, eqx.is_inexact_array),
-        anchor=jnp.asarray(float(plan.anchor)),
-        scale=jnp.array([plan.anchor_sd.get(p.name, 1.0) for p in free], dtype=float),
-        tuned=jnp.array(
+        anchor=np.asarray(float(plan.anchor)),
+        scale=np.array([plan.anchor_sd.get(p.name, 1.0) for p in free], dtype=float),
+        tuned=np.array(
             [plan.network_mode(n) in ("tune", "last-layer") for n in model.networks], dtype=float
         ),
     )
@@ -433,15 +431,21 @@ def _member_start(model, study, data, process, plan: Plan, config: FitConfig, ke
 def _trainable(start: HybridModel, study: Study, data: BatchData) -> Trainable:
     """The fitted values starting at `start`: every process at its free values, no batch
     deviations, unit noise, estimated initial states at the model's default (log)."""
-    default = jax.vmap(start.initial_state)(data.initial, data.constants)
-    guess = jnp.log(jnp.maximum(jnp.where(jnp.isfinite(default), default, 1.0), 1e-6))
-    return Trainable(
+    default = np.asarray(_initial_state(start, data))
+    guess = np.log(np.maximum(np.where(np.isfinite(default), default, 1.0), 1e-6))
+    return Trainable(  # host arrays but the model's (stacked over members by _stack)
         model=start,
-        process_free=jnp.tile(start.free, (len(study.processes), 1)),
+        process_free=np.tile(np.asarray(start.free), (len(study.processes), 1)),
         initial=guess,
-        log_noise=jnp.zeros(len(start.variable_names)),
-        batch_free=jnp.zeros((data.mask.shape[0], start.free.shape[0])),
+        log_noise=np.zeros(len(start.variable_names)),
+        batch_free=np.zeros((data.mask.shape[0], start.free.shape[0])),
     )
+
+
+@eqx.filter_jit
+def _initial_state(model: HybridModel, data: BatchData) -> Float[Array, "B n_states"]:
+    """The model's initial state of each batch (one compile per model structure)."""
+    return jax.vmap(model.initial_state)(data.initial, data.constants)
 
 
 def _stack(trees):
@@ -459,18 +463,19 @@ def _rates(params: Trainable, plan: Plan) -> Trainable:
     fitted = np.array([plan.fits_parameter(p.name) for p in free], dtype=float)
     specific = np.array(model.process_specific, dtype=bool)
     lr = plan.learning_rate
-    rate = jax.tree.map(lambda x: jnp.full_like(x, lr), eqx.filter(params, eqx.is_inexact_array))
-    rate = eqx.tree_at(lambda t: t.model.free, rate, jnp.asarray(lr * fitted * ~specific))
+    # host arrays (stacked over members by _stack): no compile per leaf shape
+    rate = jax.tree.map(lambda x: np.full(x.shape, lr), eqx.filter(params, eqx.is_inexact_array))
+    rate = eqx.tree_at(lambda t: t.model.free, rate, lr * fitted * ~specific)
     rate = eqx.tree_at(
         lambda t: t.process_free,
         rate,
-        jnp.broadcast_to(lr * fitted * specific, params.process_free.shape),
+        np.broadcast_to(lr * fitted * specific, params.process_free.shape),
     )
     varies = np.array(model.batch_sd) > 0
     rate = eqx.tree_at(
         lambda t: t.batch_free,
         rate,
-        jnp.broadcast_to(lr * fitted * varies, params.batch_free.shape),
+        np.broadcast_to(lr * fitted * varies, params.batch_free.shape),
     )
     nets = {n: _network_rate(net, plan.network_mode(n)) for n, net in rate.model.networks.items()}
     return eqx.tree_at(lambda t: t.model.networks, rate, nets) if nets else rate
@@ -479,10 +484,10 @@ def _rates(params: Trainable, plan: Plan) -> Trainable:
 def _network_rate(rate, mode: str):
     """Learning-rate factors of one network (given filled with its factor) for a mode."""
     if mode == "frozen":
-        return jax.tree.map(jnp.zeros_like, rate)
-    rate = eqx.tree_at(lambda n: (n.mean, n.std), rate, replace_fn=jnp.zeros_like)
+        return jax.tree.map(np.zeros_like, rate)
+    rate = eqx.tree_at(lambda n: (n.mean, n.std), rate, replace_fn=np.zeros_like)
     if mode == "last-layer":
-        zeros = jax.tree.map(jnp.zeros_like, rate.mlp)
+        zeros = jax.tree.map(np.zeros_like, rate.mlp)
         mlp = eqx.tree_at(lambda m: m.layers[-1], zeros, rate.mlp.layers[-1])
         rate = eqx.tree_at(lambda n: n.mlp, rate, mlp)
     return rate
@@ -502,6 +507,12 @@ def _penalty(params: Trainable, c: _Controls) -> Float[Array, ""]:
         size = sum(x.size for x in w)
         total += c.tuned[k] * sum(jnp.sum((a - b) ** 2) for a, b in zip(w, w0)) / size
     return c.anchor * total
+
+
+@eqx.filter_jit
+def _initial_opt_state(diff, config: _StepSettings):
+    """Every member's optimiser state (one compile, not one per leaf shape)."""
+    return eqx.filter_vmap(_optimiser(config).init)(diff)
 
 
 def _optimiser(config: FitConfig | _StepSettings) -> optax.GradientTransformation:
@@ -634,12 +645,12 @@ def _result(state: _State, history, data: BatchData, names, p: int, config: FitC
     order = np.argsort(np.asarray(state.best_valid), kind="stable")
     members = [_member(state.best, int(r)) for r in order]
     best = members[0]
-    y0 = np.asarray(initial_states(best, data))[: len(names)]
+    y0, free = (np.asarray(x)[: len(names)] for x in _batch_values(best, data))
     initial = pd.DataFrame(y0, index=list(names), columns=list(best.model.state_names))
     initial = initial.rename_axis("batch").reset_index().melt(id_vars="batch", var_name="variable")
     hist = pd.DataFrame(history, columns=["step", "member", "train", "valid"])
     return FitResult(
-        batch_parameters=_batch_parameters(best, data, names),
+        batch_parameters=_batch_parameters(best, free, names),
         model=best.for_process(p),
         members=tuple(m.for_process(p) for m in members),
         initial=initial,
@@ -650,9 +661,16 @@ def _result(state: _State, history, data: BatchData, names, p: int, config: FitC
     )
 
 
-def _batch_parameters(params, data: BatchData, names) -> pd.DataFrame:
-    """Each batch's physical value of the batch-varying parameters."""
-    free = np.asarray(params.batch_model(data).free)[: len(names)]
+@eqx.filter_jit
+def _batch_values(params: Trainable, data: BatchData):
+    """Each batch's initial state and free-parameter values, (B, n_states) and
+    (B, n_free) (one compile)."""
+    return initial_states(params, data), params.batch_model(data).free
+
+
+def _batch_parameters(params, free, names) -> pd.DataFrame:
+    """Each batch's physical value of the batch-varying parameters, from the free
+    values of each batch (B, n_free)."""
     params_ = [p for p in params.model.structure.parameters if not p.fixed]
     rows = [
         (b, p.name, float(p.constrain(free[i, k])))

@@ -59,11 +59,19 @@ NOTES = """## Notes
 - `auto` trains every candidate once on all n batches (its result) and, for 2 <= n <= 3,
   once per leave-one-batch-out fold, all as members of one fit; `multitask` is not among its
   candidates (every member would solve the source's 10 batches too). `none` is the source
-  model as is. Seeds vary the drawn target batches; `FitConfig.seed` stays 0.
-- Cold `auto` time on 2 shared cores is compile (~8 s XLA for the step, ~2 s for the
-  similarity's solve, plus tracing) and 200 steps of 36 members (12 candidates x (full + 2
-  folds)), ~0.1 s each; warm, the steps dominate. Reduced runs replace the full grid of an
-  older version (git history, commit e1a4ffb: 65 cells, every strategy).
+  model as is, scored by one solve (not trained). Seeds vary the drawn target batches;
+  `FitConfig.seed` stays 0.
+- Cold `auto` time on 2 shared cores (B, n = 2, measured with `jax_log_compiles`, load ~1):
+  the step's compile ~10.5 s (tracing ~4 s, XLA ~6 s), 200 steps of 33 members (11 trained
+  candidates x (full + 2 folds)) ~13 s (~0.15-0.2 s each for the first ~50 steps, while
+  the members learning networks afresh need ~60 solver steps per 2-day segment, ~0.04 s
+  later), scoring `none` and the zero-shot error by one solve ~2.3 s (its compile), the
+  rest ~1 s. Warm, the steps dominate. Before (commit 61f7a3e; 42.8 s cold, 25.2 s warm
+  in its run of this benchmark): 1024 checkpoint slots per solve segment, `none` trained
+  as 3 members whose solve, the slowest, set every step's pace, ~150 small compiles.
+  Side by side in fresh processes (load ~1.5): 61f7a3e 37.2, 37.7 s cold (24.4, 23.5 s
+  warm); 0edb03a 27.2, 26.0 s cold (14.0, 14.1 s warm). Reduced runs replace the full
+  grid of an older version (git history, commit e1a4ffb: 65 cells, every strategy).
 """
 
 

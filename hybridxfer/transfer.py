@@ -197,16 +197,16 @@ def candidate_plans(
                 name = "parts[" + ",".join(f"{n}={m}" for n, m in zip(nets, modes)) + "]"
                 plans[name] = Plan(parameters=specific or None, networks=dict(zip(nets, modes)))
         return plans
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r} (known: {', '.join(STRATEGIES)})")
     if strategy not in plans:
-        raise ValueError(
-            f"unknown strategy {strategy!r} (known: {', '.join(STRATEGIES)})"
-            if strategy not in STRATEGIES
-            else "strategy 'embedding' needs networks that read process-specific parameters "
-            '(an embedding, e.g. z1 = { value = 0, unit = "1", positive = false, '
-            "process_specific = true } among a network's inputs), fitted on several processes"
-            if strategy == "embedding"
-            else f"strategy {strategy!r} needs the source process's batches in the study"
-        )
+        needs = {
+            "embedding": "networks that read process-specific parameters (an embedding, e.g. "
+            'z1 = { value = 0, unit = "1", positive = false, process_specific = true } among '
+            "a network's inputs), fitted on several processes",
+            "multitask": "the source process's batches in the study",
+        }
+        raise ValueError(f"strategy {strategy!r} needs {needs[strategy]}")
     return {k: plans[k] for k in dict.fromkeys(["none", "scratch", strategy])}
 
 

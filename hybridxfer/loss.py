@@ -12,9 +12,16 @@ from jaxtyping import Array, Bool, Float
 
 from .batch_data import BatchData
 from .model import HybridModel
-from .simulation import Solver, solve_batches
+from .simulation import Solver, solve_batches, solve_rows
 
-__all__ = ["Trainable", "initial_states", "objective", "scaled_residuals", "variable_scales"]
+__all__ = [
+    "Trainable",
+    "initial_states",
+    "members_objective",
+    "objective",
+    "scaled_residuals",
+    "variable_scales",
+]
 
 LIKELIHOODS = ("scaled", "gaussian")
 
@@ -90,10 +97,15 @@ def scaled_residuals(
         residuals, which entries are measured, and the predictions.
     """
     ys, _ = solve_batches(params.batch_model(data), data, solver, initial_states(params, data))
+    return (*_residuals(ys, data, scales), ys)
+
+
+def _residuals(ys, data: BatchData, scales):
+    """Scaled residuals of predictions `ys` (..., B, M, n_vars) and which are measured."""
     s = jnp.where(jnp.isfinite(data.sd), data.sd, scales)
     observed = jnp.isfinite(data.values)
     r = jnp.where(observed, (ys - jnp.where(observed, data.values, 0.0)) / s, 0.0)
-    return r, observed, ys
+    return r, observed
 
 
 def objective(
@@ -125,6 +137,50 @@ def objective(
         The k losses, and the predictions (B, M, n_vars).
     """
     r, observed, ys = scaled_residuals(params, data, scales, solver)
+    return _weighted_losses(params, r, observed, weights, likelihood, weight_decay), ys
+
+
+def members_objective(
+    params: Trainable,
+    data: BatchData,
+    scales: Float[Array, " n_vars"],
+    weights: Float[Array, "K k B M"],
+    solver: Solver,
+    likelihood: str = "scaled",
+    weight_decay: float = 0.0,
+) -> tuple[Float[Array, "K k"], Float[Array, "K B M n_vars"]]:
+    """:func:`objective` of K members at once: `params` and `weights` carry a leading
+    member axis. The K x B batch solves run as one flat vmap (:func:`solve_rows`).
+
+    Returns:
+        Each member's k losses, and its predictions.
+    """
+    K, B = weights.shape[0], data.times.shape[0]
+
+    def rows(p: Trainable):  # the member's model per batch, and its initial states
+        model = p.batch_model(data)
+        per_batch = eqx.filter_vmap(lambda f: eqx.tree_at(lambda m: m.free, model, f))
+        return per_batch(model.free), initial_states(p, data)
+
+    models, y0 = eqx.filter_vmap(rows)(params)
+    flat = lambda x: x.reshape(K * B, *x.shape[2:])  # noqa: E731
+    tile = lambda x: flat(jnp.broadcast_to(x, (K, *x.shape)))  # noqa: E731
+    ys, _ = solve_rows(_map_arrays(flat, models), _map_arrays(tile, data), solver, flat(y0))
+    ys = ys.reshape(K, B, *ys.shape[1:])
+    r, observed = _residuals(ys, data, scales)
+    losses = eqx.filter_vmap(
+        lambda p, r, w: _weighted_losses(p, r, observed, w, likelihood, weight_decay)
+    )(params, r, weights)
+    return losses, ys
+
+
+def _map_arrays(f, tree):
+    arrays, static = eqx.partition(tree, eqx.is_array)
+    return eqx.combine(jax.tree.map(f, arrays), static)
+
+
+def _weighted_losses(params: Trainable, r, observed, weights, likelihood: str, weight_decay):
+    """The k losses of :func:`objective` from the scaled residuals `r` (B, M, n_vars)."""
     w = jnp.where(observed, weights[..., None], 0.0)  # (k, B, M, n)
     count = w.sum(axis=(1, 2))
     e = (w * r**2).sum(axis=(1, 2)) / jnp.where(count > 0, count, 1.0)
@@ -138,4 +194,4 @@ def objective(
     sd = jnp.array(params.model.batch_sd)
     d = jnp.where(sd > 0, params.batch_free / jnp.where(sd > 0, sd, 1.0), 0.0)
     prior = jax.lax.stop_gradient(losses[0]) * jnp.sum(d**2) / jnp.maximum(count[0].sum(), 1.0)
-    return losses.at[0].add(weight_decay * decay + prior), ys
+    return losses.at[0].add(weight_decay * decay + prior)

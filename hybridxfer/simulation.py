@@ -17,7 +17,7 @@ from .batch_data import BatchData, batch_data, input_values_at
 from .model import HybridModel
 from .study import Study
 
-__all__ = ["SimulationError", "Solver", "simulate", "solve", "solve_batches"]
+__all__ = ["SimulationError", "Solver", "simulate", "solve", "solve_batches", "solve_rows"]
 
 SOLVERS = {"tsit5": dfx.Tsit5, "dopri5": dfx.Dopri5, "kvaerno5": dfx.Kvaerno5}
 # checkpoint slots of a differentiated solve segment: every step of a segment of up to
@@ -161,6 +161,27 @@ def solve_batches(
         return _solve_batch(eqx.tree_at(lambda m: m.free, model, free), data, solver, y0)
 
     ys, ok = jax.vmap(one, in_axes=(0, 0, None if y0 is None else 0))(free, data, y0)
+    return ys, jnp.all(ok, axis=-1)
+
+
+def solve_rows(
+    models: HybridModel,
+    data: BatchData,
+    solver: Solver,
+    y0: Float[Array, "R n_states"],
+) -> tuple[Float[Array, "R M n_vars"], Bool[Array, " R"]]:
+    """Solve R (model, batch) rows in one vmap (traceable): row r is `data`'s row r
+    solved with the model whose every array leaf is that of `models` at index r
+    (each array leaf has a leading axis R).
+
+    Many models at once (a fit's members) solve as one flat vmap over their batches:
+    one vmap level traces and compiles faster, and runs faster, than a vmap over
+    models of a vmap over batches (a transfer fit's gradient: 38 vs 54 ms).
+
+    Returns:
+        As :func:`solve_batches`, with R rows.
+    """
+    ys, ok = eqx.filter_vmap(lambda m, d, y: _solve_batch(m, d, solver, y))(models, data, y0)
     return ys, jnp.all(ok, axis=-1)
 
 

@@ -32,7 +32,14 @@ from jaxtyping import Array, Float, Int
 from tqdm import tqdm
 
 from .batch_data import FAR, BatchData, batch_data
-from .loss import LIKELIHOODS, Trainable, initial_states, objective, variable_scales
+from .loss import (
+    LIKELIHOODS,
+    Trainable,
+    initial_states,
+    members_objective,
+    objective,
+    variable_scales,
+)
 from .model import HybridModel
 from .plan import Plan
 from .simulation import SimulationError, Solver, check_finite, solve_batches, to_frame
@@ -526,22 +533,28 @@ def _optimiser(config: FitConfig | _StepSettings) -> optax.GradientTransformatio
     return optax.chain(optax.clip_by_global_norm(config.clip), optax.adam(schedule))
 
 
-def _loss(params, c: _Controls, data, scales, config: _StepSettings):
-    losses, _ = objective(
-        params, data, scales, c.weights, config.solver, config.likelihood, config.weight_decay
+def _losses(params: Trainable, controls: _Controls, data, scales, config: _StepSettings):
+    """Every member's loss to minimise (training loss plus L2-SP penalty), (K,), and
+    its train and validation losses, (K, 2): all members' batches in one solve."""
+    losses, _ = members_objective(
+        params,
+        data,
+        scales,
+        controls.weights,
+        config.solver,
+        config.likelihood,
+        config.weight_decay,
     )
-    return losses[0] + _penalty(params, c), losses
+    return losses[:, 0] + eqx.filter_vmap(_penalty)(params, controls), losses
 
 
-def _member_step(
-    params, opt_state, best, best_valid, since_best, c, data, scales, patience, config
+def _member_update(
+    params, grads, value, losses, opt_state, best, best_valid, since_best, c, data, patience, config
 ):
-    """One step of one member; a member that has stopped (`patience` steps without
-    improvement) keeps its state, so that it does not depend on the other members."""
+    """One member's update from its gradient; a member that has stopped (`patience`
+    steps without improvement) keeps its state, so that it does not depend on the
+    other members."""
     diff, static = eqx.partition(params, eqx.is_inexact_array)
-    (value, losses), grads = jax.value_and_grad(
-        lambda d: _loss(eqx.combine(d, static), c, data, scales, config), has_aux=True
-    )(diff)
     grads = jax.tree.map(lambda g, r: jnp.where(r > 0, g, 0.0), grads, c.rate)
     finite = jnp.isfinite(value) & jnp.all(
         jnp.stack([jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)])
@@ -558,29 +571,41 @@ def _member_step(
     since_best = jnp.where(better, 0, since_best + active)
     combined = _center(eqx.combine(diff, static), c.weights[0], data.process)
     best_valid = jnp.where(better, valid, best_valid)
-    return combined, opt_state, best, best_valid, since_best, losses, finite
+    return combined, opt_state, best, best_valid, since_best, finite
 
 
 @eqx.filter_jit
 def _step(
     state: _State, controls: _Controls, data: BatchData, scales, patience, config: _StepSettings
 ):
-    """One optimisation step of every member (vmapped). Module-level and taking the
-    data as an argument, so fits with equal shapes and step settings share one compile."""
+    """One optimisation step of every member. Module-level and taking the data as an
+    argument, so fits with equal shapes and step settings share one compile.
+
+    The members' losses are summed for one gradient: members share no values, so each
+    member's part of it is the gradient of its own loss."""
+    diff, static = eqx.partition(state.params, eqx.is_inexact_array)
+
+    def total(diff):
+        values, losses = _losses(eqx.combine(diff, static), controls, data, scales, config)
+        return jnp.sum(values), (values, losses)
+
+    (_, (values, losses)), grads = jax.value_and_grad(total, has_aux=True)(diff)
     member = eqx.if_array(0)
-    out = eqx.filter_vmap(_member_step, in_axes=(member,) * 6 + (None,) * 4)(
+    out = eqx.filter_vmap(_member_update, in_axes=(member,) * 9 + (None,) * 3)(
         state.params,
+        grads,
+        values,
+        losses,
         state.opt_state,
         state.best,
         state.best_valid,
         state.since_best,
         controls,
         data,
-        scales,
         patience,
         config,
     )
-    params, opt_state, best, best_valid, since_best, losses, finite = out
+    params, opt_state, best, best_valid, since_best, finite = out
     return _State(params, opt_state, best, best_valid, since_best, state.step + 1), losses, finite
 
 

@@ -255,8 +255,8 @@ def test_settings_outside_the_step_do_not_recompile(study, monkeypatch):
     from hybridxfer import training
 
     traces = []
-    member_step = training._member_step
-    monkeypatch.setattr(training, "_member_step", lambda *a: traces.append(1) or member_step(*a))
+    update = training._member_update
+    monkeypatch.setattr(training, "_member_update", lambda *a: traces.append(1) or update(*a))
     config = hx.FitConfig(steps=3, members=2)
     hx.fit(_model(), study, process="B", config=config, progress=False)
     first = len(traces)

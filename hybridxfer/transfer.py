@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import itertools
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 import equinox as eqx
@@ -258,20 +259,24 @@ def transfer(
     folds = _folds(target, strategy)
     trained = [n for n in names if n != "none"]
     members = [replace(plans[n], held_out=f) for n in trained for f in [(), *folds]]
-    result = fit(
-        source.model, study, process=process, config=config, plan=members, progress=progress
-    )
+    # none, the source as is, is scored without a member: it would train nothing, and
+    # its solve (the slowest of all members') would set the pace of every step. Its
+    # one solve compiles in a thread while the fit traces its step (Python, one core).
+    with ThreadPoolExecutor(1) as pool:
+        as_is = pool.submit(
+            evaluate,
+            source.model,
+            study,
+            process=process,
+            config=config,
+            plan=[replace(plans["none"], held_out=f) for f in [(), *folds]],
+        )
+        result = fit(
+            source.model, study, process=process, config=config, plan=members, progress=progress
+        )
+        as_is, predicted = as_is.result()
     scores = np.empty(len(members))
     scores[list(result.ranking)] = result.scores
-    # none, the source as is, is scored without a member: it would train nothing, and
-    # its solve (the slowest of all members') would set the pace of every step
-    as_is, predicted = evaluate(
-        source.model,
-        study,
-        process=process,
-        config=config,
-        plan=[replace(plans["none"], held_out=f) for f in [(), *folds]],
-    )
     own = dict(zip(trained, scores.reshape(len(trained), 1 + len(folds))), none=as_is)
     own = np.stack([own[n] for n in names])  # (candidates, full + folds)
     fits = {  # each candidate's full member; none: the source as is

@@ -220,6 +220,28 @@ def test_restarts_differ_and_a_plans_member_does_not_depend_on_its_position(sour
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-9)
 
 
+def test_members_stepped_in_concurrent_groups_equal_one_group(study, monkeypatch):
+    """On a multi-core CPU the members step in groups, one per core (a short group
+    repeats a member); every member's path is the same as in one vmapped group."""
+    from hybridxfer import training
+
+    config = replace(CONFIG, steps=8)
+    plans = [hx.Plan(), hx.Plan(learning_rate=0.5), hx.Plan(from_declared=True)]
+    fits = {}
+    for workers in (1, 2):
+        monkeypatch.setattr(training, "_workers", lambda w=workers: w)
+        fits[workers] = hx.fit(
+            _model(), study, process="B", config=config, plan=plans, progress=False
+        )
+    one, two = fits[1], fits[2]
+    assert one.ranking == two.ranking
+    np.testing.assert_allclose(one.scores, two.scores, rtol=1e-9)
+    pd.testing.assert_frame_equal(one.history, two.history, rtol=1e-9)
+    for a, b in zip(one.members, two.members):
+        for x, y in zip([a.free, *_weights(a)], [b.free, *_weights(b)]):
+            np.testing.assert_allclose(x, y, rtol=1e-9, atol=1e-12)
+
+
 def test_auto_prefers_the_candidate_training_fewest_values_within_tolerance():
     """Scores are losses relative to the best, averaged over late and folds."""
     from hybridxfer.transfer import TOLERANCE, _choose

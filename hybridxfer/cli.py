@@ -20,7 +20,7 @@ from .saved_model import SavedModelError
 from .simulation import SimulationError
 from .study import StudyError
 from .training import FitError
-from .transfer import STRATEGIES
+from .transfer import STEPS, STRATEGIES
 from .twin import TwinError
 
 USER_ERRORS = (
@@ -226,7 +226,9 @@ def parser() -> argparse.ArgumentParser:
     tr.add_argument("--process", required=True, help="the target process")
     tr.add_argument("--strategy", default="auto", choices=list(STRATEGIES))
     tr.add_argument("--out", required=True, help="folder for the transferred model")
-    tr.add_argument("--steps", type=int, default=None, help="maximum gradient steps")
+    tr.add_argument(
+        "--steps", type=int, default=None, help=f"maximum gradient steps (default {STEPS})"
+    )
     tr.set_defaults(run=_transfer)
 
     pred = sub.add_parser("predict", help="predict every batch of a study")

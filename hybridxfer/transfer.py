@@ -57,6 +57,7 @@ from .training import FitConfig, FitResult, evaluate, fit
 
 __all__ = [
     "MAX_FOLDS",
+    "STEPS",
     "TOLERANCE",
     "STRATEGIES",
     "Similarity",
@@ -67,6 +68,7 @@ __all__ = [
 ]
 
 MAX_FOLDS = 3
+STEPS = 200  # a transfer fit's default steps: what benchmarks/transfer.py measures
 TOLERANCE = 0.2
 
 STRATEGIES = (
@@ -241,13 +243,15 @@ def transfer(
         strategy: one of :data:`STRATEGIES`.
         source_process: the source's process name in `study` (default: the one the
             source was fitted to, if the study has it).
-        config: fit settings (default: the source fit's).
+        config: fit settings (default: the source fit's, with at most :data:`STEPS`
+            steps: candidates start from a fitted model, and the benchmark's
+            accuracy is measured with this many).
 
     Raises:
         StudyError: if the target has no training batches.
         ValueError: for an unknown strategy.
     """
-    config = config or source.config
+    config = config or replace(source.config, steps=min(source.config.steps, STEPS))
     source_process = source_process or source.process
     if source_process not in study.processes:
         source_process = None

@@ -24,6 +24,7 @@ import json
 import os
 import platform
 import subprocess
+import sys
 import tempfile
 import time
 import warnings
@@ -61,17 +62,25 @@ NOTES = """## Notes
   candidates (every member would solve the source's 10 batches too). `none` is the source
   model as is, scored by one solve (not trained). Seeds vary the drawn target batches;
   `FitConfig.seed` stays 0.
-- Cold `auto` time on 2 shared cores (B, n = 2, measured with `jax_log_compiles`, load ~1):
-  the step's compile ~10.5 s (tracing ~4 s, XLA ~6 s), 200 steps of 33 members (11 trained
-  candidates x (full + 2 folds)) ~13 s (~0.15-0.2 s each for the first ~50 steps, while
-  the members learning networks afresh need ~60 solver steps per 2-day segment, ~0.04 s
-  later), scoring `none` and the zero-shot error by one solve ~2.3 s (its compile), the
-  rest ~1 s. Warm, the steps dominate. Before (commit 61f7a3e; 42.8 s cold, 25.2 s warm
-  in its run of this benchmark): 1024 checkpoint slots per solve segment, `none` trained
-  as 3 members whose solve, the slowest, set every step's pace, ~150 small compiles.
-  Side by side in fresh processes (load ~1.5): 61f7a3e 37.2, 37.7 s cold (24.4, 23.5 s
-  warm); 0edb03a 27.2, 26.0 s cold (14.0, 14.1 s warm). Reduced runs replace the full
-  grid of an older version (git history, commit e1a4ffb: 65 cells, every strategy).
+- Cold `auto` time on 2 cores (B, n = 2; `jax_log_compiles` and timers, load ~1, commit
+  6a02e93): fit setup of 33 members (11 trained candidates x (full + 2 folds)) ~1.3 s,
+  while the source's one solve (`none`, zero-shot error) traces and compiles in a thread;
+  the step's compile ~9.4 s (tracing ~3.2 s, of which ~2.6 s is equinox's checkpointed
+  while loop, MLIR 0.3 s, XLA ~5.9 s); 200 steps ~6.2 s in two groups of 17 members, one
+  per core (~63 ms per step for the first 50, while members re-learning the growth
+  network from a random start need ~40 solver steps per 2-day segment (glucose runs
+  out: stiff) against ~7; ~15-21 ms later); similarity ~0.2 s. Warm, the steps dominate.
+  History (cold / warm, in this benchmark's runs): 61f7a3e 42.8 / 25.2 s; 0edb03a 26.2 /
+  14.1 s (128 checkpoint slots, `none` by one solve); now one flat vmap over member x
+  batch rows (a vmap of a vmap traced ~0.8 s longer and ran ~30% slower), the source's
+  solve compiled in a thread, members in one group per core (a vmapped step uses about
+  one core). Tried, no gain: XLA flags (`xla_backend_optimization_level` 0/1,
+  `xla_cpu_parallel_codegen_split_count`, `exec_time_optimization_effort` -1), training
+  tolerances 1e-4/1e-3 (the slow steps are stiffness-bound), saving only segment ends
+  (-0.6 s compile; not worth a second code path). A 10-step warm-up would save ~1.3 s,
+  re-learned networks starting at 1 ~0.5 s; both change accuracy and are not adopted.
+  Reduced runs replace the full grid of an older version (git history, commit e1a4ffb:
+  65 cells, every strategy).
 """
 
 
@@ -165,6 +174,30 @@ def timing(src, family, strategies, cfg) -> list[dict]:
     return out
 
 
+def fresh_process(strategies, steps: int, source_steps: int) -> list[dict]:
+    """Each strategy's one hx.transfer call at n = 2 on the main target, each in a
+    fresh Python process (as a CLI call): imports and source loading not counted."""
+    out = []
+    for s in strategies:
+        cmd = [sys.executable, __file__, "--time-one", s, "--steps", str(steps)]
+        cmd += ["--source-steps", str(source_steps)]
+        run = subprocess.run(cmd, capture_output=True, text=True, check=True)
+        out.append(json.loads(run.stdout.strip().splitlines()[-1]))
+    return out
+
+
+def time_one(strategy: str, cfg: hx.FitConfig, source_steps: int) -> None:
+    """Print the seconds of one hx.transfer call (the --time-one mode of fresh_process)."""
+    family = make_family(0)
+    src = source_fit(family, source_steps, 2)
+    study = subset(family, MAIN, draw(family, MAIN, 0, 2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        t0 = time.perf_counter()
+        hx.transfer(src, study, process=MAIN, strategy=strategy, config=cfg)
+    print(json.dumps(dict(strategy=strategy, seconds=time.perf_counter() - t0)))
+
+
 def summary(rows: list[dict]) -> pd.DataFrame:
     df = pd.DataFrame(rows).assign(avg=lambda d: (d["nrmse_Xv"] + d["nrmse_P"]) / 2)
     q = lambda p: lambda x: x.quantile(p)  # noqa: E731
@@ -213,7 +246,7 @@ def checks(s: pd.DataFrame, rows: list[dict], times: list[dict]) -> list[dict]:
     return [dict(check=c, value=v, passed=bool(ok)) for c, v, ok in out]
 
 
-def markdown(s, rows, times, acc, info) -> str:
+def markdown(s, rows, times, fresh, acc, info) -> str:
     lines = [
         f"Setup: {info['setup']}\n",
         f"Reduced: {info['reduced']}\n",
@@ -229,12 +262,18 @@ def markdown(s, rows, times, acc, info) -> str:
     lines += [f"| {c['check']} | {c['value']} | {OK[bool(c['passed'])]} |" for c in acc]
     lines += [
         "\n## hx.transfer calls, main target, n = 2, seed 0\n",
-        "| strategy | call | seconds | chosen | warning | NRMSE Xv | NRMSE P |",
-        "|---|---|---:|---|:---:|---:|---:|",
+        "In one process, in this order (a later call reuses a compile where shapes agree), "
+        "and each strategy's call alone in a fresh process (compile included; imports and "
+        "loading the source not).\n",
+        "| strategy | call | seconds | fresh process (s) | chosen | warning | NRMSE Xv | NRMSE P |",
+        "|---|---|---:|---:|---|:---:|---:|---:|",
     ]
+    alone = {f["strategy"]: f["seconds"] for f in fresh}
     lines += [
-        f"| {t['strategy']} | {t['call']} | {t['seconds']:.1f} | {t['chosen']} | "
-        f"{'yes' if t['warning'] else 'no'} | {t['nrmse_Xv']:.3f} | {t['nrmse_P']:.3f} |"
+        f"| {t['strategy']} | {t['call']} | {t['seconds']:.1f} | "
+        + (f"{alone[t['strategy']]:.1f}" if t["call"] != "warm" else "")
+        + f" | {t['chosen']} | {'yes' if t['warning'] else 'no'} | {t['nrmse_Xv']:.3f} | "
+        f"{t['nrmse_P']:.3f} |"
         for t in times
     ]
     for t in dict.fromkeys(s["target"]):
@@ -299,7 +338,10 @@ def main() -> None:
     p.add_argument("--quick", action="store_true", help="1 seed, n 1-2, 3 strategies, 30 steps")
     p.add_argument("--out", type=Path, help="default benchmarks/results (--quick: a temp folder)")
     p.add_argument("--resume", action="store_true", help="keep the cells in OUT/transfer.json")
+    p.add_argument("--time-one", choices=hx.STRATEGIES, help=argparse.SUPPRESS)
     a = p.parse_args()
+    if a.time_one:
+        return time_one(a.time_one, hx.FitConfig(steps=a.steps), a.source_steps)
     t0, load_start = time.perf_counter(), os.getloadavg()
     ns, strategies = a.ns, tuple(x for x in hx.STRATEGIES if x in a.strategies)
     if a.quick:
@@ -315,7 +357,8 @@ def main() -> None:
     t_start = t0 - old.get("info", {}).get("wall_s", 0.0)  # wall time of earlier runs too
     load_start = old.get("info", {}).get("load_start", load_start)
     times, rows = old.get("timing") or timing(src, family, strategies, cfg), old.get("rows", [])
-    print(json.dumps(times), flush=True)
+    fresh = old.get("fresh") or fresh_process(strategies, a.steps, a.source_steps)
+    print(json.dumps(times), json.dumps(fresh), flush=True)
     seeds = {t: range(a.seeds if t == MAIN else a.other_seeds) for t in a.targets}
     cells = [(t, seed, n) for t in a.targets for seed in seeds[t] for n in ns]
     done = {(r["target"], r["seed"], r["n"]) for r in rows}
@@ -328,13 +371,14 @@ def main() -> None:
         cell_strategies = [x for x in strategies if not (no_auto and x == "auto")]
         rows += run_cell(src, family, t, seed, n, cell_strategies, cfg)
         print(json.dumps(rows[-1], default=str), flush=True)
-        write(a, rows, times, cells, t_start, load_start, strategies)
-    write(a, rows, times, cells, t_start, load_start, strategies)  # --resume: redraw only
+        write(a, rows, (times, fresh), cells, t_start, load_start, strategies)
+    write(a, rows, (times, fresh), cells, t_start, load_start, strategies)  # --resume: redraw only
 
 
-def write(a, rows, times, cells, t_start, load_start, strategies) -> None:
+def write(a, rows, timings, cells, t_start, load_start, strategies) -> None:
     """All outputs from the rows so far (called after every cell, so a stopped run
-    leaves its partial results)."""
+    leaves its partial results); `timings`: in-process and fresh-process calls."""
+    times, fresh = timings
     done = {(r["target"], r["seed"], r["n"]) for r in rows}
     info = dict(platform=platform.platform(), cpu_count=os.cpu_count(), jax=jax.__version__)
     info.update(load_start=[round(x, 1) for x in load_start], wall_s=time.perf_counter() - t_start)
@@ -368,9 +412,10 @@ def write(a, rows, times, cells, t_start, load_start, strategies) -> None:
     s = summary(rows)
     acc = checks(s, rows, times)
     a.out.mkdir(parents=True, exist_ok=True)
-    out = dict(info=info, timing=times, acceptance=acc, rows=rows, summary=s.to_dict("records"))
+    out = dict(info=info, timing=times, fresh=fresh, acceptance=acc, rows=rows)
+    out["summary"] = s.to_dict("records")
     (a.out / "transfer.json").write_text(json.dumps(out, indent=1, default=str))
-    md = "# hybridxfer transfer benchmark\n\n" + markdown(s, rows, times, acc, info)
+    md = "# hybridxfer transfer benchmark\n\n" + markdown(s, rows, times, fresh, acc, info)
     (a.out / "transfer.md").write_text(md)
     plot(s, a.out / "transfer.png")
 

@@ -1,8 +1,9 @@
 """Fitting a hybrid model: mechanistic parameters and network weights together.
 
-Several members (random restarts) are trained at once, vmapped, with Adam on a
-warm-up + cosine schedule and gradient clipping. Each step solves every batch
-once and scores the train and validation observations from that one solve;
+Several members (random restarts, or one per plan) are trained at once, vmapped, with
+Adam on a warm-up + cosine schedule and gradient clipping; on a CPU they step in
+groups, one per core, in threads. Each step solves every member's batches in one
+flat vmap and scores the train and validation observations from that one solve;
 each member keeps its best parameters on validation and stops after `patience`
 steps without improvement. The best member is the fitted model; all members form
 an ensemble for prediction bands. A step whose loss or gradient is not finite is
@@ -677,8 +678,9 @@ def _groups(n: int, workers: int) -> list[np.ndarray]:
     return [np.resize(np.arange(g, n, k), -(-n // k)) for g in range(k)]
 
 
-def _take(tree, index: np.ndarray):
-    """The members `index` of a stacked tree (a `_State`'s step is shared)."""
+def _take(tree, index: np.ndarray | int):
+    """The members `index` of a stacked tree (a `_State`'s step is shared), or member
+    `index` itself; indexed on the host (no compile per leaf shape)."""
     pick = lambda x: jnp.asarray(np.asarray(x)[index])  # noqa: E731
     if isinstance(tree, _State):
         return _State(*(_take(getattr(tree, f), index) for f in _MEMBER_FIELDS), tree.step)
@@ -707,14 +709,9 @@ def _join_state(parts, groups) -> _State:
     return jax.tree.map(as_jax, _State(*fields, states[0].step))
 
 
-def _member(tree, r: int):
-    """Member `r` of a stacked tree (indexed on the host: no compile per leaf shape)."""
-    return jax.tree.map(lambda x: jnp.asarray(np.asarray(x)[r]) if eqx.is_array(x) else x, tree)
-
-
 def _report_nonfinite(params, data, names, finite, step, solver):
     for r in np.flatnonzero(~finite):
-        p = _member(params, int(r))
+        p = _take(params, int(r))
         ys, ok = solve_batches(p.batch_model(data), data, solver, initial_states(p, data))
         ys, ok = np.asarray(ys), np.asarray(ok)
         try:
@@ -727,7 +724,7 @@ def _report_nonfinite(params, data, names, finite, step, solver):
 
 def _result(state: _State, history, data: BatchData, names, p: int, config: FitConfig) -> FitResult:
     order = np.argsort(np.asarray(state.best_valid), kind="stable")
-    members = [_member(state.best, int(r)) for r in order]
+    members = [_take(state.best, int(r)) for r in order]
     best = members[0]
     y0, free = (np.asarray(x)[: len(names)] for x in _batch_values(best, data))
     initial = pd.DataFrame(y0, index=list(names), columns=list(best.model.state_names))

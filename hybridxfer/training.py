@@ -430,9 +430,10 @@ def _member_start(model, study, data, process, plan: Plan, config: FitConfig, ke
     relearn = [n for n in model.networks if plan.network_mode(n) == "relearn"]
     start = model.declared() if plan.from_declared else model
     start = normalise_networks(start, data, weights[0] > 0, only=relearn)
-    fresh = start.init_networks(key)
-    nets = {n: fresh.networks[n] if n in relearn else net for n, net in start.networks.items()}
-    start = eqx.tree_at(lambda m: m.networks, start, nets) if nets else start
+    if relearn:
+        fresh = start.init_networks(key).networks
+        nets = {n: fresh[n] if n in relearn else net for n, net in start.networks.items()}
+        start = eqx.tree_at(lambda m: m.networks, start, nets)
     params = _trainable(start, study, data)
     free = [p for p in model.structure.parameters if not p.fixed]
     controls = _Controls(

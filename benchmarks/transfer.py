@@ -132,6 +132,7 @@ def run_cell(src, family, target, seed, n, strategies, cfg) -> list[dict]:
     train, test = draw(family, target, seed, n), family.select(process=target, split="test")
     study = subset(family, target, train)
     plans = candidate_plans(src.model, "auto", "A", anchor_sd(src))
+    plans |= candidate_plans(src.model, "multitask", "A", anchor_sd(src))
     base = dict(target=target, seed=seed, n=n, train_batches=train)
     rows = [base | dict(strategy="none", seconds=0.0) | score(src.model, test)]
     groups = [[s for s in SOLO if s in strategies], [s for s in ("multitask",) if s in strategies]]

@@ -79,8 +79,8 @@ NOTES = """## Notes
   tolerances 1e-4/1e-3 (the slow steps are stiffness-bound), saving only segment ends
   (-0.6 s compile; not worth a second code path). A 10-step warm-up would save ~1.3 s,
   re-learned networks starting at 1 ~0.5 s; both change accuracy and are not adopted.
-  Reduced runs replace the full grid of an older version (git history, commit e1a4ffb:
-  65 cells, every strategy).
+- `embedding` is not in the grid: the CHO model declares no embedding parameter and the
+  family has one source process (`tests/test_embedding.py` measures it).
 """
 
 

@@ -316,6 +316,8 @@ def plot(s: pd.DataFrame, path: Path) -> None:
     for ax, t in zip(np.atleast_1d(axes), targets):
         for st, c in zip(hx.STRATEGIES, colours):
             g = s[(s["target"] == t) & (s["strategy"] == st)]
+            if g.empty:  # not run (e.g. embedding: the model has no embedding parameter)
+                continue
             ax.plot(g["n"], g["avg"], "o-", lw=2.8 if st == "auto" else 1.2, c=c, label=st)
         ax.set(title=f"target {t}", xlabel="target training batches", yscale="log", xscale="log")
         ax.set_xticks(NS, [str(n) for n in NS])

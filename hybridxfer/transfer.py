@@ -435,6 +435,8 @@ def _similarity(
             f"the target's own validation (best {best_transfer:.4g}, "
             f"scratch {score['scratch']:.4g})"
         )
+        if chosen != "scratch":  # e.g. auto: within the tolerance, fewer values trained
+            warning += f"; the result is {chosen!r} ({score[chosen]:.4g})"
     elif chosen not in ("none", "scratch") and score[chosen] >= min(
         score["none"], score["scratch"]
     ):

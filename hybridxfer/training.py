@@ -30,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pandas as pd
+from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, Float, Int
 from tqdm import tqdm
 
@@ -49,7 +50,7 @@ from .study import Study, StudyError
 
 __all__ = ["FitConfig", "FitError", "FitResult", "evaluate", "fit", "normalise_networks"]
 
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2  # 2: the optimiser state is over a flat vector
 
 
 class FitError(RuntimeError):
@@ -470,11 +471,11 @@ def _initial_state(model: HybridModel, data: BatchData) -> Float[Array, "B n_sta
 
 
 def _stack(trees):
-    """Stack equal-structured trees along a new leading axis (arrays, stacked on the host:
-    no compile per leaf shape; the rest from the first)."""
+    """Stack equal-structured trees along a new leading axis (arrays, as host arrays: no
+    eager operation per leaf; the rest from the first)."""
     arrays = [eqx.filter(t, eqx.is_array) for t in trees]
     static = eqx.filter(trees[0], eqx.is_array, inverse=True)
-    return eqx.combine(jax.tree.map(lambda *xs: jnp.asarray(np.stack(xs)), *arrays), static)
+    return eqx.combine(jax.tree.map(lambda *xs: np.stack(xs), *arrays), static)
 
 
 def _rates(params: Trainable, plan: Plan) -> Trainable:
@@ -532,8 +533,8 @@ def _penalty(params: Trainable, c: _Controls) -> Float[Array, ""]:
 
 @eqx.filter_jit
 def _initial_opt_state(diff, config: _StepSettings):
-    """Every member's optimiser state (one compile, not one per leaf shape)."""
-    return eqx.filter_vmap(_optimiser(config).init)(diff)
+    """Every member's optimiser state, over its values as one flat vector (one compile)."""
+    return eqx.filter_vmap(lambda d: _optimiser(config).init(ravel_pytree(d)[0]))(diff)
 
 
 def _optimiser(config: FitConfig | _StepSettings) -> optax.GradientTransformation:
@@ -567,18 +568,18 @@ def _member_update(
 ):
     """One member's update from its gradient; a member that has stopped (`patience`
     steps without improvement) keeps its state, so that it does not depend on the
-    other members."""
+    other members. The optimiser sees the member's values as one flat vector: a few
+    operations rather than a few per array (the step traces and compiles ~1 s faster)."""
     diff, static = eqx.partition(params, eqx.is_inexact_array)
-    grads = jax.tree.map(lambda g, r: jnp.where(r > 0, g, 0.0), grads, c.rate)
-    finite = jnp.isfinite(value) & jnp.all(
-        jnp.stack([jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)])
-    )
+    z, unravel = ravel_pytree(diff)
+    rate = ravel_pytree(c.rate)[0]
+    grad = jnp.where(rate > 0, ravel_pytree(grads)[0], 0.0)
+    finite = jnp.isfinite(value) & jnp.all(jnp.isfinite(grad))
     active = since_best < patience
-    updates, new_opt = _optimiser(config).update(grads, opt_state, diff)
-    updates = jax.tree.map(lambda u, r: u * r, updates, c.rate)
-    new_diff = eqx.apply_updates(diff, updates)
+    updates, new_opt = _optimiser(config).update(grad, opt_state, z)
     moves = finite & active
-    diff, opt_state = _select(moves, new_diff, diff), _select(moves, new_opt, opt_state)
+    z = jnp.where(moves, z + updates * rate, z)
+    diff, opt_state = unravel(z), _select(moves, new_opt, opt_state)
     valid = jnp.where(jnp.isfinite(losses[1]), losses[1], jnp.inf)
     better = (valid < best_valid) & active
     best = _select(better, params, best)
@@ -687,8 +688,8 @@ def _groups(n: int, workers: int) -> list[np.ndarray]:
 
 def _take(tree, index: np.ndarray | int):
     """The members `index` of a stacked tree (a `_State`'s step is shared), or member
-    `index` itself; indexed on the host (no compile per leaf shape)."""
-    pick = lambda x: jnp.asarray(np.asarray(x)[index])  # noqa: E731
+    `index` itself, as host arrays (no eager operation per leaf)."""
+    pick = lambda x: np.asarray(x)[index]  # noqa: E731
     if isinstance(tree, _State):
         return _State(*(_take(getattr(tree, f), index) for f in _MEMBER_FIELDS), tree.step)
     return jax.tree.map(lambda x: pick(x) if eqx.is_array(x) else x, tree)
@@ -712,8 +713,12 @@ def _join(trees, groups: list[np.ndarray]):
 def _join_state(parts, groups) -> _State:
     states = [p for p, _ in parts]
     fields = [_join([getattr(s, f) for s in states], groups) for f in _MEMBER_FIELDS]
-    as_jax = lambda x: jnp.asarray(x) if isinstance(x, np.ndarray) else x  # noqa: E731
-    return jax.tree.map(as_jax, _State(*fields, states[0].step))
+    return _on_device(_State(*fields, states[0].step))
+
+
+def _on_device(tree):
+    """`tree` with its host arrays as JAX arrays."""
+    return jax.tree.map(lambda x: jnp.asarray(x) if isinstance(x, np.ndarray) else x, tree)
 
 
 def _report_nonfinite(params, data, names, finite, step, solver):
@@ -731,7 +736,7 @@ def _report_nonfinite(params, data, names, finite, step, solver):
 
 def _result(state: _State, history, data: BatchData, names, p: int, config: FitConfig) -> FitResult:
     order = np.argsort(np.asarray(state.best_valid), kind="stable")
-    members = [_take(state.best, int(r)) for r in order]
+    members = [_on_device(_take(state.best, int(r))) for r in order]
     best = members[0]
     y0, free = (np.asarray(x)[: len(names)] for x in _batch_values(best, data))
     initial = pd.DataFrame(y0, index=list(names), columns=list(best.model.state_names))

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
 __all__ = ["Network", "NetworkFactor", "OUTPUTS"]
@@ -73,14 +74,7 @@ class NetworkFactor(eqx.Module):
     def __init__(self, spec: Network, *, key: PRNGKeyArray, mean=None, std=None):
         n = len(spec.inputs)
         self.spec = spec
-        self.mlp = eqx.nn.MLP(
-            n,
-            "scalar",
-            width_size=spec.hidden[0] if spec.hidden else 0,
-            depth=len(spec.hidden),
-            activation=getattr(jax.nn, spec.activation),
-            key=key,
-        )
+        self.mlp = _mlp(n, spec, key)
         self.mean = jnp.zeros(n) if mean is None else jnp.asarray(mean, dtype=float)
         self.std = jnp.ones(n) if std is None else jnp.asarray(std, dtype=float)
 
@@ -92,6 +86,32 @@ class NetworkFactor(eqx.Module):
         if self.spec.output == "bounded":
             return self.spec.scale * jax.nn.sigmoid(z)
         return z
+
+
+def _mlp(n_in: int, spec: Network, key: PRNGKeyArray) -> eqx.nn.MLP:
+    """An MLP ``n_in -> scalar`` with equinox's default initialisation, every weight and
+    bias ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)), drawn with NumPy from `key`: JAX's
+    random operations compile on first use (0.7 s in a new process)."""
+    shapes = eqx.filter_eval_shape(
+        eqx.nn.MLP,
+        n_in,
+        "scalar",
+        width_size=spec.hidden[0] if spec.hidden else 0,
+        depth=len(spec.hidden),
+        activation=getattr(jax.nn, spec.activation),
+        key=key,
+    )
+    rng = np.random.default_rng(np.asarray(jax.random.key_data(key)))
+
+    def draw(layer: eqx.nn.Linear) -> eqx.nn.Linear:
+        lim = 1 / np.sqrt(layer.in_features)
+        w, b = (
+            jnp.asarray(rng.uniform(-lim, lim, x.shape), x.dtype)
+            for x in (layer.weight, layer.bias)
+        )
+        return eqx.tree_at(lambda x: (x.weight, x.bias), layer, (w, b))
+
+    return eqx.tree_at(lambda m: m.layers, shapes, tuple(draw(layer) for layer in shapes.layers))
 
 
 _SOFTPLUS_INV_1 = float(jnp.log(jnp.expm1(1.0)))  # softplus(this) == 1

@@ -60,25 +60,30 @@ NOTES = """## Notes
 - `auto` trains every candidate once on all n batches (its result) and, for 2 <= n <= 3,
   once per leave-one-batch-out fold, all as members of one fit; `multitask` is not among its
   candidates (every member would solve the source's 10 batches too). `none` is the source
-  model as is, scored by one solve (not trained). Seeds vary the drawn target batches;
-  `FitConfig.seed` stays 0.
-- Cold `auto` time on 2 cores (B, n = 2; `jax_log_compiles` and timers, load ~1, commit
-  6a02e93): fit setup of 33 members (11 trained candidates x (full + 2 folds)) ~1.3 s,
-  while the source's one solve (`none`, zero-shot error) traces and compiles in a thread;
-  the step's compile ~9.4 s (tracing ~3.2 s, of which ~2.6 s is equinox's checkpointed
-  while loop, MLIR 0.3 s, XLA ~5.9 s); 200 steps ~6.2 s in two groups of 17 members, one
-  per core (~63 ms per step for the first 50, while members re-learning the growth
-  network from a random start need ~40 solver steps per 2-day segment (glucose runs
-  out: stiff) against ~7; ~15-21 ms later); similarity ~0.2 s. Warm, the steps dominate.
+  model as is, scored at the fit's first step by a candidate that starts from the source
+  unchanged (its validation losses before any update; the zero-shot error from that
+  step's solve). Seeds vary the drawn target batches; `FitConfig.seed` stays 0.
+- Cold `auto` time on 2 cores (B, n = 2, 33 members = 11 trained candidates x (full + 2
+  folds); timers around the step, idle machine): fit setup ~0.4 s; the step's compile
+  ~8 s (tracing ~3.1 s, of which most is equinox's checkpointed while loop; XLA ~4.8 s
+  wall, 8.2 s CPU on 2 cores); 200 steps ~5.5 s in two groups of 17 members, one per core
+  (~60-70 ms per step for the first 50, while members re-learning the growth network from
+  a random start need ~40 solver steps per 2-day segment (glucose runs out: stiff)
+  against ~7; ~19 ms later); similarity ~0.2 s. Warm, the steps dominate.
   History (cold / warm, in this benchmark's runs): 61f7a3e 42.8 / 25.2 s; 0edb03a 26.2 /
-  14.1 s (128 checkpoint slots, `none` by one solve); now one flat vmap over member x
-  batch rows (a vmap of a vmap traced ~0.8 s longer and ran ~30% slower), the source's
-  solve compiled in a thread, members in one group per core (a vmapped step uses about
-  one core). Tried, no gain: XLA flags (`xla_backend_optimization_level` 0/1,
-  `xla_cpu_parallel_codegen_split_count`, `exec_time_optimization_effort` -1), training
-  tolerances 1e-4/1e-3 (the slow steps are stiffness-bound), saving only segment ends
-  (-0.6 s compile; not worth a second code path). A 10-step warm-up would save ~1.3 s,
-  re-learned networks starting at 1 ~0.5 s; both change accuracy and are not adopted.
+  14.1 s (128 checkpoint slots, `none` by one solve); 7ab5c29 18.6 / 6.6 s (one flat vmap
+  over member x batch rows, members in one group per core); now: the optimiser updates a
+  member's values as one flat vector (~0.4 s less compile, steps ~15% faster), member
+  states are built on the host and network weights drawn with NumPy (setup 2.3 -> 0.4
+  s: eager JAX operations compiled on first use), and `none` needs no solve of its own
+  (its own compile cost ~2 s: with it compiling in a thread, cold auto took 15.3-17.2 s
+  in five runs, without it 13.8-14.6 s). Tried, no gain: XLA flags
+  (`xla_backend_optimization_level` 0/1, `xla_cpu_parallel_codegen_split_count`,
+  `exec_time_optimization_effort` -1), training tolerances 1e-4/1e-3 (the slow steps are
+  stiffness-bound), checkpoint slots 16, no `jump_ts`, Bosh3 instead of Tsit5 (compile
+  -0.8 s, steps slower), saving only segment ends (-0.6 s compile; not worth a second
+  code path). A 10-step warm-up would save ~1.3 s, re-learned networks starting at 1 ~0.5
+  s; both change accuracy and are not adopted.
 - `embedding` is not in the grid: the CHO model declares no embedding parameter and the
   family has one source process (`tests/test_embedding.py` measures it).
 """

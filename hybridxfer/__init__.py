@@ -23,7 +23,7 @@ from .saved_model import SavedModelError, load_fit, save_fit  # noqa: E402
 from .simulation import SimulationError, Solver, simulate, solve  # noqa: E402
 from .stream import read_stream, replay  # noqa: E402
 from .study import Study, StudyError, StudyNeeds, read_study, study_from_frames, write_study  # noqa: E402
-from .training import FitConfig, FitError, FitResult, fit  # noqa: E402
+from .training import FitConfig, FitError, FitResult, FitStep, fit  # noqa: E402
 from .transfer import (  # noqa: E402
     STRATEGIES,
     Similarity,
@@ -45,6 +45,7 @@ __all__ = [
     "FitConfig",
     "FitError",
     "FitResult",
+    "FitStep",
     "HybridModel",
     "Input",
     "ModelError",

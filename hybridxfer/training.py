@@ -19,7 +19,7 @@ import json
 import os
 import warnings
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -40,7 +40,6 @@ from .loss import (
     Trainable,
     initial_states,
     members_objective,
-    objective,
     variable_scales,
 )
 from .model import HybridModel
@@ -48,7 +47,7 @@ from .plan import Plan
 from .simulation import SimulationError, Solver, check_finite, solve_batches, to_frame
 from .study import Study, StudyError
 
-__all__ = ["FitConfig", "FitError", "FitResult", "evaluate", "fit", "normalise_networks"]
+__all__ = ["FitConfig", "FitError", "FitResult", "FitStep", "fit", "normalise_networks"]
 
 CHECKPOINT_FORMAT = 2  # 2: the optimiser state is over a flat vector
 
@@ -132,6 +131,32 @@ class FitResult:
 
 
 @dataclass(frozen=True)
+class FitStep:
+    """A fit's step, as its `callback` receives it.
+
+    Attributes:
+        step: steps taken so far (1 after the first).
+        losses: each member's (plan order) train and validation loss at the values
+            the step started from, shape (K, 2).
+        ys: each member's solve of the fitted batches at those values: states, then
+            observations, at the batches' (padded) observation times, shape
+            (K, B, M, n_vars); see :meth:`predictions`.
+    """
+
+    step: int
+    losses: np.ndarray
+    ys: np.ndarray
+    data: BatchData = field(repr=False)
+    batches: tuple[str, ...]
+    variables: tuple[str, ...]
+
+    def predictions(self, member: int) -> pd.DataFrame:
+        """Member `member`'s predictions of the fitted batches at the values the step
+        started from: long table ``batch, time, variable, value``."""
+        return to_frame(self.ys[member], self.data, self.batches, self.variables)
+
+
+@dataclass(frozen=True)
 class _StepSettings:
     """The settings one optimisation step depends on (a static argument of the
     jitted step, so that other settings, e.g. seed or members, do not recompile)."""
@@ -203,6 +228,7 @@ def fit(
     plan: Plan | Sequence[Plan] = Plan(),
     checkpoint: str | os.PathLike | None = None,
     progress: bool = True,
+    callback: Callable[[FitStep], object] | None = None,
 ) -> FitResult:
     """Fit `model` to the ``train`` batches of `study` (of one `process`, if given).
 
@@ -211,7 +237,8 @@ def fit(
     `plan` says which parts are fitted (default: everything, networks afresh); a
     sequence of plans trains one member per plan (``config.members`` is then
     ignored), all at once. The returned models carry `process`'s values of
-    process-specific parameters.
+    process-specific parameters. `callback`, if given, receives a :class:`FitStep`
+    after every step (losses and predictions at the values the step started from).
 
     Raises:
         StudyError: no training batches, or data the model cannot use.
@@ -260,6 +287,9 @@ def fit(
             parts = [(o[0], c) for o, (_, c) in zip(outs, parts)]
             step += 1
             losses, finite = (_join([o[k] for o in outs], groups) for k in (1, 2))
+            if callback is not None:
+                ys = _join([o[3] for o in outs], groups)
+                callback(FitStep(step, losses, ys, data, names, model.variable_names))
             history += [(step, r, *losses[r]) for r in range(len(plans))]
             rejected = rejected + 1 if not finite.any() else 0
             if not finite.all():
@@ -280,47 +310,6 @@ def fit(
         _save_checkpoint(ckpt, state, history, fingerprint)
     fitted = process if process is not None or len(study.processes) > 1 else study.processes[0]
     return replace(_result(state, history, data, names, p_primary, config), process=fitted)
-
-
-def evaluate(
-    model: HybridModel,
-    study: Study,
-    *,
-    process: str | None = None,
-    config: FitConfig = FitConfig(),
-    plan: Plan | Sequence[Plan] = Plan(),
-) -> tuple[np.ndarray, pd.DataFrame]:
-    """Score `model` as it is, as :func:`fit` scores a member that follows `plan` but
-    trains nothing (estimated initial states stay at their starting guess): one solve
-    of the batches a fit would use, with ``config.solver``.
-
-    Returns:
-        Per plan, the validation loss (the score of ``FitResult.scores``) on the plan's
-        validation observations (``valid`` and held-out batches of the primary process,
-        else the latest ``config.holdout`` of each training batch's time points),
-        shape (n_plans,), inf where not finite; and the predictions at the batches'
-        observation times (long table ``batch, time, variable, value``).
-
-    Raises:
-        StudyError: as :func:`fit`.
-    """
-    plans = [plan] if isinstance(plan, Plan) else list(plan)
-    study, data, scales = _setup(model, study, process, plans)
-    weights = [_weights(study, data, config.holdout, process, pl) for pl in plans]
-    # the first weighting is the training one (it carries the penalties): not a score
-    weights = jnp.stack([weights[0][0], *(w[1] for w in weights)])
-    params = _trainable(model, study, data)
-    losses, ys = _evaluate(params, data, scales, weights, _StepSettings.of(config))
-    losses = np.asarray(losses)[1:]
-    frame = to_frame(np.asarray(ys), data, study.batch_names, model.variable_names)
-    return np.where(np.isfinite(losses), losses, np.inf), frame
-
-
-@eqx.filter_jit
-def _evaluate(params: Trainable, data: BatchData, scales, weights, config: _StepSettings):
-    return objective(
-        params, data, scales, weights, config.solver, config.likelihood, config.weight_decay
-    )
 
 
 def _setup(model: HybridModel, study: Study, process, plans: Sequence[Plan]):
@@ -549,9 +538,10 @@ def _optimiser(config: FitConfig | _StepSettings) -> optax.GradientTransformatio
 
 
 def _losses(params: Trainable, controls: _Controls, data, scales, config: _StepSettings):
-    """Every member's loss to minimise (training loss plus L2-SP penalty), (K,), and
-    its train and validation losses, (K, 2): all members' batches in one solve."""
-    losses, _ = members_objective(
+    """Every member's loss to minimise (training loss plus L2-SP penalty), (K,), its
+    train and validation losses, (K, 2), and its predictions, (K, B, M, n_vars): all
+    members' batches in one solve."""
+    losses, ys = members_objective(
         params,
         data,
         scales,
@@ -560,7 +550,7 @@ def _losses(params: Trainable, controls: _Controls, data, scales, config: _StepS
         config.likelihood,
         config.weight_decay,
     )
-    return losses[:, 0] + eqx.filter_vmap(_penalty)(params, controls), losses
+    return losses[:, 0] + eqx.filter_vmap(_penalty)(params, controls), losses, ys
 
 
 def _member_update(
@@ -601,10 +591,10 @@ def _step(
     diff, static = eqx.partition(state.params, eqx.is_inexact_array)
 
     def total(diff):
-        values, losses = _losses(eqx.combine(diff, static), controls, data, scales, config)
-        return jnp.sum(values), (values, losses)
+        values, losses, ys = _losses(eqx.combine(diff, static), controls, data, scales, config)
+        return jnp.sum(values), (values, losses, ys)
 
-    (_, (values, losses)), grads = jax.value_and_grad(total, has_aux=True)(diff)
+    (_, (values, losses, ys)), grads = jax.value_and_grad(total, has_aux=True)(diff)
     member = eqx.if_array(0)
     out = eqx.filter_vmap(_member_update, in_axes=(member,) * 9 + (None,) * 3)(
         state.params,
@@ -621,7 +611,8 @@ def _step(
         config,
     )
     params, opt_state, best, best_valid, since_best, finite = out
-    return _State(params, opt_state, best, best_valid, since_best, state.step + 1), losses, finite
+    new = _State(params, opt_state, best, best_valid, since_best, state.step + 1)
+    return new, losses, finite, ys
 
 
 def _center(params: Trainable, train: Float[Array, "B M"], process: Int[Array, " B"]):

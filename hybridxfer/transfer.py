@@ -26,7 +26,8 @@ strategy               plan
 =====================  =====================================================
 
 The candidates of one call train together, as members of one fit (one compile);
-``none``, which trains nothing, is scored by one solve of the source model instead.
+``none``, which trains nothing, is scored at the fit's first step, by a member that
+starts from the source unchanged (the values before that step's update).
 ``none`` and ``scratch`` are always among the candidates, as baselines: their
 validation scores say whether transfer helped, and a warning is given when it is
 likely to hurt. Validation: each candidate's *full* member, trained on all the target's
@@ -41,7 +42,6 @@ from __future__ import annotations
 
 import itertools
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 import equinox as eqx
@@ -53,7 +53,7 @@ from .metrics import nrmse
 from .model import HybridModel
 from .plan import Plan
 from .study import Study, StudyError
-from .training import FitConfig, FitResult, evaluate, fit
+from .training import FitConfig, FitResult, FitStep, fit
 
 __all__ = [
     "MAX_FOLDS",
@@ -232,8 +232,10 @@ def transfer(
     one member per cross-validation fold (:data:`MAX_FOLDS` folds at most; with 2
     or 3 batches, leave-one-batch-out), trained on the other batches and scored on
     the held-out one(s). ``none``, the source as is, is scored on the same
-    observations by one solve (:func:`hybridxfer.training.evaluate`), as a member
-    that trains nothing would be. The chosen candidate's full member is the result.
+    observations at the fit's first step, before any update, by the members of a
+    candidate that starts from the source unchanged (its own members if no candidate
+    does, e.g. for ``scratch``); that solve also gives the zero-shot error. The
+    chosen candidate's full member is the result.
 
     Args:
         source: the fitted source model (``hybridxfer.fit`` or ``load_fit``).
@@ -262,31 +264,34 @@ def transfer(
     names = list(plans)
     folds = _folds(target, strategy)
     trained = [n for n in names if n != "none"]
-    members = [replace(plans[n], held_out=f) for n in trained for f in [(), *folds]]
-    # none, the source as is, is scored without a member: it would train nothing, and
-    # its solve (the slowest of all members') would set the pace of every step. Its
-    # one solve compiles in a thread while the fit traces its step (Python, one core).
-    with ThreadPoolExecutor(1) as pool:
-        as_is = pool.submit(
-            evaluate,
-            source.model,
-            study,
-            process=process,
-            config=config,
-            plan=[replace(plans["none"], held_out=f) for f in [(), *folds]],
-        )
-        result = fit(
-            source.model, study, process=process, config=config, plan=members, progress=progress
-        )
-        as_is, predicted = as_is.result()
+    # none, the source as is, trains nothing: it is scored at the first step by the
+    # members of a candidate that starts from the source unchanged (not a member of
+    # its own for all steps: its solve, the slowest of all, would set every step's
+    # pace; nor a solve of its own: that compile cost ~2 s of a cold 2-batch auto)
+    probe = next((n for n in trained if _starts_as_source(plans[n], source.model)), "none")
+    stepped = trained if probe != "none" else [*trained, "none"]
+    members = [replace(plans[n], held_out=f) for n in stepped for f in [(), *folds]]
+    first: list[FitStep] = []  # the fit's first step
+    result = fit(
+        source.model,
+        study,
+        process=process,
+        config=config,
+        plan=members,
+        progress=progress,
+        callback=lambda s: None if first else first.append(s),
+    )
+    k = stepped.index(probe) * (1 + len(folds))  # the probe's full member, then its folds
+    as_is = first[0].losses[k : k + 1 + len(folds), 1]
     scores = np.empty(len(members))
     scores[list(result.ranking)] = result.scores
-    own = dict(zip(trained, scores.reshape(len(trained), 1 + len(folds))), none=as_is)
+    own = dict(zip(stepped, scores.reshape(len(stepped), 1 + len(folds))))
+    own["none"] = np.where(np.isfinite(as_is), as_is, np.inf)
     own = np.stack([own[n] for n in names])  # (candidates, full + folds)
     fits = {  # each candidate's full member; none: the source as is
         n: replace(source, process=process)
         if n == "none"
-        else _member_fit(result, trained.index(n) * (1 + len(folds)))
+        else _member_fit(result, stepped.index(n) * (1 + len(folds)))
         for n in names
     }
     table = pd.DataFrame(dict(candidate=names, late=own[:, 0]))
@@ -298,6 +303,7 @@ def transfer(
     chosen, reason = _choose(strategy, table, len(folds))
     table["chosen"] = table["candidate"] == chosen
     table = table.sort_values("validation", kind="stable").reset_index(drop=True)
+    predicted = first[0].predictions(k)
     similarity = _similarity(source, fits, chosen, study, process, source_process, table, predicted)
     if similarity.warning:
         warnings.warn(f"transfer to {process!r}: {similarity.warning}", stacklevel=2)
@@ -321,6 +327,11 @@ def _folds(target: Study, strategy: str) -> list[tuple[str, ...]]:
         return []
     k = min(len(train), MAX_FOLDS)
     return [tuple(train[i::k]) for i in range(k)]
+
+
+def _starts_as_source(plan: Plan, model: HybridModel) -> bool:
+    """Whether a member following `plan` starts with `model`'s values unchanged."""
+    return not plan.from_declared and all(plan.network_mode(n) != "relearn" for n in model.networks)
 
 
 def _member_fit(result: FitResult, member: int) -> FitResult:

@@ -10,7 +10,6 @@ import pandas as pd
 import pytest
 
 import hybridxfer as hx
-from hybridxfer.training import evaluate
 from hybridxfer.transfer import _mmd, anchor_sd, candidate_plans
 
 CONFIG = hx.FitConfig(steps=60, learning_rate=0.02)
@@ -90,21 +89,49 @@ def test_none_is_the_source_and_baselines_are_scored(source, study):
     assert np.isfinite(result.candidates["validation"]).all()
 
 
-def test_evaluate_scores_a_model_as_a_member_training_nothing(source, study):
-    """none is scored without a member: evaluate gives the scores a fit gives members
-    whose plan trains nothing (on late time points; on a held-out batch), and the
-    model's predictions of the batches (the zero-shot error's)."""
+@pytest.mark.parametrize("strategy", ["refit-mechanistic", "scratch"])
+def test_none_is_scored_as_a_member_training_nothing_and_predicts_as_simulate(
+    source, study, strategy
+):
+    """none is scored at the first step by a candidate starting from the source as is
+    (refit-mechanistic), or by members of its own (with scratch, no candidate does): the
+    scores a fit of one step gives a member whose plan trains nothing, and the source's
+    predictions (the zero-shot error's) are those of an independent simulation."""
+    result = _run(source, study, strategy)
     frozen = hx.Plan(parameters=(), networks={"g": "frozen"})
-    plans = [frozen, replace(frozen, held_out=("B0",))]
-    config = replace(CONFIG, steps=2)
-    fitted = hx.fit(source.model, study, process="B", config=config, plan=plans, progress=False)
-    scores, predicted = evaluate(source.model, study, process="B", config=config, plan=plans)
-    expected = [fitted.scores[fitted.ranking.index(i)] for i in range(len(plans))]
-    np.testing.assert_allclose(scores, expected, rtol=1e-9)
-    assert scores[0] != pytest.approx(scores[1])
+    one = replace(CONFIG, steps=1)
+    alone = hx.fit(source.model, study, process="B", config=one, plan=frozen, progress=False)
+    none = result.candidates.set_index("candidate").loc["none"]
+    assert none["late"] == pytest.approx(alone.scores[0], rel=1e-9)
     train = study.select(process="B", split="train")
-    alone = hx.simulate(source.model, train, solver=config.solver)
-    pd.testing.assert_frame_equal(predicted, alone, rtol=1e-9)
+    predicted = hx.simulate(source.model, train, solver=CONFIG.solver)
+    expected = hx.nrmse(predicted, train.measurements).dropna()
+    pd.testing.assert_series_equal(
+        result.similarity.zero_shot, expected[result.similarity.zero_shot.index], rtol=1e-9
+    )
+
+
+def test_fit_callback_sees_every_step_before_its_update(source, study):
+    """The callback's losses are the history's; its predictions, at the values the
+    first step started from, are those of an independent simulation."""
+    steps = []
+    config = replace(CONFIG, steps=3)
+    frozen = hx.Plan(parameters=(), networks={"g": "frozen"})
+    fitted = hx.fit(
+        source.model,
+        study,
+        process="B",
+        config=config,
+        plan=frozen,
+        progress=False,
+        callback=steps.append,
+    )
+    assert [s.step for s in steps] == [1, 2, 3]
+    history = fitted.history[["train", "valid"]].to_numpy()
+    np.testing.assert_array_equal(np.concatenate([s.losses for s in steps]), history)
+    fitted_batches = study.select(process="B", split="train")
+    predicted = hx.simulate(source.model, fitted_batches, solver=CONFIG.solver)
+    pd.testing.assert_frame_equal(steps[0].predictions(0), predicted, rtol=1e-9)
 
 
 def test_refit_mechanistic_changes_only_process_specific_parameters(source, study):

@@ -62,7 +62,9 @@ NOTES = """## Notes
   candidates (every member would solve the source's 10 batches too). `none` is the source
   model as is, scored at the fit's first step by a candidate that starts from the source
   unchanged (its validation losses before any update; the zero-shot error from that
-  step's solve). Seeds vary the drawn target batches; `FitConfig.seed` stays 0.
+  step's solve). A seed draws the target batches and the networks' initialisation
+  (`FitConfig.seed`; until 5bfcd6e it stayed 0, so one draw of `scratch`'s random start
+  weighed on every seed: drawn anew in b03c17b, B scratch at n = 10 went 0.042 -> 0.069).
 - Cold `auto` time on 2 cores (B, n = 2, 33 members = 11 trained candidates x (full + 2
   folds); timers around the step, idle machine): fit setup ~0.4 s; the step's compile
   ~8 s (tracing ~3.1 s, of which most is equinox's checkpointed while loop; XLA ~4.8 s
@@ -133,7 +135,9 @@ def run_auto(src, study, target, cfg) -> tuple[hx.TransferResult, float, list[st
 
 
 def run_cell(src, family, target, seed, n, strategies, cfg) -> list[dict]:
-    """Every strategy for one (target, seed, n): test NRMSE of Xv and P, seconds."""
+    """Every strategy for one (target, seed, n): test NRMSE of Xv and P, seconds. The
+    seed draws the training batches and the networks' initialisation (FitConfig.seed)."""
+    cfg = replace(cfg, seed=seed)
     train, test = draw(family, target, seed, n), family.select(process=target, split="test")
     study = subset(family, target, train)
     plans = candidate_plans(src.model, "auto", "A", anchor_sd(src))
@@ -402,7 +406,8 @@ def write(a, rows, timings, cells, t_start, load_start, strategies) -> None:
         f"family process_family.make_family(0): A 8 train + 2 valid; each target a pool of 12 "
         f"and 6 test batches; samples every 2 days, 5% noise. Source: cho_fed_batch.toml, "
         f"{a.source_steps} steps x 2 members. Transfer: FitConfig(steps={a.steps}) for every "
-        f"fit. Seeds draw the target training batches. Strategies: {', '.join(strategies)}."
+        f"fit. Seeds draw the target training batches and the network initialisation. "
+        f"Strategies: {', '.join(strategies)}."
     )
     info["reduced"] = (
         f"targets {', '.join(a.targets)}; n in {sorted({c[2] for c in cells})}; "

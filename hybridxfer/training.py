@@ -141,6 +141,8 @@ class FitStep:
         ys: each member's solve of the fitted batches at those values: states, then
             observations, at the batches' (padded) observation times, shape
             (K, B, M, n_vars); see :meth:`predictions`.
+        data, batches, variables: the fitted batches' arrays and names, and the
+            variable names (the last axis of `ys`).
     """
 
     step: int
@@ -559,7 +561,7 @@ def _member_update(
     """One member's update from its gradient; a member that has stopped (`patience`
     steps without improvement) keeps its state, so that it does not depend on the
     other members. The optimiser sees the member's values as one flat vector: a few
-    operations rather than a few per array (the step traces and compiles ~1 s faster)."""
+    operations rather than a few per array (the step traces and compiles ~0.4 s faster)."""
     diff, static = eqx.partition(params, eqx.is_inexact_array)
     z, unravel = ravel_pytree(diff)
     rate = ravel_pytree(c.rate)[0]

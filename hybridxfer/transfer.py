@@ -122,8 +122,9 @@ class TransferResult:
         candidates: per candidate (rows sorted by `validation`): ``late``, the full
             member's validation loss (late time points or valid batches);
             ``fold1``... its loss on each cross-validation fold (``auto``);
-            ``validation``, the score the choice uses (loss relative to the best
-            candidate's, averaged over late and folds; 1 is best); ``trained``, how
+            ``validation``, the score the choice uses (per view, late and each fold,
+            the loss relative to the best candidate's; their geometric mean; 1 would
+            be best in every view); ``trained``, how
             many values it trains; ``chosen``, the one used.
         reason: why this strategy was used.
         similarity: how alike the processes are, and the warning if any.
@@ -237,6 +238,11 @@ def transfer(
     does, e.g. for ``scratch``); that solve also gives the zero-shot error. The
     chosen candidate's full member is the result.
 
+    ``auto``'s rule: in each view (the late points or valid batches; each fold) a
+    candidate's loss is divided by the best candidate's; its score is the geometric
+    mean of these ratios over the views; of the candidates within :data:`TOLERANCE`
+    of the best score, the one that trains the fewest values is chosen.
+
     Args:
         source: the fitted source model (``hybridxfer.fit`` or ``load_fit``).
         study: holds the target's batches (``train``, optional ``valid``), and the
@@ -297,8 +303,10 @@ def transfer(
     table = pd.DataFrame(dict(candidate=names, late=own[:, 0]))
     for j in range(len(folds)):
         table[f"fold{j + 1}"] = own[:, 1 + j]
-    kinds = [own[:, 0], *([own[:, 1:].mean(axis=1)] if folds else [])]
-    table["validation"] = np.mean([k / max(k.min(), 1e-300) for k in kinds], axis=0)
+    # per view (late points, each fold) the loss relative to the best candidate's, then
+    # their geometric mean: every view counts alike, a ratio's scale is the same in each
+    relative = own / np.maximum(own.min(axis=0), 1e-300)
+    table["validation"] = np.exp(np.log(relative).mean(axis=1))
     table["trained"] = [_trained_values(source.model, plans[n]) for n in names]
     chosen, reason = _choose(strategy, table, len(folds))
     table["chosen"] = table["candidate"] == chosen

@@ -92,8 +92,11 @@ NOTES = """## Notes
 
 
 def source_fit(family: hx.Study, steps: int, members: int) -> hx.FitResult:
-    """Fit A once (train, early stopping on valid) with its parameter table; cached."""
-    cache = Path(tempfile.gettempdir()) / f"hx-transfer-bench-source-{steps}x{members}"
+    """Fit A once (train, early stopping on valid) with its parameter table; cached
+    (keyed by A's data, so a changed family is fitted anew)."""
+    a = family.select(process="A")
+    data = zlib.crc32((a.measurements.to_csv() + a.inputs.to_csv()).encode())
+    cache = Path(tempfile.gettempdir()) / f"hx-transfer-bench-source-{steps}x{members}-{data:08x}"
     if (cache / "model.toml").exists():
         return hx.load_fit(cache)
     model = hx.load_model(demo_model_path())

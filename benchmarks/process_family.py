@@ -18,14 +18,14 @@ non-growth-associated production that *drops* at low temperature.
 Recipes as in ``hybridxfer.demo.generate_demo_study``: random seeding (Xv, Glc, Lac,
 V), feed medium Sf, feed from day 3 with a change on day 8, and a temperature shift
 (day 4-7, to 32-35 degC) in 3 of every 4 batches of each split (which ones: random;
-the demo draws each batch's shift on its own, with probability 3/4); 14 days.
+the demo draws each batch's shift on its own, with probability 3/4); 14 days. Offline
+samples every `SAMPLE_EVERY` days (all of Xv, Glc, Lac, P; titre not at t = 0), 5%
+multiplicative noise; each sample withdraws 5 mL.
 
 Why exactly 3 of 4: at 37 degC the temperature terms are 1, so an unshifted batch of B3
 is a batch of A. Drawn one by one, B3's pool of 12 held 6 shifted batches (its 6 test
-batches 5), and 4 of the benchmark's 5 seeds drew two unshifted batches at n = 2:
-training data that cannot show what differs. Offline samples every
-`SAMPLE_EVERY` days (all of Xv, Glc, Lac, P; titre not at t = 0), 5% multiplicative
-noise; each sample withdraws 5 mL.
+batches 5), and 4 of the transfer benchmark's 5 seeds drew two unshifted batches at
+n = 2: training data that cannot show what differs.
 """
 
 from __future__ import annotations

@@ -65,6 +65,16 @@ NOTES = """## Notes
   step's solve). A seed draws the target batches and the networks' initialisation
   (`FitConfig.seed`; until 5bfcd6e it stayed 0, so one draw of `scratch`'s random start
   weighed on every seed: drawn anew in b03c17b, B scratch at n = 10 went 0.042 -> 0.069).
+- `auto` scores a candidate by the geometric mean over its views (late points, each fold)
+  of its loss relative to the best candidate's in that view (since 38a172d; before, the
+  late score and the folds' mean, each relative, were averaged). Replayed on saved
+  candidate tables of a *second* family draw (`make_family(1)`, 5 targets x 5 seeds x
+  n = 1-3), the n = 2 medians went B1 0.058 -> 0.049, B2 0.063 -> 0.038, B, B3 and U
+  unchanged; on `make_family(0)` (the old recipe) B1 0.052 -> 0.044, the rest unchanged.
+- The family's temperature shifts are in exactly 3 of every 4 batches of each split since
+  38eb09a (before, each batch drew its own: B3's pool held 6 of 12, and 4 of 5 seeds drew
+  two 37 degC batches at n = 2, where B3 is A). Every batch was redrawn, so results before
+  and after differ by the data draw as well.
 - Cold `auto` time on 2 cores (B, n = 2, 33 members = 11 trained candidates x (full + 2
   folds); timers around the step, idle machine): fit setup ~0.4 s; the step's compile
   ~8 s (tracing ~3.1 s, of which most is equinox's checkpointed while loop; XLA ~4.8 s
@@ -79,7 +89,9 @@ NOTES = """## Notes
   states are built on the host and network weights drawn with NumPy (setup 2.3 -> 0.4
   s: eager JAX operations compiled on first use), and `none` needs no solve of its own
   (its own compile cost ~2 s: with it compiling in a thread, cold auto took 15.3-17.2 s
-  in five runs, without it 13.8-14.6 s). Tried, no gain: XLA flags
+  in five runs, without it 13.8-14.6 s); c160f30 15.3 / 6.1 s on a slower day of the
+  shared machine (stop 10's code, fresh processes, alternating with this one: 16.5 and
+  15.8 s against 14.1 and 15.5 s). Tried, no gain: XLA flags
   (`xla_backend_optimization_level` 0/1, `xla_cpu_parallel_codegen_split_count`,
   `exec_time_optimization_effort` -1), training tolerances 1e-4/1e-3 (the slow steps are
   stiffness-bound), checkpoint slots 16, no `jump_ts`, Bosh3 instead of Tsit5 (compile

@@ -39,7 +39,7 @@ import pandas as pd
 
 import hybridxfer as hx
 from hybridxfer.demo import demo_model_path
-from hybridxfer.transfer import anchor_sd, candidate_plans
+from hybridxfer.transfer import MAX_FOLDS, anchor_sd, candidate_plans
 
 try:
     from process_family import RELATED_TARGETS, UNRELATED_TARGETS, make_family
@@ -49,7 +49,7 @@ except ImportError:  # imported as benchmarks.transfer
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-MAIN, NS, LOBO_MAX = "B", (1, 2, 3, 5, 10), 3
+MAIN, NS, AUTO_MAX_OTHER = "B", (1, 2, 3, 5, 10), 3
 SOLO = ("scratch", "refit-mechanistic", "fine-tune", "fine-tune-last", "l2sp")
 OK = {True: "PASS", False: "FAIL"}
 NOTES = """## Notes
@@ -57,9 +57,11 @@ NOTES = """## Notes
 - Non-auto strategies are members of one vmapped `hx.fit` with `hx.transfer`'s plans; a
   member's network initialisation depends on its plan (not its position), so `scratch` here
   equals the `scratch` candidate inside `auto` (same data, plan and settings).
-- `auto` trains every candidate once on all n batches (its result) and, for 2 <= n <= 3,
-  once per leave-one-batch-out fold, all as members of one fit; `multitask` is not among its
-  candidates (every member would solve the source's 10 batches too). `none` is the source
+- `auto` trains every candidate once on all n batches (its result) and, for n >= 2, once
+  per cross-validation fold (leave-one-batch-out for n <= 3, 3 folds beyond), all as
+  members of one fit (until stop 12 the benchmark moved one of n > 3 batches to `valid`,
+  so auto's result trained on n - 1 and lost to scratch on U by that batch); `multitask`
+  is not among its candidates (every member would solve the source's 10 batches too). `none` is the source
   model as is, scored at the fit's first step by a candidate that starts from the source
   unchanged (its validation losses before any update; the zero-shot error from that
   step's solve). A seed draws the target batches and the networks' initialisation
@@ -120,11 +122,10 @@ def source_fit(family: hx.Study, steps: int, members: int) -> hx.FitResult:
     return src
 
 
-def subset(family: hx.Study, target: str, train: list[str], valid: str | None = None):
-    """Source A's batches and the given target batches (`valid` moved to split valid)."""
+def subset(family: hx.Study, target: str, train: list[str]):
+    """Source A's batches and the given target batches."""
     b = family.batches
-    keep = b["batch"].isin(train) | (b["process"] == "A")
-    batches = b[keep].assign(split=np.where(b[keep]["batch"] == valid, "valid", b[keep]["split"]))
+    batches = b[b["batch"].isin(train) | (b["process"] == "A")]
     rows = lambda t: t[t["batch"].isin(batches["batch"])]  # noqa: E731
     return hx.Study(rows(family.measurements), rows(family.inputs), batches, family.name)
 
@@ -149,6 +150,10 @@ def run_auto(src, study, target, cfg) -> tuple[hx.TransferResult, float, list[st
     return res, seconds, [str(w.message) for w in caught if "transfer to" in str(w.message)]
 
 
+def n_folds(res: hx.TransferResult) -> int:
+    return sum(c.startswith("fold") for c in res.candidates.columns)
+
+
 def run_cell(src, family, target, seed, n, strategies, cfg) -> list[dict]:
     """Every strategy for one (target, seed, n): test NRMSE of Xv and P, seconds. The
     seed draws the training batches and the networks' initialisation (FitConfig.seed)."""
@@ -169,12 +174,9 @@ def run_cell(src, family, target, seed, n, strategies, cfg) -> list[dict]:
             rows.append(base | dict(strategy=group[member], seconds=seconds))
             rows[-1].update(score(res.members[rank], test))
     if "auto" in strategies:
-        valid = train[-1] if n > LOBO_MAX else None  # one fold: the last batch is valid
-        res, seconds, caught = run_auto(src, subset(family, target, train, valid), target, cfg)
+        res, seconds, caught = run_auto(src, study, target, cfg)  # the library's own folds
         rows.append(base | dict(strategy="auto", seconds=seconds, chosen=res.strategy))
-        rows[-1].update(
-            validation="lobo" if n > 1 and valid is None else "valid" if valid else "late"
-        )
+        rows[-1].update(validation=f"late + {n_folds(res)}-fold" if n > 1 else "late")
         rows[-1].update(warning=res.similarity.warning, python_warnings=caught)
         rows[-1].update(score(res.model, test))
     return [r for r in rows if r["strategy"] in strategies]
@@ -392,7 +394,7 @@ def main() -> None:
     todo = [c for c in cells if c not in done]
     a.invocations = old.get("info", {}).get("invocations", 0) + bool(todo)  # runs with cells
     for t, seed, n in todo:
-        no_auto = (t in RELATED_TARGETS and t != MAIN and n > LOBO_MAX) or (
+        no_auto = (t in RELATED_TARGETS and t != MAIN and n > AUTO_MAX_OTHER) or (
             a.auto_ns is not None and n not in a.auto_ns
         )
         cell_strategies = [x for x in strategies if not (no_auto and x == "auto")]
@@ -429,10 +431,10 @@ def write(a, rows, timings, cells, t_start, load_start, strategies) -> None:
         f"main target {MAIN}: {a.seeds} seeds; other targets: {a.other_seeds} seeds; "
         + (f"auto only at n in {a.auto_ns}; " if a.auto_ns else "")
         + f"on the "
-        f"other related targets auto only at n <= {LOBO_MAX} (cost). auto "
-        f"validates on late time points and leave-one-batch-out for 2 <= n <= {LOBO_MAX}, at n > "
-        f"{LOBO_MAX} on one of its n batches moved to split 'valid' (its result trained on n-1), "
-        f"on late time points only at n = 1. Non-auto strategies: one vmapped fit with "
+        f"other related targets auto only at n <= {AUTO_MAX_OTHER} (cost). auto "
+        f"as the library runs it on n batches: validated on late time points and, for n >= 2, "
+        f"min(n, {MAX_FOLDS})-fold cross-validation (leave-one-batch-out "
+        f"at n <= 3); its result trained on all n. Non-auto strategies: one vmapped fit with "
         f"transfer's plans (see docstring). "
         f"Cells done: {len(done)} of {len(cells)}"
         + ("" if len(done) == len(cells) else " (run stopped: PARTIAL results)")

@@ -61,12 +61,13 @@ NOTES = """## Notes
   per cross-validation fold (leave-one-batch-out for n <= 3, 3 folds beyond), all as
   members of one fit (until stop 12 the benchmark moved one of n > 3 batches to `valid`,
   so auto's result trained on n - 1 and lost to scratch on U by that batch); `multitask`
-  is not among its candidates (every member would solve the source's 10 batches too). `none` is the source
-  model as is, scored at the fit's first step by a candidate that starts from the source
-  unchanged (its validation losses before any update; the zero-shot error from that
-  step's solve). A seed draws the target batches and the networks' initialisation
-  (`FitConfig.seed`; until 5bfcd6e it stayed 0, so one draw of `scratch`'s random start
-  weighed on every seed: drawn anew in b03c17b, B scratch at n = 10 went 0.042 -> 0.069).
+  is not among its candidates (every member would solve the source's 10 batches too).
+  `none` is the source model as is, scored at the fit's first step by a candidate that
+  starts from the source unchanged (its validation losses before any update; the
+  zero-shot error from that step's solve). A seed draws the target batches and the
+  networks' initialisation (`FitConfig.seed`; until 5bfcd6e it stayed 0, so one draw of
+  `scratch`'s random start weighed on every seed: drawn anew in b03c17b, B scratch at
+  n = 10 went 0.042 -> 0.069).
 - `auto` scores a candidate by the geometric mean over its views (late points, each fold)
   of its loss relative to the best candidate's in that view (since 38a172d; before, the
   late score and the folds' mean, each relative, were averaged). Replayed on saved
@@ -236,24 +237,44 @@ def summary(rows: list[dict]) -> pd.DataFrame:
     return out.reset_index()
 
 
+def ratio_ci(rows: list[dict], target: str, num: tuple, dens: list[tuple], level=0.9) -> str:
+    """Bootstrap interval of median(num) / min over dens of median(den), the avg NRMSE
+    of (strategy, n) cells over seeds (seeds resampled together: the pairs share
+    their draw); how far a check's ratio could move with other seeds."""
+    df = pd.DataFrame([r for r in rows if r["target"] == target])
+    df = df.assign(avg=(df["nrmse_Xv"] + df["nrmse_P"]) / 2)
+    wide = df.pivot_table(index="seed", columns=["strategy", "n"], values="avg")
+    if not all(k in wide for k in [num, *dens]) or len(wide) < 2:
+        return ""
+    x = wide[[num, *dens]].dropna().to_numpy()
+    draws = np.random.default_rng(0).integers(0, len(x), (2000, len(x)))
+    med = np.median(x[draws], axis=1)  # (draws, 1 + len(dens))
+    lo, hi = np.quantile(med[:, 0] / med[:, 1:].min(axis=1), [(1 - level) / 2, (1 + level) / 2])
+    return f"{level:.0%} CI x{lo:.2f}-{hi:.2f}"
+
+
 def checks(s: pd.DataFrame, rows: list[dict], times: list[dict]) -> list[dict]:
-    """The issue's acceptance criteria, with measured values."""
+    """The issue's acceptance criteria, with measured values (and, for ratios, a
+    bootstrap interval over seeds)."""
     at = lambda t, st, n, c="avg": s.query("target == @t and strategy == @st and n == @n")[c]  # noqa: E731
     val = lambda *a: float(at(*a).iloc[0]) if len(at(*a)) else np.nan  # noqa: E731
     out = []
     for t in [x for x in RELATED_TARGETS if x in set(s["target"])]:
         a, sc, s10 = val(t, "auto", 2), val(t, "scratch", 2), val(t, "scratch", 10)
         x = {v: val(t, "auto", 2, v) / val(t, "scratch", 2, v) for v in ("Xv", "P")}
-        v = f"auto {a:.3f} vs scratch {sc:.3f} ({a / sc - 1:+.0%}); Xv x{x['Xv']:.2f}, P "
+        ci = ratio_ci(rows, t, ("auto", 2), [("scratch", 2)])
+        v = f"auto {a:.3f} vs scratch {sc:.3f} ({a / sc - 1:+.0%}, {ci}); Xv x{x['Xv']:.2f}, P "
         ok = a <= 0.6 * sc and max(x.values()) <= 1.1
         out.append((f"{t}, n=2: auto <= 0.6 x scratch, Xv, P <= 1.1 x", f"{v}x{x['P']:.2f}", ok))
-        v = f"{a:.3f} vs {s10:.3f} (x{a / s10:.2f})"
+        ci = ratio_ci(rows, t, ("auto", 2), [("scratch", 10)])
+        v = f"{a:.3f} vs {s10:.3f} (x{a / s10:.2f}; {ci})"
         if not np.isnan(s10):  # (no n=10 in --quick)
             out.append((f"{t}: auto at n=2 <= 1.3 x scratch at n=10", v, a <= 1.3 * s10))
     for t in [x for x in UNRELATED_TARGETS if x in set(s["target"])]:
         ns = sorted(set(s.query("target == @t and strategy == 'auto'")["n"]))
         x = {n: val(t, "auto", n) / min(val(t, "none", n), val(t, "scratch", n)) for n in ns}
-        v = ", ".join(f"n={n}: x{r:.2f}" for n, r in x.items())
+        ci = {n: ratio_ci(rows, t, ("auto", n), [("none", n), ("scratch", n)]) for n in ns}
+        v = ", ".join(f"n={n}: x{r:.2f} ({ci[n]})" for n, r in x.items())
         out.append(
             (f"{t}: auto avg <= 1.1 x min(none, scratch) at every n", v, max(x.values()) <= 1.1)
         )

@@ -59,7 +59,7 @@ NOTES = """## Notes
   equals the `scratch` candidate inside `auto` (same data, plan and settings).
 - `auto` trains every candidate once on all n batches (its result) and, for n >= 2, once
   per cross-validation fold (leave-one-batch-out for n <= 3, 3 folds beyond), all as
-  members of one fit (until stop 12 the benchmark moved one of n > 3 batches to `valid`,
+  members of one fit (until bf4d720 the benchmark moved one of n > 3 batches to `valid`,
   so auto's result trained on n - 1 and lost to scratch on U by that batch); `multitask`
   is not among its candidates (every member would solve the source's 10 batches too).
   `none` is the source model as is, scored at the fit's first step by a candidate that

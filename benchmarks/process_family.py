@@ -142,6 +142,19 @@ def _recipe(rng, batch: str, shift: bool):
     return meas, inputs, round(rng.uniform(250, 450))
 
 
+def truth_model(process: str) -> hx.HybridModel:
+    """The ground-truth model of `process` (its constants are batch constants)."""
+    return hx.parse_model(RELATED if PROCESSES[process] else UNRELATED, source=f"truth {process}")
+
+
+def truth_simulation(family: hx.Study, process: str, split: str = "test") -> pd.DataFrame:
+    """The truth's noise-free simulation of a process's batches at their measurement
+    times: its NRMSE against the measurements is the floor set by their noise."""
+    part = family.select(process=process, split=split)
+    batches = part.batches.assign(**(PROCESSES[process] or {}))
+    return hx.simulate(truth_model(process), hx.Study(part.measurements, part.inputs, batches))
+
+
 def make_family(seed: int = 0, counts: dict[str, tuple[int, int, int]] | None = None) -> hx.Study:
     """The family as one study, truth constants dropped.
 
@@ -169,8 +182,7 @@ def make_family(seed: int = 0, counts: dict[str, tuple[int, int, int]] | None = 
         study = hx.study_from_frames(
             pd.DataFrame(meas, columns=columns), pd.DataFrame(inputs, columns=columns), rows
         )
-        truth = hx.parse_model(RELATED if consts else UNRELATED, source=f"truth {process}")
-        sim = hx.simulate(truth, study, times={b: times for b in study.batch_names})
+        sim = hx.simulate(truth_model(process), study, times={b: times for b in study.batch_names})
         sim = sim[(sim["variable"] != "V") & ~((sim["variable"] == "P") & (sim["time"] == 0))]
         noisy = sim["value"] * (1 + NOISE * rng.standard_normal(len(sim)))
         v0 = study.measurements[study.measurements["variable"] == "V"]

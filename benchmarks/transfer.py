@@ -42,9 +42,14 @@ from hybridxfer.demo import demo_model_path
 from hybridxfer.transfer import MAX_FOLDS, anchor_sd, candidate_plans
 
 try:
-    from process_family import RELATED_TARGETS, UNRELATED_TARGETS, make_family
+    from process_family import RELATED_TARGETS, UNRELATED_TARGETS, make_family, truth_simulation
 except ImportError:  # imported as benchmarks.transfer
-    from benchmarks.process_family import RELATED_TARGETS, UNRELATED_TARGETS, make_family
+    from benchmarks.process_family import (
+        RELATED_TARGETS,
+        UNRELATED_TARGETS,
+        make_family,
+        truth_simulation,
+    )
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -94,13 +99,23 @@ NOTES = """## Notes
   (its own compile cost ~2 s: with it compiling in a thread, cold auto took 15.3-17.2 s
   in five runs, without it 13.8-14.6 s); c160f30 15.3 / 6.1 s on a slower day of the
   shared machine (stop 10's code, fresh processes, alternating with this one: 16.5 and
-  15.8 s against 14.1 and 15.5 s). Tried, no gain: XLA flags
+  15.8 s against 14.1 and 15.5 s); 7c687fe 16.9 / 6.2 s (fresh 17.5 s) on a slower day
+  still (stop 10's code alongside: 18.5 and 18.3 s against 17.5 and 18.1 s). Tried, no
+  gain: JAX's persistent compilation cache (it does not store the step: the solve holds
+  equinox's runtime error checks, host callbacks), XLA flags
   (`xla_backend_optimization_level` 0/1, `xla_cpu_parallel_codegen_split_count`,
   `exec_time_optimization_effort` -1), training tolerances 1e-4/1e-3 (the slow steps are
   stiffness-bound), checkpoint slots 16, no `jump_ts`, Bosh3 instead of Tsit5 (compile
   -0.8 s, steps slower), saving only segment ends (-0.6 s compile; not worth a second
   code path). A 10-step warm-up would save ~1.3 s, re-learned networks starting at 1 ~0.5
   s; both change accuracy and are not adopted.
+- Reproducibility: on one machine a cell is bit for bit the same when rerun, alone or
+  after other calls in the process. Across the shared machine's hosts (CPU and its code
+  paths may change between days) strategies that start from the source agree to 1e-13,
+  but `scratch`'s training from a random start amplifies rounding: B and U at n = 5 and
+  10, seeds 0-4, recomputed a day later moved by 1.2% (median) and up to 13% in avg.
+- The truth's own test NRMSE, the floor left by the 5% noise, is 0.025-0.029 on the
+  related targets and 0.039 on U (dotted in the plot).
 - `embedding` is not in the grid: the CHO model declares no embedding parameter and the
   family has one source process (`tests/test_embedding.py` measures it).
 """
@@ -138,8 +153,18 @@ def draw(family: hx.Study, target: str, seed: int, n: int) -> list[str]:
 
 
 def score(model, test: hx.Study) -> dict:
-    e = hx.nrmse(hx.predict(model, test), test.measurements)
+    return score_prediction(hx.predict(model, test), test)
+
+
+def score_prediction(prediction: pd.DataFrame, test: hx.Study) -> dict:
+    e = hx.nrmse(prediction, test.measurements)
     return dict(nrmse_Xv=float(e["Xv"]), nrmse_P=float(e["P"]))
+
+
+def floor(family: hx.Study, target: str) -> dict:
+    """Test NRMSE of the ground truth itself: what the measurements' noise leaves."""
+    test = family.select(process=target, split="test")
+    return score_prediction(truth_simulation(family, target), test)
 
 
 def run_auto(src, study, target, cfg) -> tuple[hx.TransferResult, float, list[str]]:
@@ -347,6 +372,12 @@ def markdown(s, rows, times, fresh, acc, info) -> str:
         best = part[part["strategy"] != "auto"].sort_values(["n", "avg"]).groupby("n").head(1)
         best = [f"n={r.n}: {r.strategy} {r.avg:.3f}" for r in best.itertuples()]
         lines.append("\nbest of the other strategies: " + "; ".join(best))
+        if t in info.get("floor", {}):
+            x, p = info["floor"][t]["nrmse_Xv"], info["floor"][t]["nrmse_P"]
+            lines.append(
+                f"\nthe truth itself (the floor the 5% noise sets): {(x + p) / 2:.3f} "
+                f"[{x:.3f} / {p:.3f}]"
+            )
     return "\n".join(lines) + "\n\n" + NOTES
 
 
@@ -357,7 +388,7 @@ def cell(r: pd.DataFrame) -> str:
     return f"{r.avg:.3f} [{r.Xv:.3f} / {r.P:.3f}] ({r.avg_q25:.3f}-{r.avg_q75:.3f}; {r.seeds})"
 
 
-def plot(s: pd.DataFrame, path: Path) -> None:
+def plot(s: pd.DataFrame, path: Path, floors: dict) -> None:
     targets, colours = list(dict.fromkeys(s["target"])), plt.cm.tab10.colors
     fig, axes = plt.subplots(1, len(targets), figsize=(3.6 * len(targets) + 2.0, 3.6))
     for ax, t in zip(np.atleast_1d(axes), targets):
@@ -366,6 +397,9 @@ def plot(s: pd.DataFrame, path: Path) -> None:
             if g.empty:  # not run (e.g. embedding: the model has no embedding parameter)
                 continue
             ax.plot(g["n"], g["avg"], "o-", lw=2.8 if st == "auto" else 1.2, c=c, label=st)
+        if t in floors:
+            f = (floors[t]["nrmse_Xv"] + floors[t]["nrmse_P"]) / 2
+            ax.axhline(f, c="k", ls=":", lw=1.2, label="the truth (noise floor)")
         ax.set(title=f"target {t}", xlabel="target training batches", yscale="log", xscale="log")
         ax.set_xticks(NS, [str(n) for n in NS])
     np.atleast_1d(axes)[0].set_ylabel("test NRMSE, mean of Xv and P (median)")
@@ -414,6 +448,7 @@ def main() -> None:
     done = {(r["target"], r["seed"], r["n"]) for r in rows}
     todo = [c for c in cells if c not in done]
     a.invocations = old.get("info", {}).get("invocations", 0) + bool(todo)  # runs with cells
+    a.floors = {t: floor(family, t) for t in a.targets}
     for t, seed, n in todo:
         no_auto = (t in RELATED_TARGETS and t != MAIN and n > AUTO_MAX_OTHER) or (
             a.auto_ns is not None and n not in a.auto_ns
@@ -437,6 +472,7 @@ def write(a, rows, timings, cells, t_start, load_start, strategies) -> None:
         date=datetime.datetime.now().isoformat(timespec="seconds"), invocations=a.invocations
     )
     git = lambda *c: subprocess.run(["git", *c], capture_output=True, text=True).stdout.strip()  # noqa: E731
+    info["floor"] = a.floors
     info["library"] = git("rev-parse", "--short", "HEAD") + (
         " + uncommitted changes" if git("status", "--porcelain", "hybridxfer") else ""
     )
@@ -468,7 +504,7 @@ def write(a, rows, timings, cells, t_start, load_start, strategies) -> None:
     (a.out / "transfer.json").write_text(json.dumps(out, indent=1, default=str))
     md = "# hybridxfer transfer benchmark\n\n" + markdown(s, rows, times, fresh, acc, info)
     (a.out / "transfer.md").write_text(md)
-    plot(s, a.out / "transfer.png")
+    plot(s, a.out / "transfer.png", info["floor"])
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ import zlib
 from dataclasses import replace
 from pathlib import Path
 
+import equinox as eqx
 import jax
 import matplotlib
 import numpy as np
@@ -109,6 +110,10 @@ NOTES = """## Notes
   -0.8 s, steps slower), saving only segment ends (-0.6 s compile; not worth a second
   code path). A 10-step warm-up would save ~1.3 s, re-learned networks starting at 1 ~0.5
   s; both change accuracy and are not adopted.
+- Each `auto` row holds its candidate table (`candidates`: scores, values trained) with
+  every candidate's test NRMSE and `moved`, the norm of its fitted values' change from the
+  source's, to replay selection rules offline (rows computed since 1feff5e; earlier rows
+  have none).
 - Reproducibility: on one machine a cell is bit for bit the same when rerun, alone or
   after other calls in the process. Across the shared machine's hosts (CPU and its code
   paths may change between days) strategies that start from the source agree to 1e-13,
@@ -204,8 +209,22 @@ def run_cell(src, family, target, seed, n, strategies, cfg) -> list[dict]:
         rows.append(base | dict(strategy="auto", seconds=seconds, chosen=res.strategy))
         rows[-1].update(validation=f"late + {n_folds(res)}-fold" if n > 1 else "late")
         rows[-1].update(warning=res.similarity.warning, python_warnings=caught)
-        rows[-1].update(score(res.model, test))
+        rows[-1].update(score(res.model, test), candidates=candidate_records(src, res, test))
     return [r for r in rows if r["strategy"] in strategies]
+
+
+def candidate_records(src, res: hx.TransferResult, test: hx.Study) -> list[dict]:
+    """auto's candidate table with each candidate's test NRMSE and how far its fitted
+    values moved from the source's (Euclidean norm over every inexact array: unconstrained
+    parameters and network weights), so that selection rules can be replayed offline."""
+    flat = lambda m: np.concatenate(  # noqa: E731
+        [np.ravel(x) for x in jax.tree.leaves(eqx.filter(m, eqx.is_inexact_array))]
+    )
+    out = json.loads(res.candidates.to_json(orient="records"))
+    for c in out:
+        model = res.candidate_fits[c["candidate"]].model
+        c.update(score(model, test), moved=float(np.linalg.norm(flat(model) - flat(src.model))))
+    return out
 
 
 def timing(src, family, strategies, cfg) -> list[dict]:

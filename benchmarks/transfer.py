@@ -112,7 +112,7 @@ NOTES = """## Notes
   s; both change accuracy and are not adopted.
 - Each `auto` row holds its candidate table (`candidates`: scores, values trained) with
   every candidate's test NRMSE and `moved`, the norm of its fitted values' change from the
-  source's, to replay selection rules offline (rows computed since 1feff5e; earlier rows
+  source's, to replay selection rules offline (rows computed since faea143; earlier rows
   have none).
 - Reproducibility: on one machine a cell is bit for bit the same when rerun, alone or
   after other calls in the process. Across the shared machine's hosts (CPU and its code

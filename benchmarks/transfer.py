@@ -220,10 +220,10 @@ def candidate_records(src, res: hx.TransferResult, test: hx.Study) -> list[dict]
     flat = lambda m: np.concatenate(  # noqa: E731
         [np.ravel(x) for x in jax.tree.leaves(eqx.filter(m, eqx.is_inexact_array))]
     )
-    out = json.loads(res.candidates.to_json(orient="records"))
+    out, source = json.loads(res.candidates.to_json(orient="records")), flat(src.model)
     for c in out:
         model = res.candidate_fits[c["candidate"]].model
-        c.update(score(model, test), moved=float(np.linalg.norm(flat(model) - flat(src.model))))
+        c.update(score(model, test), moved=float(np.linalg.norm(flat(model) - source)))
     return out
 
 

@@ -20,9 +20,9 @@ strategy               plan
                        process-specific parameters per process
 ``auto``               the above but multitask (whose every member would
                        solve the source's batches too: ~9x the cost per
-                       member) and per-part plans (each network frozen,
-                       tuned or re-learned), chosen by validation on the
-                       target's own batches
+                       member) and per-part plans (each network frozen or
+                       tuned), chosen by validation on the target's own
+                       batches
 =====================  =====================================================
 
 The candidates of one call train together, as members of one fit (one compile);
@@ -196,7 +196,10 @@ def candidate_plans(
             networks=dict.fromkeys(nets, "tune"), joint=(source_process,), learning_rate=0.5
         )
     if strategy == "auto":
-        for modes in itertools.product(("frozen", "tune", "relearn"), repeat=len(nets)):
+        # no network re-learned alone: from a random start on a few batches it was
+        # seldom the best, noisy validation often picked it, and it is the slowest
+        # member (stiff solves); scratch re-learns them all (benchmarks/transfer.py)
+        for modes in itertools.product(("frozen", "tune"), repeat=len(nets)):
             if len(set(modes)) > 1:  # uniform choices are whole-model strategies above
                 name = "parts[" + ",".join(f"{n}={m}" for n, m in zip(nets, modes)) + "]"
                 plans[name] = Plan(parameters=specific or None, networks=dict(zip(nets, modes)))

@@ -11,6 +11,7 @@ import pytest
 from scipy import stats
 
 import hybridxfer as hx
+from hybridxfer.demo import demo_model_path
 from hybridxfer.transfer import _mmd, anchor_sd, candidate_plans
 
 CONFIG = hx.FitConfig(steps=60, learning_rate=0.02)
@@ -284,6 +285,22 @@ def test_auto_prefers_the_candidate_training_fewest_values_within_tolerance():
     assert _choose("auto", table, 2)[0] == "fine-tune-last"  # within tolerance, fewest values
     table.loc[3, "validation"] = 1.0 + TOLERANCE * 1.01
     assert _choose("auto", table, 2)[0] == "scratch"  # best; fine-tune ties on values, scores worse
+
+
+def test_auto_tries_each_mix_of_frozen_and_tuned_networks():
+    """Per-part plans: every mix of frozen and tuned networks that is not a whole-model
+    strategy, with the process-specific parameters refit; no network re-learned alone."""
+    model = hx.load_model(demo_model_path())  # networks growth and production
+    plans = candidate_plans(model, "auto", None, {})
+    parts = {k: v for k, v in plans.items() if k.startswith("parts[")}
+    assert set(parts) == {
+        "parts[growth=tune,production=frozen]",
+        "parts[growth=frozen,production=tune]",
+    }
+    for plan in parts.values():
+        assert plan.parameters == ("mu_max", "Y_xglc", "beta")
+    assert {"none", "scratch", "fine-tune", "refit-mechanistic"} <= set(plans)
+    assert "multitask" not in plans
 
 
 def test_mmd_tells_different_processes_apart(study):

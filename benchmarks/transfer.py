@@ -15,7 +15,7 @@ also timed once on the main target at n = 2.
 
     PYTHONPATH=. python benchmarks/transfer.py [--seeds 5] [--other-seeds 2] [--steps 200]
         [--targets B U B1 B2 B3] [--ns 1 2 3 5 10] [--auto-ns 2] [--strategies none ... auto]
-        [--quick] [--resume] [--out benchmarks/results]
+        [--quick] [--resume [--redo STRATEGY ...]] [--out benchmarks/results]
 """
 
 import argparse
@@ -188,7 +188,7 @@ def n_folds(res: hx.TransferResult) -> int:
 
 
 def run_cell(src, family, target, seed, n, strategies, cfg) -> list[dict]:
-    """Every strategy for one (target, seed, n): test NRMSE of Xv and P, seconds. The
+    """`strategies` for one (target, seed, n): test NRMSE of Xv and P, seconds. The
     seed draws the training batches and the networks' initialisation (FitConfig.seed)."""
     cfg = replace(cfg, seed=seed)
     train, test = draw(family, target, seed, n), family.select(process=target, split="test")
@@ -304,8 +304,8 @@ def checks(s: pd.DataFrame, rows: list[dict], times: list[dict]) -> list[dict]:
     bootstrap interval over seeds)."""
     at = lambda t, st, n, c="avg": s.query("target == @t and strategy == @st and n == @n")[c]  # noqa: E731
     val = lambda *a: float(at(*a).iloc[0]) if len(at(*a)) else np.nan  # noqa: E731
-    out = []
-    for t in [x for x in RELATED_TARGETS if x in set(s["target"])]:
+    out, measured = [], set(s.query("strategy == 'auto'")["target"])  # (a partial run)
+    for t in [x for x in RELATED_TARGETS if x in measured]:
         a, sc, s10 = val(t, "auto", 2), val(t, "scratch", 2), val(t, "scratch", 10)
         x = {v: val(t, "auto", 2, v) / val(t, "scratch", 2, v) for v in ("Xv", "P")}
         ci = ratio_ci(rows, t, ("auto", 2), [("scratch", 2)])
@@ -316,7 +316,7 @@ def checks(s: pd.DataFrame, rows: list[dict], times: list[dict]) -> list[dict]:
         v = f"{a:.3f} vs {s10:.3f} (x{a / s10:.2f}; {ci})"
         if not np.isnan(s10):  # (no n=10 in --quick)
             out.append((f"{t}: auto at n=2 <= 1.3 x scratch at n=10", v, a <= 1.3 * s10))
-    for t in [x for x in UNRELATED_TARGETS if x in set(s["target"])]:
+    for t in [x for x in UNRELATED_TARGETS if x in measured]:
         ns = sorted(set(s.query("target == @t and strategy == 'auto'")["n"]))
         x = {n: val(t, "auto", n) / min(val(t, "none", n), val(t, "scratch", n)) for n in ns}
         ci = {n: ratio_ci(rows, t, ("auto", n), [("none", n), ("scratch", n)]) for n in ns}
@@ -381,14 +381,16 @@ def markdown(s, rows, times, fresh, acc, info) -> str:
         for st in [x for x in hx.STRATEGIES if x in set(part["strategy"])]:
             cells = [cell(part[(part["strategy"] == st) & (part["n"] == n)]) for n in ns]
             lines.append(f"| {st} | " + " | ".join(cells) + " |")
-        auto = [r for r in rows if r["target"] == t and r["strategy"] == "auto"]
+        auto = pd.DataFrame([r for r in rows if r["target"] == t and r["strategy"] == "auto"])
         picks = (
-            pd.DataFrame(auto)
-            .groupby("n")["chosen"]
-            .agg(lambda c: {k: int(v) for k, v in c.value_counts().items()})
+            auto.groupby("n")["chosen"].agg(
+                lambda c: {k: int(v) for k, v in c.value_counts().items()}
+            )
+            if len(auto)
+            else pd.Series()
         )
         lines.append("\nauto chose: " + "; ".join(f"n={n}: {d}" for n, d in picks.items()))
-        fired = {n: sum(bool(r["warning"]) for r in auto if r["n"] == n) for n in picks.index}
+        fired = {n: int(auto.query("n == @n")["warning"].astype(bool).sum()) for n in picks.index}
         lines.append(f"\nnegative-transfer warning (auto runs): {fired}")
         best = part[part["strategy"] != "auto"].sort_values(["n", "avg"]).groupby("n").head(1)
         best = [f"n={r.n}: {r.strategy} {r.avg:.3f}" for r in best.itertuples()]
@@ -441,7 +443,15 @@ def main() -> None:
     p.add_argument("--strategies", nargs="+", default=list(hx.STRATEGIES), choices=hx.STRATEGIES)
     p.add_argument("--quick", action="store_true", help="1 seed, n 1-2, 3 strategies, 30 steps")
     p.add_argument("--out", type=Path, help="default benchmarks/results (--quick: a temp folder)")
-    p.add_argument("--resume", action="store_true", help="keep the cells in OUT/transfer.json")
+    p.add_argument("--resume", action="store_true", help="keep the rows in OUT/transfer.json")
+    p.add_argument(
+        "--redo",
+        nargs="+",
+        default=[],
+        choices=hx.STRATEGIES,
+        help="with --resume: compute these strategies' rows and the timing anew (e.g. after "
+        "a change to auto), keeping the other rows",
+    )
     p.add_argument("--time-one", choices=hx.STRATEGIES, help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.time_one:
@@ -458,6 +468,9 @@ def main() -> None:
     old = json.loads(old.read_text()) if a.resume and old.exists() else {}
     if old and old["info"]["steps"] != a.steps:
         raise SystemExit(f"--resume: {a.out / 'transfer.json'} has other --steps")
+    if a.redo:
+        old = {k: v for k, v in old.items() if k not in ("timing", "fresh")}
+        old["rows"] = [r for r in old.get("rows", []) if r["strategy"] not in a.redo]
     t_start = t0 - old.get("info", {}).get("wall_s", 0.0)  # wall time of earlier runs too
     load_start = old.get("info", {}).get("load_start", load_start)
     times, rows = old.get("timing") or timing(src, family, strategies, cfg), old.get("rows", [])
@@ -465,16 +478,24 @@ def main() -> None:
     print(json.dumps(times), json.dumps(fresh), flush=True)
     seeds = {t: range(a.seeds if t == MAIN else a.other_seeds) for t in a.targets}
     cells = [(t, seed, n) for t in a.targets for seed in seeds[t] for n in ns]
-    done = {(r["target"], r["seed"], r["n"]) for r in rows}
-    todo = [c for c in cells if c not in done]
-    a.invocations = old.get("info", {}).get("invocations", 0) + bool(todo)  # runs with cells
-    a.floors = {t: floor(family, t) for t in a.targets}
-    for t, seed, n in todo:
+    have = {c: set() for c in cells}
+    for r in rows:
+        have.setdefault((r["target"], r["seed"], r["n"]), set()).add(r["strategy"])
+
+    def missing(t, seed, n) -> list[str]:  # the strategies a cell still needs
         no_auto = (t in RELATED_TARGETS and t != MAIN and n > AUTO_MAX_OTHER) or (
             a.auto_ns is not None and n not in a.auto_ns
         )
-        cell_strategies = [x for x in strategies if not (no_auto and x == "auto")]
+        wanted = [x for x in strategies if not (no_auto and x == "auto")]
+        return [x for x in wanted if x not in have[t, seed, n]]
+
+    todo = [(c, m) for c in cells if (m := missing(*c))]
+    a.invocations = old.get("info", {}).get("invocations", 0) + bool(todo)  # runs with cells
+    a.pending = len(todo)
+    a.floors = {t: floor(family, t) for t in a.targets}
+    for k, ((t, seed, n), cell_strategies) in enumerate(todo):
         rows += run_cell(src, family, t, seed, n, cell_strategies, cfg)
+        a.pending = len(todo) - k - 1  # cells still missing a strategy's row
         print(json.dumps(rows[-1], default=str), flush=True)
         write(a, rows, (times, fresh), cells, t_start, load_start, strategies)
     write(a, rows, (times, fresh), cells, t_start, load_start, strategies)  # --resume: redraw only
@@ -484,7 +505,6 @@ def write(a, rows, timings, cells, t_start, load_start, strategies) -> None:
     """All outputs from the rows so far (called after every cell, so a stopped run
     leaves its partial results); `timings`: in-process and fresh-process calls."""
     times, fresh = timings
-    done = {(r["target"], r["seed"], r["n"]) for r in rows}
     info = dict(platform=platform.platform(), cpu_count=os.cpu_count(), jax=jax.__version__)
     info.update(load_start=[round(x, 1) for x in load_start], wall_s=time.perf_counter() - t_start)
     info.update(load_end=[round(x, 1) for x in os.getloadavg()], quick=a.quick, steps=a.steps)
@@ -513,8 +533,8 @@ def write(a, rows, timings, cells, t_start, load_start, strategies) -> None:
         f"min(n, {MAX_FOLDS})-fold cross-validation (leave-one-batch-out at n <= {MAX_FOLDS}); "
         f"its result trained on all n. Non-auto strategies: one vmapped fit with transfer's "
         f"plans (see docstring). "
-        f"Cells done: {len(done)} of {len(cells)}"
-        + ("" if len(done) == len(cells) else " (run stopped: PARTIAL results)")
+        f"Cells done: {len(cells) - a.pending} of {len(cells)}"
+        + (" (run stopped: PARTIAL results)" if a.pending else "")
     )
     s = summary(rows)
     acc = checks(s, rows, times)

@@ -67,7 +67,8 @@ NOTES = """## Notes
   per cross-validation fold (leave-one-batch-out for n <= 3, 3 folds beyond), all as
   members of one fit (until bf4d720 the benchmark moved one of n > 3 batches to `valid`,
   so auto's result trained on n - 1 and lost to scratch on U by that batch); `multitask`
-  is not among its candidates (every member would solve the source's 10 batches too).
+  is not among its candidates (every member would solve the source's 10 batches too),
+  and its per-part plans mix frozen and tuned networks (see below).
   `none` is the source model as is, scored at the fit's first step by a candidate that
   starts from the source unchanged (its validation losses before any update; the
   zero-shot error from that step's solve). A seed draws the target batches and the
@@ -80,12 +81,24 @@ NOTES = """## Notes
   candidate tables of a *second* family draw (`make_family(1)`, 5 targets x 5 seeds x
   n = 1-3), the n = 2 medians went B1 0.058 -> 0.049, B2 0.063 -> 0.038, B, B3 and U
   unchanged; on `make_family(0)` (the old recipe) B1 0.052 -> 0.044, the rest unchanged.
+- Since 2142bf7 `auto`'s per-part plans mix frozen and tuned networks only (here 2 plans;
+  7 trained candidates instead of 11); the 4 plans that re-learned one network from a
+  random start are gone (`scratch` re-learns both). Replayed first on stop 12's saved
+  candidate tables (both family draws, 5 targets x 5 seeds x n = 1-3; 10 seeds at n = 2
+  on this draw): the pick's test NRMSE changed by a geometric mean of x0.91 (n = 1),
+  x0.97 (n = 2) and x0.98 (n = 3) on the related targets, x1.00 on U. Then every `auto`
+  row was recomputed (`--redo auto`; the other rows are as before). Paired per cell, new
+  over old: related targets x0.92 (n = 1; 12 cells better, 6 worse of 40), x0.96 (n = 2;
+  5 better, 6 worse), x0.97 (n = 3; 15 better, 3 worse), B at n = 5 and 10 x1.01; U
+  x0.98. Medians at n = 2: B 0.054 -> 0.054, B1 0.037 -> 0.039, B2 0.056 -> 0.060 (one
+  seed: 0.049 with growth re-learned, now 0.065), B3 0.042 -> 0.036; B3 at n = 1 0.071
+  -> 0.061. Cold `auto` 3.3 s faster (below).
 - The family's temperature shifts are in exactly 3 of every 4 batches of each split since
   38eb09a (before, each batch drew its own: B3's pool held 6 of 12, and 4 of 5 seeds drew
   two 37 degC batches at n = 2, where B3 is A). Every batch was redrawn, so results before
   and after differ by the data draw as well.
-- Cold `auto` time on 2 cores (B, n = 2, 33 members = 11 trained candidates x (full + 2
-  folds); timers around the step, idle machine): fit setup ~0.4 s; the step's compile
+- Cold `auto` time on 2 cores (B, n = 2; until 2142bf7 33 members = 11 trained candidates
+  x (full + 2 folds); timers around the step, idle machine): fit setup ~0.4 s; the step's compile
   ~8 s (tracing ~3.1 s, of which most is equinox's checkpointed while loop; XLA ~4.8 s
   wall, 8.2 s CPU on 2 cores); 200 steps ~5.5 s in two groups of 17 members, one per core
   (~60-70 ms per step for the first 50, while members re-learning the growth network from
@@ -101,7 +114,11 @@ NOTES = """## Notes
   in five runs, without it 13.8-14.6 s); c160f30 15.3 / 6.1 s on a slower day of the
   shared machine (stop 10's code, fresh processes, alternating with this one: 16.5 and
   15.8 s against 14.1 and 15.5 s); 7c687fe 16.9 / 6.2 s (fresh 17.5 s) on a slower day
-  still (stop 10's code alongside: 18.5 and 18.3 s against 17.5 and 18.1 s). Tried, no
+  still (stop 10's code alongside: 18.5 and 18.3 s against 17.5 and 18.1 s); 2142bf7
+  12.4 / 3.6 s (fresh 14.2 s) with 21 members, no network re-learned alone (fresh
+  processes alternating with 60aa237: 11.9 and 12.6 s against 15.7 and 15.2 s, warm 3.3
+  against 5.7-6.0 s; its compile log: setup 0.45 s, tracing 3.4 s, XLA 5.9 s, 200 steps
+  4.0 s). Tried, no
   gain: JAX's persistent compilation cache (it does not store the step: the solve holds
   equinox's runtime error checks, host callbacks), XLA flags
   (`xla_backend_optimization_level` 0/1, `xla_cpu_parallel_codegen_split_count`,
@@ -112,8 +129,7 @@ NOTES = """## Notes
   s; both change accuracy and are not adopted.
 - Each `auto` row holds its candidate table (`candidates`: scores, values trained) with
   every candidate's test NRMSE and `moved`, the norm of its fitted values' change from the
-  source's, to replay selection rules offline (rows computed since faea143; earlier rows
-  have none).
+  source's, to replay selection rules offline (every row since the `--redo auto` above).
 - Reproducibility: on one machine a cell is bit for bit the same when rerun, alone or
   after other calls in the process. Across the shared machine's hosts (CPU and its code
   paths may change between days) strategies that start from the source agree to 1e-13,
@@ -390,7 +406,7 @@ def markdown(s, rows, times, fresh, acc, info) -> str:
             else pd.Series()
         )
         lines.append("\nauto chose: " + "; ".join(f"n={n}: {d}" for n, d in picks.items()))
-        fired = {n: int(auto.query("n == @n")["warning"].astype(bool).sum()) for n in picks.index}
+        fired = {n: int(auto.query("n == @n")["warning"].notna().sum()) for n in picks.index}
         lines.append(f"\nnegative-transfer warning (auto runs): {fired}")
         best = part[part["strategy"] != "auto"].sort_values(["n", "avg"]).groupby("n").head(1)
         best = [f"n={r.n}: {r.strategy} {r.avg:.3f}" for r in best.itertuples()]

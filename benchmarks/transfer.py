@@ -29,6 +29,7 @@ import tempfile
 import time
 import warnings
 import zlib
+from collections import defaultdict
 from dataclasses import replace
 from pathlib import Path
 
@@ -494,9 +495,9 @@ def main() -> None:
     print(json.dumps(times), json.dumps(fresh), flush=True)
     seeds = {t: range(a.seeds if t == MAIN else a.other_seeds) for t in a.targets}
     cells = [(t, seed, n) for t in a.targets for seed in seeds[t] for n in ns]
-    have = {c: set() for c in cells}
+    have = defaultdict(set)  # each cell's strategies with a row
     for r in rows:
-        have.setdefault((r["target"], r["seed"], r["n"]), set()).add(r["strategy"])
+        have[r["target"], r["seed"], r["n"]].add(r["strategy"])
 
     def missing(t, seed, n) -> list[str]:  # the strategies a cell still needs
         no_auto = (t in RELATED_TARGETS and t != MAIN and n > AUTO_MAX_OTHER) or (

@@ -226,7 +226,7 @@ def run_cell(src, family, target, seed, n, strategies, cfg) -> list[dict]:
     if "auto" in strategies:
         res, seconds, caught = run_auto(src, study, target, cfg)  # the library's own folds
         rows.append(base | dict(strategy="auto", seconds=seconds, chosen=res.strategy))
-        rows[-1].update(validation=f"late + {n_folds(res)}-fold" if n > 1 else "late")
+        rows[-1].update(validation=f"{n_folds(res)}-fold" if n > 1 else "late")
         rows[-1].update(warning=res.similarity.warning, python_warnings=caught)
         rows[-1].update(score(res.model, test), candidates=candidate_records(src, res, test))
     return [r for r in rows if r["strategy"] in strategies]

@@ -38,6 +38,10 @@ class Plan:
         held_out: training batches of the primary process that this member scores
             instead of training on, as if their split were ``valid`` (one fold of a
             cross-validation whose folds train together as members of one fit).
+        all_points: with no ``valid`` batches, train on every time point of the
+            training batches instead of holding the latest out for validation; the
+            member is then scored by its loss on them (no early stopping): for a
+            member validated otherwise (e.g. by cross-validation folds).
     """
 
     parameters: tuple[str, ...] | None = None
@@ -49,6 +53,7 @@ class Plan:
     learning_rate: float = 1.0
     from_declared: bool = False
     held_out: tuple[str, ...] = ()
+    all_points: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "networks", dict(self.networks))

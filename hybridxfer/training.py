@@ -348,12 +348,15 @@ def _of(process):
 def _plan_keys(seed: int, plans: Sequence[Plan]) -> list:
     """A PRNG key per member from the seed and its plan, not its position, so that a
     plan's member starts alike whatever is fitted with it. Equal plans (restarts) get
-    successive keys; `held_out` does not count (folds start like the full fit)."""
+    successive keys; `held_out` and `all_points` do not count (folds start like the
+    full fit)."""
     keys, seen = [], {}
     for plan in plans:
         text = json.dumps(asdict(plan), sort_keys=True)
         repeat = seen[text] = seen.get(text, -1) + 1
-        what = json.dumps(asdict(replace(plan, held_out=())), sort_keys=True)
+        what = asdict(replace(plan, held_out=()))
+        del what["all_points"]  # not in the text, so that keys stay as before it existed
+        what = json.dumps(what, sort_keys=True)
         key = jax.random.fold_in(jax.random.PRNGKey(seed), zlib.crc32(what.encode()))
         keys.append(jax.random.fold_in(key, repeat))
     return keys
@@ -375,8 +378,8 @@ def _check_held_out(plans: Sequence[Plan], study: Study, process) -> None:
 def _weights(study: Study, data: BatchData, holdout: float, process, plan: Plan):
     """Observation weights (2, B, M): training (primary train batches 1, the plan's
     joint processes' batches `joint_weight`) and validation (primary valid batches,
-    with the plan's held-out batches among them, or the latest `holdout` of the
-    primary train batches' time points if none)."""
+    with the plan's held-out batches among them, or if none the latest `holdout` of the
+    primary train batches' time points, or with `plan.all_points` the training ones)."""
     B = data.mask.shape[0]
     split, proc = np.full(B, "", dtype=object), np.full(B, "", dtype=object)
     held = study.batches["batch"].isin(plan.held_out).to_numpy()
@@ -387,6 +390,8 @@ def _weights(study: Study, data: BatchData, holdout: float, process, plan: Plan)
     train = mask & (primary & (split == "train"))[:, None]
     if (primary & (split == "valid")).any():
         valid = mask & (primary & (split == "valid"))[:, None]
+    elif plan.all_points:
+        valid = train
     else:
         times = np.asarray(data.times)
         end = np.where(train, times, -np.inf).max(axis=1, keepdims=True)

@@ -32,10 +32,12 @@ starts from the source unchanged (the values before that step's update).
 validation scores say whether transfer helped, and a warning is given when it is
 likely to hurt. Validation: each candidate's *full* member, trained on all the target's
 training batches, is scored on the ``valid`` batches, else on the latest time
-points of each batch; for ``auto`` with several batches and no ``valid`` ones,
-each candidate is also scored by cross-validation (leave-one-batch-out with 2 or 3
-batches), its folds being further members of the same fit. ``auto`` then returns
-the chosen candidate's full member (see :func:`transfer` for the rule).
+points of each batch. For ``auto`` with several batches and no ``valid`` ones,
+cross-validation scores the candidates instead (leave-one-batch-out with 2 or 3
+batches), its folds being further members of the same fit, and the full members
+of all but the baselines train on every time point: no late points are held out
+of the model ``auto`` returns, the chosen candidate's full member (see
+:func:`transfer` for the rule).
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ from .study import Study, StudyError
 from .training import FitConfig, FitResult, FitStep, fit
 
 __all__ = [
+    "BASELINES",
     "MAX_FOLDS",
     "STEPS",
     "TOLERANCE",
@@ -69,7 +72,8 @@ __all__ = [
 
 MAX_FOLDS = 3
 STEPS = 200  # a transfer fit's default steps: what benchmarks/transfer.py measures
-TOLERANCE = 0.2
+TOLERANCE = 0.1
+BASELINES = ("none", "scratch")  # always candidates; fitted as their strategies are
 
 STRATEGIES = (
     "none",
@@ -119,13 +123,13 @@ class TransferResult:
         fit: the transferred model as a fit result (``fit.model``, ``fit.members``;
             save it with :func:`hybridxfer.save_fit`).
         strategy: the strategy used (for ``auto``, the winning candidate).
-        candidates: per candidate (rows sorted by `validation`): ``late``, the full
-            member's validation loss (late time points or valid batches);
-            ``fold1``... its loss on each cross-validation fold (``auto``);
-            ``validation``, the score the choice uses (per view, late and each fold,
-            the loss relative to the best candidate's; their geometric mean; 1 would
-            be best in every view); ``trained``, how
-            many values it trains; ``chosen``, the one used.
+        candidates: per candidate (rows sorted by `validation`): its loss in each
+            view, ``fold1``... on each cross-validation fold (``auto`` with several
+            batches), else ``late``, the full member's on the late time points or
+            valid batches; ``validation``, the score the choice uses (per view the
+            loss relative to the best candidate's; their geometric mean; 1 would be
+            best in every view); ``trained``, how many values it trains; ``chosen``,
+            the one used.
         reason: why this strategy was used.
         similarity: how alike the processes are, and the warning if any.
         candidate_fits: every candidate's fit on all the target's training batches
@@ -214,7 +218,7 @@ def candidate_plans(
             "multitask": "the source process's batches in the study",
         }
         raise ValueError(f"strategy {strategy!r} needs {needs[strategy]}")
-    return {k: plans[k] for k in dict.fromkeys(["none", "scratch", strategy])}
+    return {k: plans[k] for k in dict.fromkeys([*BASELINES, strategy])}
 
 
 def transfer(
@@ -235,16 +239,20 @@ def transfer(
     points), and for ``auto`` with several training batches and no ``valid`` ones,
     one member per cross-validation fold (:data:`MAX_FOLDS` folds at most; with 2
     or 3 batches, leave-one-batch-out), trained on the other batches and scored on
-    the held-out one(s). ``none``, the source as is, is scored on the same
-    observations at the fit's first step, before any update, by the members of a
-    candidate that starts from the source unchanged (its own members if no candidate
-    does, e.g. for ``scratch``); that solve also gives the zero-shot error. The
-    chosen candidate's full member is the result.
+    the held-out one(s); the folds then validate, and the full members of all
+    candidates but the :data:`BASELINES` train on every time point (the baselines
+    are fitted as their strategies are: ``scratch`` with the late points held out).
+    ``none``, the source as is, is scored on the same observations at the fit's
+    first step, before any update, by the members of a candidate that starts from
+    the source unchanged (its own members if no candidate does, e.g. for
+    ``scratch``); that solve also gives the zero-shot error. The chosen candidate's
+    full member is the result.
 
-    ``auto``'s rule: in each view (the late points or valid batches; each fold) a
-    candidate's loss is divided by the best candidate's; its score is the geometric
-    mean of these ratios over the views; of the candidates within :data:`TOLERANCE`
-    of the best score, the one that trains the fewest values is chosen.
+    ``auto``'s rule: in each view (each fold; without folds, the late points or valid
+    batches) a candidate's loss is divided by the best candidate's; its score is the
+    geometric mean of these ratios over the views; of the candidates within
+    :data:`TOLERANCE` of the best score, the one that trains the fewest values is
+    chosen.
 
     Args:
         source: the fitted source model (``hybridxfer.fit`` or ``load_fit``).
@@ -279,7 +287,11 @@ def transfer(
     # pace; nor a solve of its own: that compile cost ~2 s of a cold 2-batch auto)
     probe = next((n for n in trained if _starts_as_source(plans[n], source.model)), "none")
     stepped = trained if probe != "none" else [*trained, "none"]
-    members = [replace(plans[n], held_out=f) for n in stepped for f in [(), *folds]]
+    members = [
+        replace(plans[n], held_out=f, all_points=bool(folds) and not f and n not in BASELINES)
+        for n in stepped
+        for f in [(), *folds]
+    ]
     first: list[FitStep] = []  # the fit's first step
     result = fit(
         source.model,
@@ -303,12 +315,13 @@ def transfer(
         else _member_fit(result, stepped.index(n) * (1 + len(folds)))
         for n in names
     }
-    table = pd.DataFrame(dict(candidate=names, late=own[:, 0]))
-    for j in range(len(folds)):
-        table[f"fold{j + 1}"] = own[:, 1 + j]
-    # per view (late points, each fold) the loss relative to the best candidate's, then
-    # their geometric mean: every view counts alike, a ratio's scale is the same in each
-    relative = own / np.maximum(own.min(axis=0), 1e-300)
+    # the views: the folds if any (the full members then train on every point), else
+    # the full members' validation; per view the loss relative to the best candidate's,
+    # then their geometric mean: every view counts alike, a ratio's scale is the same
+    views = own[:, 1:] if folds else own[:, :1]
+    view_names = [f"fold{j + 1}" for j in range(len(folds))] or ["late"]
+    table = pd.DataFrame(dict(candidate=names) | dict(zip(view_names, views.T)))
+    relative = views / np.maximum(views.min(axis=0), 1e-300)
     table["validation"] = np.exp(np.log(relative).mean(axis=1))
     table["trained"] = [_trained_values(source.model, plans[n]) for n in names]
     chosen, reason = _choose(strategy, table, len(folds))
@@ -380,7 +393,7 @@ def _choose(strategy: str, table: pd.DataFrame, n_folds: int) -> tuple[str, str]
     """The candidate used and why (``auto``: see :func:`transfer`)."""
     score = dict(zip(table["candidate"], table["validation"]))
     trained = dict(zip(table["candidate"], table["trained"]))
-    how = f"late time points and {n_folds}-fold cross-validation" if n_folds else "validation"
+    how = f"{n_folds}-fold cross-validation" if n_folds else "validation"
     base = f"none {score['none']:.3g}, scratch {score['scratch']:.3g}"
     if strategy != "auto":
         verdict = (

@@ -12,7 +12,7 @@ from scipy import stats
 
 import hybridxfer as hx
 from hybridxfer.demo import demo_model_path
-from hybridxfer.transfer import _mmd, anchor_sd, candidate_plans
+from hybridxfer.transfer import BASELINES, _mmd, anchor_sd, candidate_plans
 
 CONFIG = hx.FitConfig(steps=60, learning_rate=0.02)
 TRUTH = {"A": 0.30, "B": 0.20}  # mu_max per process; the inhibition is shared
@@ -173,8 +173,9 @@ def test_auto_chooses_among_all_candidates_in_one_fit(auto):
         "fine-tune-last",
         "l2sp",
     }
-    assert {"late", "fold1", "fold2"} <= set(table.columns)  # 2 batches: leave-one-out
-    views = table[["late", "fold1", "fold2"]]
+    # 2 batches: leave-one-out folds are the views (the full members train on every point)
+    assert {"fold1", "fold2"} <= set(table.columns) and "late" not in table.columns
+    views = table[["fold1", "fold2"]]
     np.testing.assert_allclose(table["validation"], stats.gmean(views / views.min(), axis=1))
     assert set(auto.candidate_fits) == set(table["candidate"])
     assert auto.fit is auto.candidate_fits[auto.strategy]
@@ -214,14 +215,41 @@ def test_a_held_out_member_is_the_fit_with_that_batch_valid(source, study):
     assert not np.isclose(together.scores[together.ranking.index(1)], alone.scores[0])
 
 
+def test_a_member_on_all_points_trains_as_if_its_validation_were_elsewhere(source, study):
+    """Plan.all_points: with no valid batches, a member trains on every time point, as a
+    fit does whose valid batches are others (here copies of the training batches), and
+    is scored by its loss on the training data."""
+    train = study.select(process="B", split="train")
+    copy = lambda t: t.assign(batch=t["batch"] + "-copy")  # noqa: E731
+    with_copies = hx.Study(
+        pd.concat([train.measurements, copy(train.measurements)]),
+        pd.concat([train.inputs, copy(train.inputs)]),
+        pd.concat([train.batches, copy(train.batches).assign(split="valid")]),
+    )
+    plan = hx.Plan(networks={"g": "tune"})
+    alone = hx.fit(
+        source.model,
+        train,
+        process="B",
+        config=CONFIG,
+        plan=replace(plan, all_points=True),
+        progress=False,
+    )
+    ref = hx.fit(source.model, with_copies, process="B", config=CONFIG, plan=plan, progress=False)
+    for loss in ("train", "valid"):  # valid: the copies' loss, the training data's
+        np.testing.assert_allclose(alone.history[loss], ref.history[loss], rtol=1e-9)
+    held = hx.fit(source.model, train, process="B", config=CONFIG, plan=plan, progress=False)
+    assert held.history["train"].iloc[0] != pytest.approx(alone.history["train"].iloc[0])
+
+
 def test_candidate_fits_equal_single_plan_fits_on_all_batches(source, study, auto):
     """Each candidate's result is its member trained on both batches (no refit, no
-    fold): equal to a fit of that plan alone; the similarity uses the refit one."""
+    fold; on every time point, but for the baselines, fitted as their strategies are):
+    equal to a fit of that plan alone; the similarity uses the refit one."""
     plans = candidate_plans(source.model, "auto", "A", anchor_sd(source))
     for name in ("scratch", "refit-mechanistic"):
-        alone = hx.fit(
-            source.model, study, process="B", config=CONFIG, plan=plans[name], progress=False
-        )
+        plan = replace(plans[name], all_points=name not in BASELINES)
+        alone = hx.fit(source.model, study, process="B", config=CONFIG, plan=plan, progress=False)
         got = auto.candidate_fits[name]
         np.testing.assert_allclose(got.model.free, alone.model.free, rtol=1e-6)
         for a, b in zip(_weights(got.model), _weights(alone.model)):

@@ -112,7 +112,15 @@ NOTES = """## Notes
   targets, x0.97 and x0.98 on U at n = 2 and 3. A tolerance of 0.1, better on this
   draw's replay (related x0.93 against x0.94; U n = 3 0.111 against 0.122), was worse
   on the second (x1.11 at n = 1, x0.91 at n = 2): kept at 0.2. Then every `auto` row was
-  recomputed (`--redo auto`). PAIRED
+  recomputed (`--redo auto`; 101 of its 190 cells on another host, 10 days later, see
+  Reproducibility). Paired per cell, new over old (geometric mean): related targets
+  x1.01 at n = 2 (21 cells better, 15 worse of 40), x0.93 at n = 3 (29 better, 9 worse),
+  B x0.85 at n = 5 and x0.82 at n = 10 (10 of 10 better each); U x1.00. At n = 1, where
+  the rule did not change, x1.02 (5 of 40 cells moved, all where `scratch` was picked:
+  its rounding across hosts). Medians at n = 2: B 0.054 -> 0.042, B1 0.039 -> 0.040,
+  B2 0.060 -> 0.048, B3 0.036 -> 0.043. On B3 the best candidate per run (an oracle)
+  went 0.033 -> 0.037: `l2sp` early-stopped on the late points tested better there than
+  trained on every point, so B3's checks now fail with any selection rule.
 - The family's temperature shifts are in exactly 3 of every 4 batches of each split since
   38eb09a (before, each batch drew its own: B3's pool held 6 of 12, and 4 of 5 seeds drew
   two 37 degC batches at n = 2, where B3 is A). Every batch was redrawn, so results before
@@ -155,6 +163,11 @@ NOTES = """## Notes
   paths may change between days) strategies that start from the source agree to 1e-13,
   but `scratch`'s training from a random start amplifies rounding: B and U at n = 5 and
   10, seeds 0-4, recomputed a day later moved by 1.2% (median) and up to 13% in avg.
+  The `auto` rows of U's seeds 7-9 and of B1-B3 were computed on 2026-12-05, the other
+  rows on 2026-11-25 (the source, refitted, was bit for bit the same): `scratch` inside
+  `auto` equals the `scratch` row to 1e-11 in 104 of 190 cells, and moved by up to x2 in
+  the others; its medians agree within 0.002 at n = 2 and differ most at n = 1 (B3
+  0.113 row, 0.128 inside `auto`; U 0.168, 0.156).
 - The truth's own test NRMSE, the floor left by the 5% noise, is 0.025-0.029 on the
   related targets and 0.039 on U (dotted in the plot).
 - `embedding` is not in the grid: the CHO model declares no embedding parameter and the

@@ -66,11 +66,12 @@ NOTES = """## Notes
   member's network initialisation depends on its plan (not its position), so `scratch` here
   equals the `scratch` candidate inside `auto` (same data, plan and settings).
 - `auto` trains every candidate once on all n batches (its result) and, for n >= 2, once
-  per cross-validation fold (leave-one-batch-out for n <= 3, 3 folds beyond), all as
-  members of one fit (until bf4d720 the benchmark moved one of n > 3 batches to `valid`,
-  so auto's result trained on n - 1 and lost to scratch on U by that batch); `multitask`
-  is not among its candidates (every member would solve the source's 10 batches too),
-  and its per-part plans mix frozen and tuned networks (see below).
+  on their early time points (the late view) and once per cross-validation fold
+  (leave-one-batch-out for n <= 3, 3 folds beyond), all as members of one fit (until
+  bf4d720 the benchmark moved one of n > 3 batches to `valid`, so auto's result trained
+  on n - 1 and lost to scratch on U by that batch); `multitask` is not among its
+  candidates (every member would solve the source's 10 batches too), and its per-part
+  plans mix frozen and tuned networks (see below).
   `none` is the source model as is, scored at the fit's first step by a candidate that
   starts from the source unchanged (its validation losses before any update; the
   zero-shot error from that step's solve). A seed draws the target batches and the
@@ -591,8 +592,8 @@ def write(a, rows, timings, cells, t_start, load_start, strategies) -> None:
         + (f"auto only at n in {a.auto_ns}; " if a.auto_ns else "")
         + f"on the "
         f"other related targets auto only at n <= {AUTO_MAX_OTHER} (cost). auto "
-        f"as the library runs it on n batches: validated on late time points at n = 1, by "
-        f"min(n, {MAX_FOLDS})-fold cross-validation at n >= 2 (leave-one-batch-out at n <= "
+        f"as the library runs it on n batches: validated on late time points, at n >= 2 "
+        f"also by min(n, {MAX_FOLDS})-fold cross-validation (leave-one-batch-out at n <= "
         f"{MAX_FOLDS}); its result trained on all n (at n >= 2 on every time point, but for "
         f"the baselines none and scratch). Non-auto strategies: one vmapped fit with transfer's "
         f"plans (see docstring). "

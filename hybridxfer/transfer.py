@@ -33,10 +33,11 @@ validation scores say whether transfer helped, and a warning is given when it is
 likely to hurt. Validation: each candidate's *full* member, trained on all the target's
 training batches, is scored on the ``valid`` batches, else on the latest time
 points of each batch. For ``auto`` with several batches and no ``valid`` ones,
-cross-validation scores the candidates instead (leave-one-batch-out with 2 or 3
+cross-validation scores the candidates too (leave-one-batch-out with 2 or 3
 batches), its folds being further members of the same fit, and the full members
-of all but the baselines train on every time point: no late points are held out
-of the model ``auto`` returns, the chosen candidate's full member (see
+of all but the baselines train on every time point, a further member per candidate
+(trained on the early points) giving the late-point score: no late points are held
+out of the model ``auto`` returns, the chosen candidate's full member (see
 :func:`transfer` for the rule).
 """
 
@@ -124,12 +125,12 @@ class TransferResult:
             save it with :func:`hybridxfer.save_fit`).
         strategy: the strategy used (for ``auto``, the winning candidate).
         candidates: per candidate (rows sorted by `validation`): its loss in each
-            view, ``fold1``... on each cross-validation fold (``auto`` with several
-            batches), else ``late``, the full member's on the late time points or
-            valid batches; ``validation``, the score the choice uses (per view the
-            loss relative to the best candidate's; their geometric mean; 1 would be
-            best in every view); ``trained``, how many values it trains; ``chosen``,
-            the one used.
+            view: ``late``, on the late time points or valid batches (with folds, by
+            a member trained on the early points), and ``fold1``... on each
+            cross-validation fold (``auto`` with several batches); ``validation``, the
+            score the choice uses (per view the loss relative to the best candidate's;
+            their geometric mean; 1 would be best in every view); ``trained``, how
+            many values it trains; ``chosen``, the one used.
         reason: why this strategy was used.
         similarity: how alike the processes are, and the warning if any.
         candidate_fits: every candidate's fit on all the target's training batches
@@ -239,17 +240,18 @@ def transfer(
     points), and for ``auto`` with several training batches and no ``valid`` ones,
     one member per cross-validation fold (:data:`MAX_FOLDS` folds at most; with 2
     or 3 batches, leave-one-batch-out), trained on the other batches and scored on
-    the held-out one(s); the folds then validate, and the full members of all
-    candidates but the :data:`BASELINES` train on every time point (the baselines
-    are fitted as their strategies are: ``scratch`` with the late points held out).
+    the held-out one(s). With folds the full members of all candidates but the
+    :data:`BASELINES` train on every time point, and a *late* member of each, held
+    out the late points, scores them (the baselines are fitted as their strategies
+    are, ``scratch`` with the late points held out: its full member is its late one).
     ``none``, the source as is, is scored on the same observations at the fit's
     first step, before any update, by the members of a candidate that starts from
     the source unchanged (its own members if no candidate does, e.g. for
     ``scratch``); that solve also gives the zero-shot error. The chosen candidate's
     full member is the result.
 
-    ``auto``'s rule: in each view (each fold; without folds, the late points or valid
-    batches) a candidate's loss is divided by the best candidate's; its score is the
+    ``auto``'s rule: in each view (the late points or valid batches, and each fold)
+    a candidate's loss is divided by the best candidate's; its score is the
     geometric mean of these ratios over the views; of the candidates within
     :data:`TOLERANCE` of the best score, the one that trains the fewest values is
     chosen.
@@ -287,39 +289,40 @@ def transfer(
     # pace; nor a solve of its own: that compile cost ~2 s of a cold 2-batch auto)
     probe = next((n for n in trained if _starts_as_source(plans[n], source.model)), "none")
     stepped = trained if probe != "none" else [*trained, "none"]
-    members = [
-        replace(plans[n], held_out=f, all_points=bool(folds) and not f and n not in BASELINES)
-        for n in stepped
-        for f in [(), *folds]
-    ]
+    members = _members({n: plans[n] for n in stepped}, folds)
+    index = {key: i for i, key in enumerate(members)}  # (candidate, role) -> member
+    for n in stepped:  # a candidate without a late member of its own: its full one's
+        index.setdefault((n, "late"), index[n, "full"])
     first: list[FitStep] = []  # the fit's first step
     result = fit(
         source.model,
         study,
         process=process,
         config=config,
-        plan=members,
+        plan=list(members.values()),
         progress=progress,
         callback=lambda s: None if first else first.append(s),
     )
-    k = stepped.index(probe) * (1 + len(folds))  # the probe's full member, then its folds
-    as_is = first[0].losses[k : k + 1 + len(folds), 1]
     scores = np.empty(len(members))
     scores[list(result.ranking)] = result.scores
-    own = dict(zip(stepped, scores.reshape(len(stepped), 1 + len(folds))))
-    own["none"] = np.where(np.isfinite(as_is), as_is, np.inf)
-    own = np.stack([own[n] for n in names])  # (candidates, full + folds)
+    as_is = first[0].losses[:, 1]  # every member's validation loss before any update
+    # the views: each candidate's late member and its folds; none's are the probe's
+    # members' before any update
+    view_names = ["late", *(f"fold{j + 1}" for j in range(len(folds)))]
+
+    def view(name: str, role: str) -> float:
+        return as_is[index[probe, role]] if name == "none" else scores[index[name, role]]
+
+    views = np.array([[view(n, v) for v in view_names] for n in names])
+    views = np.where(np.isfinite(views), views, np.inf)
     fits = {  # each candidate's full member; none: the source as is
         n: replace(source, process=process)
         if n == "none"
-        else _member_fit(result, stepped.index(n) * (1 + len(folds)))
+        else _member_fit(result, index[n, "full"])
         for n in names
     }
-    # the views: the folds if any (the full members then train on every point), else
-    # the full members' validation; per view the loss relative to the best candidate's,
-    # then their geometric mean: every view counts alike, a ratio's scale is the same
-    views = own[:, 1:] if folds else own[:, :1]
-    view_names = [f"fold{j + 1}" for j in range(len(folds))] or ["late"]
+    # per view the loss relative to the best candidate's, then their geometric mean:
+    # every view counts alike, a ratio's scale is the same
     table = pd.DataFrame(dict(candidate=names) | dict(zip(view_names, views.T)))
     relative = views / np.maximum(views.min(axis=0), 1e-300)
     table["validation"] = np.exp(np.log(relative).mean(axis=1))
@@ -327,7 +330,7 @@ def transfer(
     chosen, reason = _choose(strategy, table, len(folds))
     table["chosen"] = table["candidate"] == chosen
     table = table.sort_values("validation", kind="stable").reset_index(drop=True)
-    predicted = first[0].predictions(k)
+    predicted = first[0].predictions(index[probe, "full"])
     similarity = _similarity(source, fits, chosen, study, process, source_process, table, predicted)
     if similarity.warning:
         warnings.warn(f"transfer to {process!r}: {similarity.warning}", stacklevel=2)
@@ -351,6 +354,24 @@ def _folds(target: Study, strategy: str) -> list[tuple[str, ...]]:
         return []
     k = min(len(train), MAX_FOLDS)
     return [tuple(train[i::k]) for i in range(k)]
+
+
+def _members(plans: dict[str, Plan], folds: list[tuple[str, ...]]) -> dict[tuple[str, str], Plan]:
+    """Each candidate's members, by (candidate, role), in member order: ``full``, its
+    result, trained on every training batch; with folds (the full member then trains
+    on every time point, but for the :data:`BASELINES`, fitted as their strategies
+    are) also ``late``, trained on the early time points and scored on the late ones
+    (for the baselines, their full member is), and ``fold1``... holding out each
+    fold's batches."""
+    members = {}
+    for name, plan in plans.items():
+        own_late = bool(folds) and name not in BASELINES
+        members[name, "full"] = replace(plan, all_points=own_late)
+        if own_late:
+            members[name, "late"] = plan
+        for j, held_out in enumerate(folds):
+            members[name, f"fold{j + 1}"] = replace(plan, held_out=held_out)
+    return members
 
 
 def _starts_as_source(plan: Plan, model: HybridModel) -> bool:

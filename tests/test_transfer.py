@@ -173,9 +173,8 @@ def test_auto_chooses_among_all_candidates_in_one_fit(auto):
         "fine-tune-last",
         "l2sp",
     }
-    # 2 batches: leave-one-out folds are the views (the full members train on every point)
-    assert {"fold1", "fold2"} <= set(table.columns) and "late" not in table.columns
-    views = table[["fold1", "fold2"]]
+    # 2 batches: the late points and the leave-one-out folds are the views
+    views = table[["late", "fold1", "fold2"]]
     np.testing.assert_allclose(table["validation"], stats.gmean(views / views.min(), axis=1))
     assert set(auto.candidate_fits) == set(table["candidate"])
     assert auto.fit is auto.candidate_fits[auto.strategy]
@@ -245,7 +244,8 @@ def test_a_member_on_all_points_trains_as_if_its_validation_were_elsewhere(sourc
 def test_candidate_fits_equal_single_plan_fits_on_all_batches(source, study, auto):
     """Each candidate's result is its member trained on both batches (no refit, no
     fold; on every time point, but for the baselines, fitted as their strategies are):
-    equal to a fit of that plan alone; the similarity uses the refit one."""
+    equal to a fit of that plan alone; its late view is the plan's fit on the early
+    time points; the similarity uses the refit one."""
     plans = candidate_plans(source.model, "auto", "A", anchor_sd(source))
     for name in ("scratch", "refit-mechanistic"):
         plan = replace(plans[name], all_points=name not in BASELINES)
@@ -254,6 +254,16 @@ def test_candidate_fits_equal_single_plan_fits_on_all_batches(source, study, aut
         np.testing.assert_allclose(got.model.free, alone.model.free, rtol=1e-6)
         for a, b in zip(_weights(got.model), _weights(alone.model)):
             np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-9)
+        # its late view: the plan fitted on the early points, scored on the late ones
+        late = (
+            alone
+            if name in BASELINES
+            else hx.fit(
+                source.model, study, process="B", config=CONFIG, plan=plans[name], progress=False
+            )
+        )
+        score = auto.candidates.set_index("candidate").loc[name, "late"]
+        assert score == pytest.approx(late.scores[0], rel=1e-6)
     row = auto.similarity.parameters.set_index("name").loc["mu_max"]
     assert row["target"] == pytest.approx(float(alone.model.parameter_values()["mu_max"]), rel=1e-6)
 

@@ -152,8 +152,13 @@ NOTES = """## Notes
   (x1.10 -> x1.06 of scratch: seed 9 picks `scratch` instead of `fine-tune-last`, 0.126
   -> 0.117; seed 8's `scratch` moved 0.206 -> 0.200 by rounding across hosts), n = 2
   x1.05 paired (seeds 0 and 6 pick `scratch` instead of `fine-tune-last`: 0.162 -> 0.187
-  and 0.226; the median unchanged). The replay also predicted B3 at n = 3 0.038 -> 0.033,
-  B at n = 5 and 10 x1.02, B1 at n = 3 x1.03 (paired). Cost: at n = 2, 27 members
+  and 0.226; the median unchanged). The rest of the rerun (every `auto` row, done
+  2026-12-05), paired: B3 n = 3 0.038 -> 0.033 (x0.88; 3 better, 1 worse), B n = 3 x0.98,
+  n = 5 0.033 -> 0.034 and n = 10 0.031 -> 0.032 (x1.02 each; at n = 10 every seed but
+  one moved from `fine-tune-last` to `parts[growth=tune,production=frozen]`, 9 worse by
+  1-5%), B1 n = 3 x1.03, B2 n = 3 x1.08 (seed 3 picks `scratch`: 0.048 -> 0.088), U n = 5
+  and 10 x0.99 and x1.00; `scratch` rows from the other host moved B2 n = 1 x0.94 and
+  B2 n = 3 seed 2 (rounding; n = 1's rule is unchanged). Cost: at n = 2, 27 members
   instead of 21; cold `auto` in fresh processes alternating with 69ff294 on a slow day of
   this host: 22.1, 23.0, 23.4 s against 21.1, 22.1, 22.0 s (x1.05; the in-process cold
   call of this table's timing, 22.2 s, was 12.1 s on 2026-11-25's host: the < 15 s check
@@ -586,6 +591,7 @@ def main() -> None:
     todo = [(c, m) for c in cells if (m := missing(*c))]
     a.pending = len(todo)
     todo = [] if a.redraw else todo
+    a.run_info = old.get("info") if a.redraw else None  # --redraw keeps the run's machine lines
     a.invocations = old.get("info", {}).get("invocations", 0) + bool(todo)  # runs with cells
     a.floors = {t: floor(family, t) for t in a.targets}
     for k, ((t, seed, n), cell_strategies) in enumerate(todo):
@@ -611,6 +617,9 @@ def write(a, rows, timings, cells, t_start, load_start, strategies) -> None:
     info["library"] = git("rev-parse", "--short", "HEAD") + (
         " + uncommitted changes" if git("status", "--porcelain", "hybridxfer") else ""
     )
+    if a.run_info:  # the machine, load, wall time, date and code of the run that computed
+        run_keys = ("platform", "cpu_count", "jax", "load_start", "load_end", "wall_s", "date")
+        info.update({k: a.run_info[k] for k in (*run_keys, "library")})
     info["setup"] = (
         f"family process_family.make_family(0): A 8 train + 2 valid; each target a pool of 12 "
         f"and 6 test batches; samples every 2 days, 5% noise. Source: cho_fed_batch.toml, "

@@ -414,7 +414,7 @@ def _choose(strategy: str, table: pd.DataFrame, n_folds: int) -> tuple[str, str]
     """The candidate used and why (``auto``: see :func:`transfer`)."""
     score = dict(zip(table["candidate"], table["validation"]))
     trained = dict(zip(table["candidate"], table["trained"]))
-    how = f"{n_folds}-fold cross-validation" if n_folds else "validation"
+    how = f"the late points and {n_folds}-fold cross-validation" if n_folds else "validation"
     base = f"none {score['none']:.3g}, scratch {score['scratch']:.3g}"
     if strategy != "auto":
         verdict = (

@@ -178,7 +178,10 @@ def test_auto_chooses_among_all_candidates_in_one_fit(auto):
     np.testing.assert_allclose(table["validation"], stats.gmean(views / views.min(), axis=1))
     assert set(auto.candidate_fits) == set(table["candidate"])
     assert auto.fit is auto.candidate_fits[auto.strategy]
-    assert "2-fold cross-validation" in auto.reason and "strategy:" in auto.summary()
+    assert (
+        "the late points and 2-fold cross-validation" in auto.reason
+        and "strategy:" in auto.summary()
+    )
     # the chosen and the baselines' fits are of one member trained on every batch
     assert len(auto.candidate_fits["scratch"].history) == CONFIG.steps
 

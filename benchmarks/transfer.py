@@ -163,6 +163,17 @@ NOTES = """## Notes
   this host: 22.1, 23.0, 23.4 s against 21.1, 22.1, 22.0 s (x1.05; the in-process cold
   call of this table's timing, 22.2 s, was 12.1 s on 2026-11-25's host: the < 15 s check
   fails on this host with either code).
+- Tried 2026-12-06, not adopted (offline, 10 seeds at n = 2): (1) keeping each
+  all-points member's values at its late member's best step (train on everything for as
+  long as early stopping on the late points says), instead of after all 200 steps (B, B2
+  and B3; every member's values recorded at every step of `auto`'s fit): the late
+  members' best steps have medians 42-200; the test NRMSE changed by x1.09 (B), x1.16
+  (B2) and x1.02 (B3), geometric mean over candidates and seeds; after twice that step
+  x1.01, x1.01, x1.00. B3's `l2sp` on all points tests 0.038 at that step and 0.037
+  after 200 (0.033 trained on the early points): what costs B3 is the late points of two
+  batches, not training too long on them. (2) `l2sp`'s anchor 0.01 (as is), 0.03, 0.1,
+  0.3, 1 on all points: medians B 0.053-0.055, B1 0.037-0.041, B2 0.095-0.104, B3
+  0.035-0.037; no strength takes B3 to 0.033; the stronger ones help B1 and cost B2.
 - The family's temperature shifts are in exactly 3 of every 4 batches of each split since
   38eb09a (before, each batch drew its own: B3's pool held 6 of 12, and 4 of 5 seeds drew
   two 37 degC batches at n = 2, where B3 is A). Every batch was redrawn, so results before

@@ -174,6 +174,10 @@ NOTES = """## Notes
   batches, not training too long on them. (2) `l2sp`'s anchor 0.01 (as is), 0.03, 0.1,
   0.3, 1 on all points: medians B 0.053-0.055, B1 0.037-0.041, B2 0.095-0.104, B3
   0.035-0.037; no strength takes B3 to 0.033; the stronger ones help B1 and cost B2.
+  (3) Returning the average of each candidate's late and all-points members (of their
+  weights, or of their predictions): test NRMSE x1.18 and x1.15 on B, x1.01 on B2, x0.98
+  on B3. The best all-points candidate per run (an oracle) has medians B 0.036, B2 0.044
+  and B3 0.037: on B2 and B3 no choice among these candidates meets the 40% checks.
 - The family's temperature shifts are in exactly 3 of every 4 batches of each split since
   38eb09a (before, each batch drew its own: B3's pool held 6 of 12, and 4 of 5 seeds drew
   two 37 degC batches at n = 2, where B3 is A). Every batch was redrawn, so results before

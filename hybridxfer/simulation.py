@@ -252,8 +252,8 @@ def check_finite(
     """Raise SimulationError for the first batch whose solve failed or went non-finite.
 
     `batches` names the rows of `data`; `states` the last axis of `ys`. A NaN is
-    reported as a non-finite state; a solve that stopped early (diffrax leaves inf at
-    the times it did not reach) as the solver stopping, with the step budget.
+    reported as a non-finite state; a solve that stopped early (`ok` False) as the
+    solver stopping, with the step budget.
     """
     times, mask = np.asarray(data.times), np.asarray(data.mask)
     for i, batch in enumerate(batches):
@@ -270,12 +270,16 @@ def check_finite(
                 f"batch {batch!r}: non-finite state ({vars_}) at t={times[i, j]:g}{last}. "
                 "Check parameters and initial values; for a stiff model use solver 'kvaerno5'."
             )
-        reached = times[i][mask[i] & ~bad.any(axis=1)]
-        after = f" after t={reached[-1]:g}" if reached.size else ""
+        # a failed segment leaves inf at the times it did not reach, but a time at its end
+        # holds the state where it stopped, and later segments go on from there: the
+        # solver stopped before the first non-finite time, else before the last time
+        unreached = mask[i] & bad.any(axis=1)
+        before = times[i][unreached][0] if unreached.any() else times[i][mask[i]][-1]
         budget = f" (max_steps={max_steps} per segment)" if max_steps else ""
         raise SimulationError(
-            f"batch {batch!r}: the solver stopped{after}: the step budget{budget} ran out or "
-            "the step size collapsed; raise max_steps, or use solver 'kvaerno5' if stiff."
+            f"batch {batch!r}: the solver stopped before t={before:g}: the step budget{budget} "
+            "ran out or the step size collapsed; raise max_steps, or use solver 'kvaerno5' if "
+            "stiff."
         )
 
 

@@ -94,9 +94,8 @@ fed_batch = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=25, deadline=None)
-@given(params=parameters, specs=st.lists(fed_batch, min_size=1, max_size=5))
-def test_random_fed_batches_are_finite_with_positive_volume(params, specs):
+def fed_batch_study(specs):
+    """The study of fed-batch specs (as `fed_batch` draws them) and its output times."""
     names = [f"B{i + 1}" for i in range(len(specs))]
     meas, inp, table = [], [], []
     for b, s in zip(names, specs):
@@ -105,11 +104,24 @@ def test_random_fed_batches_are_finite_with_positive_volume(params, specs):
         inp += [(b, t, "Vb", v) for t, v in zip(s["bolus_times"], s["bolus"])]
         table.append({"batch": b, "process": "p", "split": "train", "Sf": s["Sf"]})
     times = {b: [0.0, *sorted(s["times"])] for b, s in zip(names, specs)}
+    return frames(table, meas, inp), times
 
-    df = hx.simulate(FED_BATCH.with_parameters(**params), frames(table, meas, inp), times=times)
+
+@settings(max_examples=25, deadline=None)
+@given(params=parameters, specs=st.lists(fed_batch, min_size=1, max_size=5))
+def test_random_fed_batches_are_finite_with_positive_volume(params, specs):
+    study, times = fed_batch_study(specs)
+    model = FED_BATCH.with_parameters(**params)
+    try:
+        df = hx.simulate(model, study, times=times)
+    except hx.SimulationError as e:
+        # a draw stiff enough to spend the explicit default solver's step budget (see
+        # test_stiff_fed_batch_names_the_stiff_solver) is told to use the stiff solver
+        assert "the solver stopped" in str(e) and "'kvaerno5'" in str(e)
+        df = hx.simulate(model, study, times=times, solver=hx.Solver("kvaerno5"))
 
     assert np.isfinite(df["value"]).all()
-    for b, s in zip(names, specs):
+    for b, s in zip(times, specs):
         y = wide(df, b, FED_BATCH.state_names)
         np.testing.assert_array_equal(y.index, times[b])
         np.testing.assert_allclose(y.iloc[0], [s["X"], s["S"], 0.0, s["V"]], rtol=1e-12, atol=1e-12)
@@ -119,6 +131,28 @@ def test_random_fed_batches_are_finite_with_positive_volume(params, specs):
         assert (np.diff(V) >= -1e-9 * V[1:]).all()
         assert (y["X"] > 0).all() and (y["P"] >= -1e-9).all()
         assert (y["S"] > -1e-6 * max(1.0, s["S"], s["Sf"])).all()  # at most solver undershoot
+
+
+def test_stiff_fed_batch_names_the_stiff_solver():
+    """Substrate fed into a dense culture with a small K is eaten as it comes: S stays
+    ~3e-5 g/L, and the explicit default solver's steps, bound by stability at
+    ~mu_max X / (Y K), spend its budget. The error names the batch, where the solver
+    stopped and the stiff solver; that one conserves biomass plus substrate: with no
+    boluses, X V + Y S V - Y Sf (V - V0) = X0 V0 + Y S0 V0 (g)."""
+    params = dict(mu_max=1.0, K=0.01, Ki=1.0, KP=1.0, Y=0.125, a=1.0)  # a hypothesis find
+    spec = dict(X=3.0, S=0.0, V=2.0, Sf=1.0, feed_times=[0.5, 1.0], feed=[0.0, 0.0, 0.125])
+    spec |= dict(bolus_times=[0.5, 1.0], bolus=[0.0, 0.0], times=[0.5, 1.0, 1.5, 7.0])
+    study, times = fed_batch_study([spec])
+    model = FED_BATCH.with_parameters(**params)
+    stopped = r"'B1': the solver stopped before t=7: .*'kvaerno5'"
+    with pytest.raises(hx.SimulationError, match=stopped):
+        hx.simulate(model, study, times=times)
+
+    y = wide(hx.simulate(model, study, times=times, solver=hx.Solver("kvaerno5")), "B1", "XSV")
+    Y, V0 = params["Y"], spec["V"]
+    conserved = y["X"] * y["V"] + Y * y["S"] * y["V"] - Y * spec["Sf"] * (y["V"] - V0)
+    np.testing.assert_allclose(conserved, spec["X"] * V0 + Y * spec["S"] * V0, rtol=1e-6)
+    assert y["V"].iloc[-1] == pytest.approx(V0 + 0.125 * 6.0, rel=1e-9)  # fed 0.125 L/h from t = 1
 
 
 @settings(max_examples=25, deadline=None)

@@ -30,6 +30,8 @@ n = 2: training data that cannot show what differs.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 
@@ -145,6 +147,21 @@ def _recipe(rng, batch: str, shift: bool):
 def truth_model(process: str) -> hx.HybridModel:
     """The ground-truth model of `process` (its constants are batch constants)."""
     return hx.parse_model(RELATED if PROCESSES[process] else UNRELATED, source=f"truth {process}")
+
+
+def refit_model() -> hx.HybridModel:
+    """The related truth's equations with its process constants (all but the feed's
+    Sf) as free parameters starting from A's values: what a model that knew the
+    equations could learn of a target from its batches (a reference for transfer)."""
+    text = RELATED
+    for name in SOURCE:
+        unit = re.search(rf'^{name} = {{ unit = "([^"]*)" }}\n', text, re.M)
+        text = text.replace(unit.group(0), "")
+        text = text.replace(
+            "[parameters]\n",
+            f'[parameters]\n{name} = {{ value = {SOURCE[name]}, unit = "{unit.group(1)}" }}\n',
+        )
+    return hx.parse_model(text, source="related truth, process constants free")
 
 
 def truth_simulation(family: hx.Study, process: str, split: str = "test") -> pd.DataFrame:

@@ -222,7 +222,11 @@ NOTES = """## Notes
   stiffness-bound), checkpoint slots 16, no `jump_ts`, Bosh3 instead of Tsit5 (compile
   -0.8 s, steps slower), saving only segment ends (-0.6 s compile; not worth a second
   code path). A 10-step warm-up would save ~1.3 s, re-learned networks starting at 1 ~0.5
-  s; both change accuracy and are not adopted.
+  s; both change accuracy and are not adopted. Retimed 2026-12-06 (`--redo none`, every
+  row the same bit for bit): 14.5 s in the benchmark's process and 16.1 s in a fresh
+  one, warm 4.3 s (the in-process measure gave 17.8 s an hour earlier on this host: the
+  margin is within the shared machine's noise); since then the check needs both cold
+  calls under 15 s (it took the in-process one alone).
 - Each `auto` row holds its candidate table (`candidates`: scores, values trained) with
   every candidate's test NRMSE and `moved`, the norm of its fitted values' change from the
   source's, to replay selection rules offline (every row since the `--redo auto` above).
@@ -473,10 +477,13 @@ def ratio_ci(rows: list[dict], target: str, num: tuple, dens: list[tuple], level
     return f"{level:.0%} CI x{lo:.2f}-{hi:.2f}"
 
 
-def checks(s: pd.DataFrame, rows: list[dict], times: list[dict], ref=None) -> list[dict]:
+def checks(s: pd.DataFrame, rows: list[dict], times: list[dict], fresh=(), ref=None) -> list[dict]:
     """The issue's acceptance criteria, with measured values (and, for ratios, a
     bootstrap interval over seeds); with `ref` (the summary of refit_reference's rows),
-    the related targets' n = 2 checks also give what the truth's equations reach."""
+    the related targets' n = 2 checks also give what the truth's equations reach. The
+    time check needs both cold `auto` calls under 15 s: the first in the benchmark's
+    process and the one in a fresh process (`fresh`), as a notebook and the CLI pay it
+    (the same work; they differ by the shared machine's noise)."""
     at = lambda t, st, n, c="avg": s.query("target == @t and strategy == @st and n == @n")[c]  # noqa: E731
     val = lambda *a: float(at(*a).iloc[0]) if len(at(*a)) else np.nan  # noqa: E731
     out, measured = [], set(s.query("strategy == 'auto'")["target"])  # (a partial run)
@@ -513,8 +520,16 @@ def checks(s: pd.DataFrame, rows: list[dict], times: list[dict], ref=None) -> li
         )
     if times:
         first, warm = times[0]["seconds"], times[1]["seconds"]
-        v = f"{first:.1f} s (warm {warm:.1f} s)"
-        out.append((f"{MAIN}: transfer (auto), 2 batches < 15 s with compile", v, first < 15))
+        alone = [f["seconds"] for f in fresh if f["strategy"] == "auto"]
+        v = f"{first:.1f} s" + "".join(f", in a fresh process {x:.1f} s" for x in alone)
+        ok = max([first, *alone]) < 15
+        out.append(
+            (
+                f"{MAIN}: transfer (auto), 2 batches < 15 s with compile",
+                f"{v} (warm {warm:.1f} s)",
+                ok,
+            )
+        )
     return [dict(check=c, value=v, passed=bool(ok)) for c, v, ok in out]
 
 
@@ -743,7 +758,7 @@ def write(a, rows, timings, cells, t_start, load_start, strategies) -> None:
         + (" (run stopped: PARTIAL results)" if a.pending else "")
     )
     s, ref = summary(rows), summary(a.refits) if a.refits else None
-    acc = checks(s, rows, times, ref)
+    acc = checks(s, rows, times, fresh, ref)
     a.out.mkdir(parents=True, exist_ok=True)
     out = dict(info=info, timing=times, fresh=fresh, acceptance=acc, rows=rows, refit=a.refits)
     out["summary"] = s.to_dict("records")

@@ -70,7 +70,7 @@ MAIN, NS, AUTO_MAX_OTHER = "B", (1, 2, 3, 5, 10), 3
 SOLO = ("scratch", "refit-mechanistic", "fine-tune", "fine-tune-last", "l2sp")
 GRID = ("none", *SOLO, "multitask", "auto")  # hx.STRATEGIES but embedding (see the notes)
 OK = {True: "PASS", False: "FAIL"}
-REFIT_SOLVER = hx.Solver(rtol=1e-10, atol=1e-12)  # refit_reference's: finite differences
+REFIT_SOLVER = hx.Solver(rtol=1e-10, atol=1e-12)  # tight: refit_reference differences solves
 NOTES = """## Notes
 
 - Non-auto strategies are members of one vmapped `hx.fit` with `hx.transfer`'s plans; a

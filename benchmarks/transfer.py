@@ -269,7 +269,14 @@ NOTES = """## Notes
   VJP residuals and the backward pass with the update, the first compiled in a thread
   while the second traces: compile 9.8 -> 8.7 s, gradients bit for bit the same, each
   step 1-2 ms slower (of ~39 ms for 28 members): ~0.8 s saved cold, for a second program
-  and a compile thread.
+  and a compile thread. (4) Per-input *response* candidates: for each network input x,
+  only the first-layer weights reading x trained (16 per network that reads it), with
+  the process-specific parameters: `response[T]` B3 0.039 (against `l2sp` 0.037),
+  `response[Lac]` B2 0.054 (against `parts[growth=tune,production=frozen]` 0.044);
+  `auto`'s medians unchanged (B3 0.040, B2 0.047). They do name what changed: on B3 (the
+  temperature response) `response[T]` beat `response[Lac]` in 10 of 10 seeds (0.039 vs
+  0.059), on B2 (lactate inhibition and yield) `response[Lac]` won in 6 of 10 (0.054 vs
+  0.081): a diagnostic for the similarity report, worth its 6 more members only there.
 - `embedding` is not in the grid: the CHO model declares no embedding parameter and the
   family has one source process (`tests/test_embedding.py` measures it).
 """

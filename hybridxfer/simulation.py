@@ -39,7 +39,8 @@ class Solver:
         name: ``"tsit5"`` (default, non-stiff), ``"dopri5"``, or ``"kvaerno5"``
             (implicit, for stiff models; uses a PID step-size controller).
         rtol, atol: relative and absolute tolerances of the adaptive step.
-        max_steps: step budget per solve segment (a segment runs between events).
+        max_steps: step budget per solve segment (a segment runs from one output
+            time or event to the next).
         forward_mode: differentiate in forward mode (``jax.jacfwd``, for Jacobians
             with few parameters); default reverse mode with recursive checkpointing.
     """
@@ -79,7 +80,7 @@ class Solver:
 def _solve_batch(model: HybridModel, data: BatchData, solver: Solver, y0=None):
     """Solve one (unbatched) batch from `y0` (default: the model's initial state).
 
-    Returns (ys (M, n_vars): states then observations, ok (E+1,)).
+    Returns (ys (M, n_vars): states then observations, ok (M+E,): per segment).
     """
     linear = model.linear_inputs
 
@@ -92,9 +93,13 @@ def _solve_batch(model: HybridModel, data: BatchData, solver: Solver, y0=None):
 
     term = dfx.ODETerm(field)
     jump_ts = data.input_times.reshape(-1) if data.input_times.size else None
-    bounds = jnp.concatenate([jnp.zeros(1), data.event_times, data.times[-1:]])
-    n_events = data.event_amounts.shape[-1]
-    amounts = jnp.concatenate([data.event_amounts, jnp.zeros((1, n_events))])
+    # segments end at every output time and event, outputs first at a tie: a sample at
+    # an event time sees the state before the event
+    n_out, n_events = data.times.shape[0], data.event_amounts.shape[-1]
+    ends = jnp.concatenate([data.times, data.event_times])
+    order = jnp.argsort(ends, stable=True)
+    bounds = jnp.concatenate([jnp.zeros(1), ends[order]])
+    amounts = jnp.concatenate([jnp.zeros((n_out, n_events)), data.event_amounts])[order]
 
     def segment(y, k):
         t0, t1 = bounds[k], bounds[k + 1]
@@ -106,24 +111,22 @@ def _solve_batch(model: HybridModel, data: BatchData, solver: Solver, y0=None):
             None,
             y,
             args=t1,
-            saveat=dfx.SaveAt(ts=jnp.clip(data.times, t0, t1), t1=True),
+            saveat=dfx.SaveAt(t1=True),
             stepsize_controller=solver.controller(jump_ts),
             max_steps=solver.max_steps,
             throw=False,
             adjoint=solver.adjoint(),
         )
-        y_end = sol.ys[-1]
-        return model.apply_events(y_end, amounts[k], data.constants), (
-            sol.ys[:-1],
-            sol.result == dfx.RESULTS.successful,
-        )
+        y_end, ok = sol.ys[-1], sol.result == dfx.RESULTS.successful
+        # a segment that stopped early did not reach its end (inf there, as diffrax marks
+        # unreached output times); the next one goes on from where it stopped
+        reached = jnp.where(ok, y_end, jnp.inf)
+        return model.apply_events(y_end, amounts[k], data.constants), (reached, ok)
 
     if y0 is None:
         y0 = model.initial_state(data.initial, data.constants)
-    _, (ys, ok) = jax.lax.scan(segment, y0, jnp.arange(bounds.shape[0] - 1))
-    # a sample at an event time sees the state before the event
-    seg = jnp.sum(data.event_times[None, :] < data.times[:, None], axis=1)
-    ys = ys[seg, jnp.arange(data.times.shape[0])]
+    _, (y_ends, ok) = jax.lax.scan(segment, y0, jnp.arange(bounds.shape[0] - 1))
+    ys = y_ends[jnp.argsort(order)[:n_out]]
     if not model.observation_names:
         return ys, ok
 
@@ -270,9 +273,9 @@ def check_finite(
                 f"batch {batch!r}: non-finite state ({vars_}) at t={times[i, j]:g}{last}. "
                 "Check parameters and initial values; for a stiff model use solver 'kvaerno5'."
             )
-        # a failed segment leaves inf at the times it did not reach, but a time at its end
-        # holds the state where it stopped, and later segments go on from there: the
-        # solver stopped before the first non-finite time, else before the last time
+        # a failed segment leaves inf at its end, and later segments go on from where it
+        # stopped: the solver stopped before the first non-finite time (else before the
+        # last time: the failed segment ended at an event, not at an output time)
         unreached = mask[i] & bad.any(axis=1)
         before = times[i][unreached][0] if unreached.any() else times[i][mask[i]][-1]
         budget = f" (max_steps={max_steps} per segment)" if max_steps else ""

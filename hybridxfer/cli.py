@@ -7,6 +7,7 @@ Exit code 0 on success; on bad input one line ``hybridxfer: error: ...`` and exi
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -263,8 +264,22 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def keep_compiled_programs() -> None:
+    """Keep compiled programs between calls, in JAX's persistent compilation cache:
+    ``JAX_COMPILATION_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/hybridxfer/jax``
+    (default ``~/.cache/hybridxfer/jax``). A call that compiles what an earlier call
+    compiled (same model, strategy and shape buckets) loads it instead of running XLA,
+    most of a short call's time."""
+    import jax
+
+    if jax.config.jax_compilation_cache_dir is None:
+        cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+        jax.config.update("jax_compilation_cache_dir", str(cache / "hybridxfer" / "jax"))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    keep_compiled_programs()
     try:
         args.run(args)
     except USER_ERRORS as e:

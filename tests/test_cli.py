@@ -1,5 +1,9 @@
 """The command line: outputs written, one clear line and exit code 2 on bad input."""
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -42,6 +46,28 @@ def test_simulate_writes_table_and_plots(small_study, tmp_path, capsys):
         "V.png",
     }
     assert "wrote" in capsys.readouterr().out
+
+
+def test_a_second_call_loads_the_programs_the_first_compiled(tmp_path):
+    """The command line keeps compiled programs (JAX's persistent compilation cache, in
+    $XDG_CACHE_HOME/hybridxfer/jax by default); a call served from them gives the same
+    simulation as the call that compiled them."""
+    study = write_study(demo_study().select(process="B", split="test"), tmp_path / "study")
+    env = {k: v for k, v in os.environ.items() if k != "JAX_COMPILATION_CACHE_DIR"}
+    env |= {
+        "XDG_CACHE_HOME": str(tmp_path / "cache"),
+        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+    }
+
+    def simulate(out):
+        cmd = [sys.executable, "-m", "hybridxfer.cli", "simulate", str(demo_model_path())]
+        subprocess.run([*cmd, str(study), "--out", str(out)], env=env, check=True)
+        return pd.read_csv(out / "simulation.csv")
+
+    first = simulate(tmp_path / "first")
+    kept = {p.name for p in (tmp_path / "cache" / "hybridxfer" / "jax").iterdir()}
+    assert any(name.startswith("jit_solve_batches") for name in kept)
+    pd.testing.assert_frame_equal(simulate(tmp_path / "second"), first, check_exact=True)
 
 
 def test_simulate_bad_study_is_one_line_and_exit_2(small_study, tmp_path, capsys):

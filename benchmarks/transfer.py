@@ -215,18 +215,40 @@ NOTES = """## Notes
   processes alternating with 60aa237: 11.9 and 12.6 s against 15.7 and 15.2 s, warm 3.3
   against 5.7-6.0 s; its compile log: setup 0.45 s, tracing 3.4 s, XLA 5.9 s, 200 steps
   4.0 s). Tried, no
-  gain: JAX's persistent compilation cache (it does not store the step: the solve holds
-  equinox's runtime error checks, host callbacks), XLA flags
+  gain: JAX's persistent compilation cache (it could not store the step while the solve
+  saved output times inside segments: diffrax's checks of `saveat.ts` are host
+  callbacks; since 7646103 it can, and the command line keeps its programs, but this
+  check is cold), XLA flags
   (`xla_backend_optimization_level` 0/1, `xla_cpu_parallel_codegen_split_count`,
   `exec_time_optimization_effort` -1), training tolerances 1e-4/1e-3 (the slow steps are
   stiffness-bound), checkpoint slots 16, no `jump_ts`, Bosh3 instead of Tsit5 (compile
   -0.8 s, steps slower), saving only segment ends (-0.6 s compile; not worth a second
-  code path). A 10-step warm-up would save ~1.3 s, re-learned networks starting at 1 ~0.5
-  s; both change accuracy and are not adopted. Retimed 2026-12-06 (`--redo none`, every
-  row the same bit for bit): 14.5 s in the benchmark's process and 16.1 s in a fresh
-  one, warm 4.3 s (the in-process measure gave 17.8 s an hour earlier on this host: the
-  margin is within the shared machine's noise); since then the check needs both cold
-  calls under 15 s (it took the in-process one alone).
+  code path; since 7646103 the only one, below). A 10-step warm-up would save ~1.3 s,
+  re-learned networks starting at 1 ~0.5 s; both change accuracy and are not adopted.
+  Retimed 2026-12-06 (`--redo none`, every row the same bit for bit): 14.5 s in the
+  benchmark's process and 16.1 s in a fresh one, warm 4.3 s (the in-process measure gave
+  17.8 s an hour earlier on this host: the margin is within the shared machine's noise);
+  since then the check needs both cold calls under 15 s (it took the in-process one
+  alone).
+- 7646103 (2026-12-06): the solve's segments end at every output time and event and save
+  only their end, instead of saving output times inside a segment by interpolation
+  (`SaveAt(ts)`, an inner loop with host-callback checks). Here every sample is also an
+  event (its withdrawal), so the segments and steps are the same: `auto` recomputed at
+  n = 2 on every target and seed (50 cells) agrees with its rows to 5e-11 (median 1e-14)
+  and chose the same candidate in 50 of 50; the other strategies in 7 cells agree to
+  1e-12, but the `scratch` rows moved by up to 78%, so they were recomputed (`--redo
+  scratch`). They now equal `scratch` inside `auto` (the previous code, 2026-12-05/06)
+  to 1e-11 in 183 of 190 cells and to 5e-10 in all: the moves were not this change but
+  the rows' older host (2026-11-25; see Reproducibility). The `scratch` medians moved
+  by up to 0.026 at n = 1 and 0.007 at n >= 2 (at n = 2: B2 0.055 -> 0.049, B3 0.055
+  -> 0.057), which changes no check. Timing: the step traces in ~3.0 s (was ~3.8)
+  and XLA compiles it in ~5.8 s (was 6.3-7.4); in fresh processes alternating with
+  3a88f9a, cold `auto` took 16.0, 14.8, 15.0 s against 15.4, 16.1, 16.2 s (compile and
+  first step 9.4, 8.9, 8.8 s against 9.5, 10.4, 10.4 s; steps ~0.5 ms slower). This
+  run: 15.9 s in the benchmark's process, 14.9 s in a fresh one, warm 4.8 s. Six more
+  cold calls of this code on the same host (checkpoint slots 32, 64 and 128 twice each:
+  the same result bit for bit, times within noise) took 14.3-15.9 s: the time check
+  stays a toss of the shared machine's noise.
 - Each `auto` row holds its candidate table (`candidates`: scores, values trained) with
   every candidate's test NRMSE and `moved`, the norm of its fitted values' change from the
   source's, to replay selection rules offline (every row since the `--redo auto` above).
@@ -235,11 +257,11 @@ NOTES = """## Notes
   paths may change between days) strategies that start from the source agree to 1e-13,
   but `scratch`'s training from a random start amplifies rounding: B and U at n = 5 and
   10, seeds 0-4, recomputed a day later moved by 1.2% (median) and up to 13% in avg.
-  The `auto` rows of U's seeds 7-9 and of B1-B3 were computed on 2026-12-05, the other
-  rows on 2026-11-25 (the source, refitted, was bit for bit the same): `scratch` inside
-  `auto` equals the `scratch` row to 1e-11 in 104 of 190 cells, and moved by up to x2 in
-  the others; its medians agree within 0.002 at n = 2 and differ most at n = 1 (B3
-  0.113 row, 0.128 inside `auto`; U 0.168, 0.156).
+  The `auto` rows of U's seeds 7-9 and of B1-B3 were computed on 2026-12-05, the
+  `scratch` rows on 2026-12-06, the other rows on 2026-11-25 (the source, refitted, was
+  bit for bit the same). Before the `scratch` rows were recomputed, `scratch` inside
+  `auto` equalled its row to 1e-11 in 104 of 190 cells and moved by up to x2 in the
+  others.
 - The truth's own test NRMSE, the floor left by the 5% noise, is 0.025-0.029 on the
   related targets and 0.039 on U (dotted in the plot).
 - *truth's equations, refit* (since 2026-12-06; dashed in the plot): what a model that

@@ -299,6 +299,20 @@ NOTES = """## Notes
   temperature response) `response[T]` beat `response[Lac]` in 10 of 10 seeds (0.039 vs
   0.059), on B2 (lactate inhibition and yield) `response[Lac]` won in 6 of 10 (0.054 vs
   0.081): a diagnostic for the similarity report, worth its 6 more members only there.
+- Tried 2026-12-06 (third session), not adopted (offline, n = 2, 10 seeds; each
+  candidate fitted alone as `auto` fits it): (1) where B3's gap comes from. `l2sp`
+  trained without the late points and early-stopped on them (`auto`'s late member)
+  tests at 0.033 on B3, trained on every point (the member `auto` returns) at 0.037.
+  Stopping the every-point member at the step where the late member's validation was
+  best does not recover it (0.038; on B 0.051 against 0.053 and 0.060): on B3 it is
+  fitting the late points that costs, not the steps. (2) Process-specific *input warps*
+  of the networks (T -> 37 + g_T (T - 37), Lac -> k_L Lac; exact for a changed
+  activation energy and inhibition constant) refit with the mechanistic parameters:
+  `refit-mechanistic` on B3 0.072 and 0.063 (seeds 0, 1; without warps 0.087, 0.076),
+  g_T 1.35 and k_L 1.30 where only T's response changed; `l2sp` 0.035 and 0.031
+  (without 0.034, 0.031). (3) Other selection rules replayed on the stored candidate
+  tables (tolerance 0 to 0.5 instead of 0.2): no check on the related targets changes;
+  B3 at n = 2 0.039-0.041 under every rule, the per-run best candidate (an oracle) 0.037.
 - `embedding` is not in the grid: the CHO model declares no embedding parameter and the
   family has one source process (`tests/test_embedding.py` measures it).
 """

@@ -703,6 +703,8 @@ def main() -> None:
     )
     p.add_argument("--time-one", choices=hx.STRATEGIES, help=argparse.SUPPRESS)
     a = p.parse_args()
+    if jax.config.jax_compilation_cache_dir is not None:  # the time check is cold
+        raise SystemExit("unset JAX_COMPILATION_CACHE_DIR: the timings include compiling")
     if a.time_one:
         return time_one(a.time_one, hx.FitConfig(steps=a.steps), a.source_steps)
     t0, load_start = time.perf_counter(), os.getloadavg()

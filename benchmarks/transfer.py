@@ -565,14 +565,9 @@ def checks(s: pd.DataFrame, rows: list[dict], times: list[dict], fresh=(), ref=N
         first, warm = times[0]["seconds"], times[1]["seconds"]
         alone = [f["seconds"] for f in fresh if f["strategy"] == "auto"]
         v = f"{first:.1f} s" + "".join(f", in a fresh process {x:.1f} s" for x in alone)
+        v += f" (warm {warm:.1f} s)"
         ok = max([first, *alone]) < 15
-        out.append(
-            (
-                f"{MAIN}: transfer (auto), 2 batches < 15 s with compile",
-                f"{v} (warm {warm:.1f} s)",
-                ok,
-            )
-        )
+        out.append((f"{MAIN}: transfer (auto), 2 batches < 15 s with compile", v, ok))
     return [dict(check=c, value=v, passed=bool(ok)) for c, v, ok in out]
 
 

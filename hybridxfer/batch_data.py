@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float, Int
@@ -151,19 +152,20 @@ def batch_data(
     # padding batches copy the first batch's inputs so their (discarded) solves are benign
     for a in (initial, constants, in_t, in_v, ev_times, ev_amounts, out_times):
         a[n:] = a[0]
-    return BatchData(
-        initial=jnp.asarray(initial),
-        constants=jnp.asarray(constants),
-        input_times=jnp.asarray(in_t),
-        input_values=jnp.asarray(in_v),
-        event_times=jnp.asarray(ev_times),
-        event_amounts=jnp.asarray(ev_amounts),
-        times=jnp.asarray(out_times),
-        mask=jnp.asarray(mask),
-        values=jnp.asarray(values),
-        sd=jnp.asarray(sds),
-        process=jnp.asarray(process),
+    data = BatchData(
+        initial=initial,
+        constants=constants,
+        input_times=in_t,
+        input_values=in_v,
+        event_times=ev_times,
+        event_amounts=ev_amounts,
+        times=out_times,
+        mask=mask,
+        values=values,
+        sd=sds,
+        process=process,
     )
+    return jax.device_put(data)  # one transfer; jnp.asarray compiles a program per shape
 
 
 def input_values_at(

@@ -81,7 +81,7 @@ def variable_scales(data: BatchData, mask: Bool[Array, "B M"]) -> Float[Array, "
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
         span = np.nanmax(values, axis=(0, 1)) - np.nanmin(values, axis=(0, 1))
-    return jnp.asarray(np.where(np.isfinite(span) & (span > 0), span, 1.0))
+    return jax.device_put(np.where(np.isfinite(span) & (span > 0), span, 1.0))
 
 
 def scaled_residuals(

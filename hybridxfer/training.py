@@ -255,14 +255,14 @@ def fit(
         _member_start(model, study, data, process, pl, config, k) for pl, k in zip(plans, keys)
     ]
     params, controls = (_stack([m[i] for m in starts]) for i in (0, 1))
-    settings, patience = _StepSettings.of(config), jnp.asarray(config.patience)
+    settings, patience = _StepSettings.of(config), np.asarray(config.patience)
     state = _State(
         params=params,
         opt_state=_initial_opt_state(eqx.filter(params, eqx.is_inexact_array), settings),
         best=params,
-        best_valid=jnp.asarray(np.full(len(plans), np.inf)),
-        since_best=jnp.zeros(len(plans), dtype=int),
-        step=jnp.array(0, dtype=int),
+        best_valid=np.full(len(plans), np.inf),
+        since_best=np.zeros(len(plans), dtype=int),
+        step=np.asarray(0),
     )
 
     fingerprint = _fingerprint(model, data, config, plans)
@@ -302,7 +302,7 @@ def fit(
                     f"fit: 20 steps in a row gave a non-finite loss or gradient (step {step})"
                 )
             bar.update(1)
-            best = min(float(np.min(p.best_valid)) for p, _ in parts)
+            best = min(np.asarray(p.best_valid).min() for p, _ in parts)
             bar.set_postfix(train=f"{losses[:, 0].min():.4g}", valid=f"{best:.4g}")
             if ckpt is not None and step % config.checkpoint_every == 0:
                 _save_checkpoint(ckpt, _join_state(parts, groups), history, fingerprint)
@@ -398,7 +398,7 @@ def _weights(study: Study, data: BatchData, holdout: float, process, plan: Plan)
         late = times > (1 - holdout) * end
         train, valid = train & ~late, train & late
     joint = mask & np.isin(proc, list(plan.joint))[:, None]
-    return jnp.asarray(np.stack([train + plan.joint_weight * joint, valid]).astype(float))
+    return np.stack([train + plan.joint_weight * joint, valid]).astype(float)
 
 
 class _Controls(eqx.Module):
@@ -715,8 +715,9 @@ def _join_state(parts, groups) -> _State:
 
 
 def _on_device(tree):
-    """`tree` with its host arrays as JAX arrays."""
-    return jax.tree.map(lambda x: jnp.asarray(x) if isinstance(x, np.ndarray) else x, tree)
+    """`tree` with its host arrays as JAX arrays (transferred: jnp.asarray would compile
+    a program per shape)."""
+    return jax.tree.map(lambda x: jax.device_put(x) if isinstance(x, np.ndarray) else x, tree)
 
 
 def _report_nonfinite(params, data, names, finite, step, solver):

@@ -313,6 +313,29 @@ NOTES = """## Notes
   (without 0.034, 0.031). (3) Other selection rules replayed on the stored candidate
   tables (tolerance 0 to 0.5 instead of 0.2): no check on the related targets changes;
   B3 at n = 2 0.039-0.041 under every rule, the per-run best candidate (an oracle) 0.037.
+- 2026-12-06 (fourth session), on another host of the shared machine (AMD EPYC, 2
+  cores; the earlier timings' host took 14.3-15.9 s for the same call): this host runs
+  a step ~2x slower (200 steps 6.7 s against ~4 s) and compiles ~1.3x slower (tracing
+  3.4-3.8 s, XLA 6.0-8.2 s). 3eafafe builds the fit's batch data, scales, weights and
+  starting state on the host and transfers them (`jax.device_put`) instead of
+  `jnp.asarray`, which in JAX 0.10 compiles a small program per array shape: a cold
+  `auto` compiled 50 programs, now 17 (~0.6-1 s less; every candidate's values, scores
+  and history the same bit for bit). Fresh processes alternating with 3a5ea97: 21.8,
+  19.5, 18.5 s against 22.4, 21.6, 18.7 s. Retimed with `--redo none` (the `none` rows
+  the same to 6e-15): 17.7 s in the benchmark's process, 21.0 s in a fresh one, warm
+  6.1 s: on this host the check fails by 3-6 s, more than any change measured here
+  would recover without changing results. Tried, no gain: four member groups instead of
+  two, with the `scratch` members (stiff early) in one of them (warm 9.4 s against 7.2
+  s: narrower vmaps cost more per solver step than the stiff rows save), and solving a
+  group's rows in chunks (`lax.map` with `batch_size` 2 or 6: warm 13.3 and 10.6 s).
+- Tried 2026-12-06 (fourth session), not adopted: an *early-points variant* of every
+  candidate but the baselines (its late member returned, its folds trained on the other
+  batches' early points), chosen by the same rule (n = 2, 10 seeds, 39 members instead
+  of 27). `l2sp`'s early variant alone tests at 0.033 on B3 (against 0.037), and the
+  best candidate per run (an oracle) at 0.033 with the variants (0.037 without); but
+  the folds cannot tell when it is better: its validation beat `l2sp`'s in 3 of 10 B3
+  runs, its test error in 6, agreeing in 3. `auto`'s medians: B3 0.0396 -> 0.0392, B
+  0.0384 -> 0.0384, B2 0.0458 -> 0.0470.
 - `embedding` is not in the grid: the CHO model declares no embedding parameter and the
   family has one source process (`tests/test_embedding.py` measures it).
 """

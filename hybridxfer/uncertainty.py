@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
+from jaxtyping import Array, Float
 
 from .batch_data import batch_data
 from .loss import Trainable, scaled_residuals, variable_scales
@@ -56,12 +57,12 @@ def parameter_table(
         table = initial.pivot(index="batch", columns="variable", values="value")
         y0 = table.reindex(index=list(study.batch_names), columns=list(model.state_names))
         log_y0[: len(study.batch_names)] = np.log(np.maximum(y0.to_numpy(float), 1e-300))
-    params = Trainable(
+    params = Trainable(  # host arrays: no eager operation to compile
         model,
-        model.free[None],
-        jnp.asarray(log_y0),
-        jnp.zeros(len(model.variable_names)),
-        jnp.zeros((data.mask.shape[0], model.free.shape[0])),
+        np.asarray(model.free)[None],
+        log_y0,
+        np.zeros(len(model.variable_names)),
+        np.zeros((data.mask.shape[0], model.free.shape[0])),
     )
     scales = variable_scales(data, data.mask)
     weight = np.asarray(data.mask)[..., None] & np.isfinite(np.asarray(data.values))
@@ -70,12 +71,13 @@ def parameter_table(
         moved = eqx.tree_at(lambda p: (p.model.free, p.process_free), params, (z, z[None]))
         return scaled_residuals(moved, data, scales, solver)[0]
 
-    z = model.free
     free = [p for p in model.structure.parameters if not p.fixed]
     cov = np.full((len(free), len(free)), np.nan)
     if free:
-        r = np.asarray(residuals(z))
-        J = np.asarray(eqx.filter_jit(jax.jacfwd(residuals))(z))  # (B, M, n, p)
+        # residuals and Jacobian from one compiled solve with tangents (an eager solve
+        # would compile each of its operations on its own)
+        both = jax.jacfwd(lambda z: (residuals(z),) * 2, has_aux=True)
+        J, r = (np.asarray(x) for x in eqx.filter_jit(both)(model.free))  # J: (B, M, n, p)
         info = np.zeros((len(free), len(free)))
         for v in range(r.shape[-1]):
             w = weight[..., v]
@@ -87,19 +89,31 @@ def parameter_table(
             info += Jv.T @ Jv / sigma2
         cov = np.linalg.pinv(info, hermitian=True)
     sd_z = np.sqrt(np.clip(np.diag(cov), 0, None)) if free else np.zeros(0)
+    values, slope, lower, upper = (np.asarray(x) for x in _intervals(model, sd_z))
     rows, k = [], 0
-    values = model.parameter_values()
-    for p in model.structure.parameters:
-        value = float(values[p.name])
-        row = dict(name=p.name, value=value, unit=p.unit, sd=np.nan, lower95=np.nan, upper95=np.nan)
+    for i, p in enumerate(model.structure.parameters):
+        row = dict(name=p.name, value=float(values[i]), unit=p.unit)
+        row |= dict(sd=np.nan, lower95=np.nan, upper95=np.nan)
         if not p.fixed:
-            zk, s = float(z[k]), float(sd_z[k])
-            slope = float(jax.grad(p.constrain)(jnp.asarray(zk)))
-            lo, hi = (float(p.constrain(jnp.asarray(zk + d * Z95 * s))) for d in (-1, 1))
-            row.update(sd=abs(slope) * s, lower95=lo, upper95=hi)
+            row.update(sd=abs(slope[k]) * sd_z[k], lower95=lower[k], upper95=upper[k])
             k += 1
         rows.append(row | dict(fixed=p.fixed, process_specific=p.process_specific))
     return pd.DataFrame(rows)
+
+
+@eqx.filter_jit
+def _intervals(model: HybridModel, sd_z: Float[Array, " n_free"]):
+    """Every parameter's value, (n_parameters,), and per free parameter the slope
+    ``d value / dz`` and the interval ``constrain(z -+ 1.96 sd_z)``, (n_free,) each (one
+    compile, not one per operation and parameter)."""
+    free = [p for p in model.structure.parameters if not p.fixed]
+    z = [model.free[k] for k in range(len(free))]
+    slope = [jax.grad(p.constrain)(zk) for p, zk in zip(free, z)]
+    lower = [p.constrain(zk - Z95 * s) for p, zk, s in zip(free, z, sd_z)]
+    upper = [p.constrain(zk + Z95 * s) for p, zk, s in zip(free, z, sd_z)]
+    values = model.parameter_values()
+    stack = lambda xs: jnp.stack(xs) if xs else jnp.zeros(0)  # noqa: E731
+    return stack(list(values.values())), stack(slope), stack(lower), stack(upper)
 
 
 def predict(

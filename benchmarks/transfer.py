@@ -328,6 +328,9 @@ NOTES = """## Notes
   two, with the `scratch` members (stiff early) in one of them (warm 9.4 s against 7.2
   s: narrower vmaps cost more per solver step than the stiff rows save), and solving a
   group's rows in chunks (`lax.map` with `batch_size` 2 or 6: warm 13.3 and 10.6 s).
+  3951483 compiles the source's parameter table (10.1 -> 4.4 s cold on the demo's A);
+  its sd and intervals, hence `l2sp`'s anchor scales, move by up to 4e-12 relative
+  when the source is fitted anew (rows computed with a cached source are unchanged).
 - Tried 2026-12-06 (fourth session), not adopted: an *early-points variant* of every
   candidate but the baselines (its late member returned, its folds trained on the other
   batches' early points), chosen by the same rule (n = 2, 10 seeds, 39 members instead

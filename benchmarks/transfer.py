@@ -338,7 +338,11 @@ NOTES = """## Notes
   best candidate per run (an oracle) at 0.033 with the variants (0.037 without); but
   the folds cannot tell when it is better: its validation beat `l2sp`'s in 3 of 10 B3
   runs, its test error in 6, agreeing in 3. `auto`'s medians: B3 0.0396 -> 0.0392, B
-  0.0384 -> 0.0384, B2 0.0458 -> 0.0470.
+  0.0384 -> 0.0384, B2 0.0458 -> 0.0470. Also measured as a free similarity diagnostic
+  (n = 2, seeds 0-4): how far each network's first-layer weights reading each input
+  moved from the source's (relative norm, `l2sp`'s member). It does not name the changed
+  input: the production factor's lactate weights moved most on every target (B3 0.28-
+  0.59, B2 0.22-0.76, B1 0.21-0.42), the temperature weights less (0.04-0.24).
 - `embedding` is not in the grid: the CHO model declares no embedding parameter and the
   family has one source process (`tests/test_embedding.py` measures it).
 """

@@ -18,7 +18,7 @@ from .networks import Network, NetworkFactor  # noqa: E402
 from .parameters import Parameter, ParameterError  # noqa: E402
 from .plan import Plan  # noqa: E402
 from .reactor import Reactor, ReactorError  # noqa: E402
-from .report import plot_networks, rates_along, write_report  # noqa: E402
+from .report import plot_networks, plot_transfer, rates_along, write_report  # noqa: E402
 from .saved_model import SavedModelError, load_fit, save_fit  # noqa: E402
 from .simulation import SimulationError, Solver, simulate, solve  # noqa: E402
 from .stream import read_stream, replay  # noqa: E402
@@ -79,6 +79,7 @@ __all__ = [
     "parameter_table",
     "parse_model",
     "plot_networks",
+    "plot_transfer",
     "predict",
     "rates_along",
     "read_stream",

@@ -92,6 +92,7 @@ def _fit(args) -> None:
 
 
 def _transfer(args) -> None:
+    from .report import plot_transfer
     from .saved_model import load_fit, save_fit
     from .study import read_study
     from .transfer import transfer
@@ -109,8 +110,12 @@ def _transfer(args) -> None:
     save_fit(replace(result.fit, parameters=table), out)
     (out / "transfer.txt").write_text(result.summary() + "\n")
     result.candidates.to_csv(out / "candidates.csv", index=False)
+    plot_transfer(result, out)
     print(result.summary())
-    print(f"saved the transferred model to {out}/ (transfer.txt: the report above)")
+    print(
+        f"saved the transferred model to {out}/ (transfer.txt: the report above; "
+        "transfer.png: the candidates' scores and the parameters' distances)"
+    )
 
 
 def _predict(args) -> None:

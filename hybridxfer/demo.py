@@ -107,7 +107,7 @@ def run_demo(out: str | Path = "hybridxfer-demo", steps: int = 400) -> Path:
 
     Returns the folder.
     """
-    from .report import write_report
+    from .report import plot_transfer, write_report
     from .saved_model import save_fit
     from .training import FitConfig, fit
     from .transfer import transfer
@@ -132,6 +132,7 @@ def run_demo(out: str | Path = "hybridxfer-demo", steps: int = 400) -> Path:
     fitted = _with_table(moved.fit, target.select(process="B"))
     save_fit(fitted, out / "target")
     write_report(fitted, target.select(process="B"), out / "target-report")
+    plot_transfer(moved, out / "target-report")
     test = target.select(process="B", split="test")
     print("3. on B's held-out test batches:")
     _print_error("source model as is (none)", result.model, test)

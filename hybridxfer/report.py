@@ -1,4 +1,5 @@
-"""Reports of a fitted model: learned factors, rates, training history, parameters."""
+"""Reports of a fitted model: learned factors, rates, training history, parameters,
+and of a transfer: its candidates and how far the process moved."""
 
 from __future__ import annotations
 
@@ -16,9 +17,10 @@ from .plots import plot_simulation, plt, save_figure
 from .simulation import Solver, solve
 from .study import Study
 from .training import FitResult
+from .transfer import TOLERANCE, TransferResult
 from .uncertainty import predict
 
-__all__ = ["plot_history", "plot_networks", "rates_along", "write_report"]
+__all__ = ["plot_history", "plot_networks", "plot_transfer", "rates_along", "write_report"]
 
 
 def rates_along(
@@ -142,6 +144,58 @@ def plot_history(history: pd.DataFrame, out: str | Path) -> Path:
     ax.set_ylabel("loss (scaled)")
     ax.legend(fontsize=7, ncol=2)
     return save_figure(fig, Path(out) / "history.png")
+
+
+def plot_transfer(result: TransferResult, out: str | Path) -> Path:
+    """``transfer.png``: why the candidate was chosen and how far the process moved.
+
+    Left: each candidate's validation score (bar; 1 is the best candidate in every
+    view), the geometric mean over views of its loss relative to the best candidate's
+    in that view (dots: the views, late points and folds); the chosen candidate is
+    highlighted, the baselines ``none`` and ``scratch`` grey, and the dashed line is
+    the tolerance within which the candidate training the fewest values is chosen.
+    Right (if the model has process-specific parameters): each one's distance from
+    the source's value after the refit, in source standard deviations.
+    """
+    table = result.candidates
+    finite = lambda x: np.where(np.isfinite(x), x, np.nan)  # noqa: E731  (failed: not drawn)
+    views = [c for c in table.columns if c == "late" or c.startswith("fold")]
+    params = result.similarity.parameters.dropna(subset=["distance"])
+    panels = 2 if len(params) else 1
+    fig, axes = plt.subplots(
+        1, panels, figsize=(4 + 3.5 * panels, 0.4 * len(table) + 1.6), squeeze=False
+    )
+    ax, y = axes[0, 0], np.arange(len(table))[::-1]
+    baseline = table["candidate"].isin(("none", "scratch"))
+    colour = np.where(table["chosen"], "C3", np.where(baseline, "0.6", "C0"))
+    score = finite(table["validation"].to_numpy(float))
+    ax.barh(y, score - 1, left=1, color=colour, height=0.6)
+    ax.plot(score, y, "d", ms=5, color="k", label="score")
+    for k, view in enumerate(views):
+        loss = finite(table[view].to_numpy(float))
+        ax.plot(loss / np.nanmin(loss), y, "o", ms=3, color=f"C{k + 4}", label=view)
+    near = (1 + TOLERANCE) * np.nanmin(score)
+    ax.axvline(near, color="k", ls="--", lw=1, label=f"best score x{1 + TOLERANCE:g}")
+    ax.set_xscale("log")
+    ax.set_xlim(left=0.9)
+    ax.set_yticks(y, table["candidate"], fontsize=8)
+    for label, chosen in zip(ax.get_yticklabels(), table["chosen"]):
+        if chosen:
+            label.set(color="C3", fontweight="bold")
+    ax.set_xlabel("loss relative to the best candidate's (dots: per view; bar: score)")
+    title = f"transfer: {result.strategy!r} chosen (red); baselines grey"
+    if result.similarity.warning:
+        title += "\nWARNING: transfer is likely to hurt (see the summary)"
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7, loc="upper right")
+    if len(params):
+        ax, y = axes[0, 1], np.arange(len(params))[::-1]
+        ax.barh(y, params["distance"], color="C2", height=0.6)
+        ax.set_yticks(y, params["name"], fontsize=8)
+        ax.set_xlabel("|target - source| in source sd (unconstrained)")
+        rms = result.similarity.distance
+        ax.set_title(f"process-specific parameters (RMS {rms:.3g})", fontsize=10)
+    return save_figure(fig, Path(out) / "transfer.png")
 
 
 def write_report(result: FitResult, study: Study | None, out: str | Path) -> Path:

@@ -167,3 +167,4 @@ def test_fit_predict_report_transfer(tmp_path, capsys):
     assert main([*args, "--out", str(target), *steps]) == 0
     assert "strategy: refit-mechanistic" in capsys.readouterr().out
     assert (target / "transfer.txt").exists() and (target / "weights.eqx").exists()
+    assert (target / "transfer.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -17,7 +17,7 @@ from .plots import plot_simulation, plt, save_figure
 from .simulation import Solver, solve
 from .study import Study
 from .training import FitResult
-from .transfer import TOLERANCE, TransferResult
+from .transfer import BASELINES, TOLERANCE, TransferResult
 from .uncertainty import predict
 
 __all__ = ["plot_history", "plot_networks", "plot_transfer", "rates_along", "write_report"]
@@ -149,14 +149,16 @@ def plot_history(history: pd.DataFrame, out: str | Path) -> Path:
 def plot_transfer(result: TransferResult, out: str | Path) -> Path:
     """``transfer.png``: why the candidate was chosen and how far the process moved.
 
-    Left: each candidate's validation score (bar; 1 is the best candidate in every
-    view), the geometric mean over views of its loss relative to the best candidate's
-    in that view (dots: the views, late points and folds); the chosen candidate is
-    highlighted, the baselines ``none`` and ``scratch`` grey, and the dashed line is
-    the tolerance within which the candidate training the fewest values is chosen.
+    Left, on a log axis: each candidate's loss relative to the best candidate's in
+    each view (dots: the late points, and the folds) and its validation score, their
+    geometric mean (bar; 1 would be the best in every view); the chosen candidate red,
+    the baselines grey, and dashed the tolerance within which the candidate training
+    the fewest values is chosen.
     Right (if the model has process-specific parameters): each one's distance from
     the source's value after the refit, in source standard deviations.
     """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
     table = result.candidates
     finite = lambda x: np.where(np.isfinite(x), x, np.nan)  # noqa: E731  (failed: not drawn)
     views = [c for c in table.columns if c == "late" or c.startswith("fold")]
@@ -166,7 +168,7 @@ def plot_transfer(result: TransferResult, out: str | Path) -> Path:
         1, panels, figsize=(4 + 3.5 * panels, 0.4 * len(table) + 1.6), squeeze=False
     )
     ax, y = axes[0, 0], np.arange(len(table))[::-1]
-    baseline = table["candidate"].isin(("none", "scratch"))
+    baseline = table["candidate"].isin(BASELINES)
     colour = np.where(table["chosen"], "C3", np.where(baseline, "0.6", "C0"))
     score = finite(table["validation"].to_numpy(float))
     ax.barh(y, score - 1, left=1, color=colour, height=0.6)
@@ -195,7 +197,7 @@ def plot_transfer(result: TransferResult, out: str | Path) -> Path:
         ax.set_xlabel("|target - source| in source sd (unconstrained)")
         rms = result.similarity.distance
         ax.set_title(f"process-specific parameters (RMS {rms:.3g})", fontsize=10)
-    return save_figure(fig, Path(out) / "transfer.png")
+    return save_figure(fig, out / "transfer.png")
 
 
 def write_report(result: FitResult, study: Study | None, out: str | Path) -> Path:

@@ -19,7 +19,7 @@ from .parameters import Parameter, ParameterError  # noqa: E402
 from .plan import Plan  # noqa: E402
 from .reactor import Reactor, ReactorError  # noqa: E402
 from .report import plot_networks, plot_transfer, rates_along, write_report  # noqa: E402
-from .saved_model import SavedModelError, load_fit, save_fit  # noqa: E402
+from .saved_model import SavedModelError, load_fit, save_fit, save_transfer  # noqa: E402
 from .simulation import SimulationError, Solver, simulate, solve  # noqa: E402
 from .stream import read_stream, replay  # noqa: E402
 from .study import Study, StudyError, StudyNeeds, read_study, study_from_frames, write_study  # noqa: E402
@@ -87,6 +87,7 @@ __all__ = [
     "relative_rmse",
     "replay",
     "save_fit",
+    "save_transfer",
     "simulate",
     "solve",
     "study_from_frames",

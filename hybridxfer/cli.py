@@ -93,7 +93,7 @@ def _fit(args) -> None:
 
 def _transfer(args) -> None:
     from .report import plot_transfer
-    from .saved_model import load_fit, save_fit
+    from .saved_model import load_fit, save_transfer
     from .study import read_study
     from .transfer import transfer
     from .uncertainty import parameter_table
@@ -106,10 +106,7 @@ def _transfer(args) -> None:
     )
     train = study.select(process=args.process, split="train")
     table = parameter_table(result.model, train, initial=result.fit.initial)
-    out = Path(args.out)
-    save_fit(replace(result.fit, parameters=table), out)
-    (out / "transfer.txt").write_text(result.summary() + "\n")
-    result.candidates.to_csv(out / "candidates.csv", index=False)
+    out = save_transfer(replace(result, fit=replace(result.fit, parameters=table)), args.out)
     plot_transfer(result, out)
     print(result.summary())
     print(

@@ -107,8 +107,8 @@ def run_demo(out: str | Path = "hybridxfer-demo", steps: int = 400) -> Path:
 
     Returns the folder.
     """
-    from .report import plot_transfer, write_report
-    from .saved_model import save_fit
+    from .report import write_report
+    from .saved_model import save_fit, save_transfer
     from .training import FitConfig, fit
     from .transfer import transfer
 
@@ -129,10 +129,9 @@ def run_demo(out: str | Path = "hybridxfer-demo", steps: int = 400) -> Path:
     print("2. transferring to process B from 2 batches (strategy auto)")
     moved = transfer(result, target, process="B", config=FitConfig(steps=steps // 2))
     print(moved.summary())
-    fitted = _with_table(moved.fit, target.select(process="B"))
-    save_fit(fitted, out / "target")
-    write_report(fitted, target.select(process="B"), out / "target-report")
-    plot_transfer(moved, out / "target-report")
+    moved = replace(moved, fit=_with_table(moved.fit, target.select(process="B")))
+    save_transfer(moved, out / "target")
+    write_report(moved.fit, target.select(process="B"), out / "target-report", transfer=moved)
     test = target.select(process="B", split="test")
     print("3. on B's held-out test batches:")
     _print_error("source model as is (none)", result.model, test)

@@ -200,15 +200,25 @@ def plot_transfer(result: TransferResult, out: str | Path) -> Path:
     return save_figure(fig, out / "transfer.png")
 
 
-def write_report(result: FitResult, study: Study | None, out: str | Path) -> Path:
+def write_report(
+    result: FitResult,
+    study: Study | None,
+    out: str | Path,
+    transfer: TransferResult | None = None,
+) -> Path:
     """Write ``report.md`` with the parameter table, training history, learned
     factors and, given a study, predictions with ensemble bands and their NRMSE
-    per split (train / valid / test) and variable.
+    per split (train / valid / test) and variable; given the `transfer` that made
+    `result`, first its record (:meth:`TransferResult.summary`) and ``transfer.png``
+    (:func:`plot_transfer`).
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     model = result.model
     lines = [f"# Model {model.name!r}", ""]
+    if transfer is not None:
+        lines += ["## Transfer", "", "```", transfer.summary(), "```", ""]
+        lines += [f"![transfer]({plot_transfer(transfer, out).name})", ""]
     if result.parameters is not None:
         result.parameters.to_csv(out / "parameters.csv", index=False)
         lines += ["## Parameters (95% Laplace intervals)", "", _markdown(result.parameters), ""]

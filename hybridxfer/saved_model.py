@@ -16,6 +16,9 @@ A saved model is a folder:
                           ``batch, name, value`` (absent without any)
 ``meta.json``             format version, library versions, creation time, scores, fit
                           settings, and a checksum of ``weights.eqx``
+``transfer.txt``          a transferred model's record (:func:`save_transfer`): the
+                          strategy and why, the candidates' scores, the similarity report
+``candidates.csv``        the same candidates' losses per view, scores and values trained
 ========================  ==============================================================
 
 Saving removes ``meta.json`` first, replaces each file atomically and writes
@@ -44,6 +47,7 @@ import pandas as pd
 from .model import HybridModel
 from .model_file import ModelFileError, parse_model, to_toml
 from .training import FitConfig, FitResult
+from .transfer import TransferResult
 
 __all__ = [
     "FORMAT_VERSION",
@@ -52,12 +56,14 @@ __all__ = [
     "normalisation",
     "parameter_frame",
     "save_fit",
+    "save_transfer",
 ]
 
 FORMAT_VERSION = 1
 """Major version of the folder layout; a reader refuses any other major version."""
 
 MODEL, WEIGHTS, META = "model.toml", "weights.eqx", "meta.json"
+TRANSFER, CANDIDATES = "transfer.txt", "candidates.csv"  # a saved transfer's record
 HISTORY, INITIAL = "history.csv", "initial.csv"
 NORMALISATION, PARAMETERS = "normalisation.json", "parameters.csv"
 REQUIRED = (MODEL, WEIGHTS, HISTORY, INITIAL, PARAMETERS)  # besides meta.json
@@ -106,7 +112,8 @@ def normalisation(model: HybridModel) -> dict[str, dict[str, dict[str, float]]]:
 
 # ---------------------------------------------------------------------- saving
 def save_fit(result: FitResult, folder: str | os.PathLike) -> Path:
-    """Write `result` to `folder` (created if needed; files of an earlier save replaced).
+    """Write `result` to `folder` (created if needed; files of an earlier save replaced,
+    an earlier transfer's record removed).
 
     Returns:
         The folder's path.
@@ -128,6 +135,8 @@ def save_fit(result: FitResult, folder: str | os.PathLike) -> Path:
     try:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / META).unlink(missing_ok=True)  # the folder does not load until the end
+        for record in (TRANSFER, CANDIDATES):  # an earlier transfer's (see save_transfer)
+            (folder / record).unlink(missing_ok=True)
         _write(folder / MODEL, to_toml(result.model))
         tmp = folder / (WEIGHTS + ".tmp")
         eqx.tree_serialise_leaves(tmp, arrays)
@@ -160,6 +169,29 @@ def save_fit(result: FitResult, folder: str | os.PathLike) -> Path:
     except OSError as e:
         raise SavedModelError(
             f"{e.filename or folder}: cannot write saved model ({e.strerror})"
+        ) from None
+    return folder
+
+
+def save_transfer(result: TransferResult, folder: str | os.PathLike) -> Path:
+    """Write a transfer's model (:func:`save_fit` of ``result.fit``; it loads with
+    :func:`load_fit`) and its record: ``transfer.txt`` (:meth:`TransferResult.summary`:
+    the strategy and why, the candidates' scores, the similarity report and any
+    warning) and ``candidates.csv`` (``result.candidates``).
+
+    Returns:
+        The folder's path.
+
+    Raises:
+        SavedModelError: as :func:`save_fit`.
+    """
+    folder = save_fit(result.fit, folder)
+    try:
+        _write(folder / TRANSFER, result.summary() + "\n")
+        _write(folder / CANDIDATES, result.candidates.to_csv(index=False))
+    except OSError as e:
+        raise SavedModelError(
+            f"{e.filename or folder}: cannot write the transfer's record ({e.strerror})"
         ) from None
     return folder
 

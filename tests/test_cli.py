@@ -96,6 +96,8 @@ def test_demo_runs(tmp_path, capsys):
         assert (tmp_path / f"{folder}-report" / "report.md").exists()
     out = capsys.readouterr().out
     assert "test NRMSE" in out and "strategy:" in out and str(tmp_path) in out
+    record = (tmp_path / "target" / "transfer.txt").read_text()
+    assert record in out and "## Transfer" in (tmp_path / "target-report" / "report.md").read_text()
 
 
 TOY = """
@@ -166,5 +168,6 @@ def test_fit_predict_report_transfer(tmp_path, capsys):
     ]
     assert main([*args, "--out", str(target), *steps]) == 0
     assert "strategy: refit-mechanistic" in capsys.readouterr().out
-    assert (target / "transfer.txt").exists() and (target / "weights.eqx").exists()
+    assert "strategy: refit-mechanistic" in (target / "transfer.txt").read_text()
+    assert (target / "candidates.csv").exists() and (target / "weights.eqx").exists()
     assert (target / "transfer.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -186,6 +186,20 @@ def test_auto_chooses_among_all_candidates_in_one_fit(auto):
     assert len(auto.candidate_fits["scratch"].history) == CONFIG.steps
 
 
+def test_a_saved_transfer_keeps_its_record_and_its_report_shows_it(auto, tmp_path):
+    folder = hx.save_transfer(auto, tmp_path / "target")
+    np.testing.assert_array_equal(hx.load_fit(folder).model.free, auto.model.free)
+    assert (folder / "transfer.txt").read_text() == auto.summary() + "\n"
+    pd.testing.assert_frame_equal(pd.read_csv(folder / "candidates.csv"), auto.candidates)
+    hx.save_fit(auto.candidate_fits["scratch"], folder)  # another model: not its record
+    assert not (folder / "transfer.txt").exists() and not (folder / "candidates.csv").exists()
+    report = hx.write_report(auto.fit, None, tmp_path / "report", transfer=auto)
+    text = (report / "report.md").read_text()
+    assert text.index("## Transfer") < text.index("## Training")
+    assert auto.summary() in text and "![transfer](transfer.png)" in text
+    assert (report / "transfer.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def _with_valid(study, batch):
     b = study.batches
     return hx.Study(

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
+from jaxtyping import Array, Float
 
-from .batch_data import batch_data, input_values_at
+from .batch_data import BatchData, batch_data, input_values_at
 from .metrics import nrmse
 from .model import HybridModel
 from .plots import plot_simulation, plt, save_figure
@@ -37,16 +39,7 @@ def rates_along(
     times = {b: np.linspace(0.0, study.end_time(b), points) for b in study.batch_names}
     data = batch_data(model, study, times)
     ys = solve(model, data, Solver())[0][..., : len(model.state_names)]
-    replace = {n: 1.0 for n in model.networks} if mechanistic else None
-    linear = model.linear_inputs
-
-    def at(t, y, it, iv, c):
-        return model.rates(t, y, input_values_at(t, it, iv, linear), c, replace)
-
-    per_point = jax.vmap(at, in_axes=(0, 0, None, None, None))
-    rates = jax.jit(jax.vmap(per_point))(
-        data.times, ys, data.input_times, data.input_values, data.constants
-    )
+    rates = _rates_at(model, data, ys, mechanistic)
     n = len(study.batch_names)
     frames = []
     for name, values in rates.items():
@@ -55,6 +48,21 @@ def rates_along(
         b = np.repeat(np.asarray(study.batch_names, dtype=object)[:, None], t.shape[1], axis=1)
         frames.append(pd.DataFrame(dict(batch=b[m], time=t[m], rate=name, value=v[m])))
     return pd.concat(frames, ignore_index=True)
+
+
+@eqx.filter_jit
+def _rates_at(
+    model: HybridModel, data: BatchData, ys: Float[Array, "B M n_states"], mechanistic: bool
+) -> dict[str, Float[Array, "B M"]]:
+    """Every named rate at each batch's output times and states (compiled once per
+    model structure, shape and `mechanistic`; a closure would compile on every call)."""
+    replace = dict.fromkeys(model.networks, 1.0) if mechanistic else None
+
+    def at(t, y, it, iv, c):
+        return model.rates(t, y, input_values_at(t, it, iv, model.linear_inputs), c, replace)
+
+    per_point = jax.vmap(at, in_axes=(0, 0, None, None, None))
+    return jax.vmap(per_point)(data.times, ys, data.input_times, data.input_values, data.constants)
 
 
 def plot_networks(model: HybridModel, study: Study | None, out: str | Path) -> list[Path]:

@@ -19,6 +19,8 @@ A saved model is a folder:
 ``transfer.txt``          a transferred model's record (:func:`save_transfer`): the
                           strategy and why, the candidates' scores, the similarity report
 ``candidates.csv``        the same candidates' losses per view, scores and values trained
+``transfer.png``          its plot (written by ``hybridxfer transfer``); ``save_fit`` removes
+                          all three, which describe an earlier model
 ========================  ==============================================================
 
 Saving removes ``meta.json`` first, replaces each file atomically and writes
@@ -64,6 +66,7 @@ FORMAT_VERSION = 1
 
 MODEL, WEIGHTS, META = "model.toml", "weights.eqx", "meta.json"
 TRANSFER, CANDIDATES = "transfer.txt", "candidates.csv"  # a saved transfer's record
+TRANSFER_FILES = (TRANSFER, CANDIDATES, "transfer.png")  # and its plot (the CLI draws it)
 HISTORY, INITIAL = "history.csv", "initial.csv"
 NORMALISATION, PARAMETERS = "normalisation.json", "parameters.csv"
 REQUIRED = (MODEL, WEIGHTS, HISTORY, INITIAL, PARAMETERS)  # besides meta.json
@@ -135,7 +138,7 @@ def save_fit(result: FitResult, folder: str | os.PathLike) -> Path:
     try:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / META).unlink(missing_ok=True)  # the folder does not load until the end
-        for record in (TRANSFER, CANDIDATES):  # an earlier transfer's (see save_transfer)
+        for record in TRANSFER_FILES:  # an earlier transfer's (see save_transfer)
             (folder / record).unlink(missing_ok=True)
         _write(folder / MODEL, to_toml(result.model))
         tmp = folder / (WEIGHTS + ".tmp")

@@ -171,3 +171,9 @@ def test_fit_predict_report_transfer(tmp_path, capsys):
     assert "strategy: refit-mechanistic" in (target / "transfer.txt").read_text()
     assert (target / "candidates.csv").exists() and (target / "weights.eqx").exists()
     assert (target / "transfer.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # a fit saved over the transfer: its record and plot go (they describe another model)
+    assert (
+        main(["fit", str(model), str(study), "--process", "B", "--out", str(target), *steps]) == 0
+    )
+    record = ("transfer.txt", "candidates.csv", "transfer.png")
+    assert not any((target / f).exists() for f in record)

@@ -31,10 +31,11 @@ import numpy as np
 import pandas as pd
 
 import hybridxfer as hx
-from hybridxfer import simulation, training
+from hybridxfer._data.metrics import nrmse
+from hybridxfer._fit import engine as training
+from hybridxfer._fit.objective import objective, variable_scales
+from hybridxfer._solve import simulation
 from hybridxfer.demo import demo_model_path, demo_study, generate_demo_study
-from hybridxfer.loss import objective, variable_scales
-from hybridxfer.metrics import nrmse
 
 TARGET_TOTAL, TARGET_RATIO = 60.0, 4.0
 VARIABLES = ["Xv", "Glc", "Lac", "P"]
@@ -164,7 +165,7 @@ def markdown(r: dict, info: dict) -> str:
                 f"| {m['ratio']:.1f}x |"
             )
     lines += [
-        "\nNRMSE: `hybridxfer.metrics.nrmse` (RMSE / range of the measured values) of the "
+        "\nNRMSE: `hybridxfer._data.metrics.nrmse` (RMSE / range of the measured values) of the "
         "fitted model predicting each batch from its t=0 values, inputs and constants.\n",
         "| NRMSE | " + " | ".join(VARIABLES) + " |",
         "|---" + "|---:" * len(VARIABLES) + "|",

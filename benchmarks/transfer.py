@@ -41,8 +41,8 @@ import pandas as pd
 import scipy.optimize
 
 import hybridxfer as hx
+from hybridxfer._transfer.transfer import MAX_FOLDS, anchor_sd, candidate_plans
 from hybridxfer.demo import demo_model_path
-from hybridxfer.transfer import MAX_FOLDS, anchor_sd, candidate_plans
 
 try:
     from process_family import (

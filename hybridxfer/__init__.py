@@ -9,22 +9,22 @@ import jax
 
 jax.config.update("jax_enable_x64", True)
 
-from .batch_data import BatchData, batch_data  # noqa: E402
-from .expressions import ExpressionError  # noqa: E402
-from .metrics import nrmse, relative_rmse  # noqa: E402
-from .model import Constant, HybridModel, Input, ModelError, Observation, State  # noqa: E402
-from .model_file import ModelFileError, load_model, parse_model, to_toml  # noqa: E402
-from .networks import Network, NetworkFactor  # noqa: E402
-from .parameters import Parameter, ParameterError  # noqa: E402
-from .plan import Plan  # noqa: E402
-from .reactor import Reactor, ReactorError  # noqa: E402
-from .report import plot_networks, plot_transfer, rates_along, write_report  # noqa: E402
-from .saved_model import SavedModelError, load_fit, save_fit, save_transfer  # noqa: E402
-from .simulation import SimulationError, Solver, simulate, solve  # noqa: E402
-from .stream import read_stream, replay  # noqa: E402
-from .study import Study, StudyError, StudyNeeds, read_study, study_from_frames, write_study  # noqa: E402
-from .training import FitConfig, FitError, FitResult, FitStep, fit  # noqa: E402
-from .transfer import (  # noqa: E402
+from ._core.expressions import ExpressionError  # noqa: E402
+from ._core.model import Constant, HybridModel, Input, ModelError, Observation, State  # noqa: E402
+from ._core.networks import Network, NetworkFactor  # noqa: E402
+from ._core.parameters import Parameter, ParameterError  # noqa: E402
+from ._core.reactor import Reactor, ReactorError  # noqa: E402
+from ._data.batch_data import BatchData, batch_data  # noqa: E402
+from ._data.metrics import nrmse, relative_rmse  # noqa: E402
+from ._data.study import Study, StudyError, StudyNeeds, read_study, study_from_frames, write_study  # noqa: E402
+from ._fit.engine import FitConfig, FitError, FitResult, FitStep, fit  # noqa: E402
+from ._fit.intervals import parameter_table  # noqa: E402
+from ._fit.plan import Plan  # noqa: E402
+from ._io.model_file import ModelFileError, load_model, parse_model, to_toml  # noqa: E402
+from ._io.saved_model import SavedModelError, load_fit, save_fit, save_transfer  # noqa: E402
+from ._report.report import plot_networks, plot_transfer, rates_along, write_report  # noqa: E402
+from ._solve.simulation import SimulationError, Solver, simulate, solve  # noqa: E402
+from ._transfer.transfer import (  # noqa: E402
     STRATEGIES,
     Similarity,
     TransferResult,
@@ -32,8 +32,9 @@ from .transfer import (  # noqa: E402
     candidate_plans,
     transfer,
 )
-from .twin import DigitalTwin, TwinError  # noqa: E402
-from .uncertainty import parameter_table, predict  # noqa: E402
+from ._twin.filter import DigitalTwin, TwinError  # noqa: E402
+from ._twin.stream import read_stream, replay  # noqa: E402
+from ._uncertainty.prediction import predict  # noqa: E402
 
 __version__ = "0.1.0"
 

@@ -12,17 +12,17 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from .expressions import ExpressionError
-from .model import ModelError
-from .model_file import ModelFileError
-from .parameters import ParameterError
-from .reactor import ReactorError
-from .saved_model import SavedModelError
-from .simulation import SimulationError
-from .study import StudyError
-from .training import FitError
-from .transfer import STEPS, STRATEGIES
-from .twin import TwinError
+from ._core.expressions import ExpressionError
+from ._core.model import ModelError
+from ._core.parameters import ParameterError
+from ._core.reactor import ReactorError
+from ._data.study import StudyError
+from ._fit.engine import FitError
+from ._io.model_file import ModelFileError
+from ._io.saved_model import SavedModelError
+from ._solve.simulation import SimulationError
+from ._transfer.transfer import STEPS, STRATEGIES
+from ._twin.filter import TwinError
 
 USER_ERRORS = (
     FitError,
@@ -46,10 +46,10 @@ def _demo(args) -> None:
 
 
 def _simulate(args) -> None:
-    from .model_file import load_model
-    from .plots import plot_simulation
-    from .simulation import Solver, simulate
-    from .study import read_study
+    from ._data.study import read_study
+    from ._io.model_file import load_model
+    from ._report.trajectories import plot_simulation
+    from ._solve.simulation import Solver, simulate
 
     model = load_model(args.model)
     study = read_study(args.study)
@@ -65,11 +65,11 @@ def _simulate(args) -> None:
 
 
 def _fit(args) -> None:
-    from .model_file import load_model
-    from .saved_model import save_fit
-    from .study import read_study
-    from .training import FitConfig, fit
-    from .uncertainty import parameter_table
+    from ._data.study import read_study
+    from ._fit.engine import FitConfig, fit
+    from ._fit.intervals import parameter_table
+    from ._io.model_file import load_model
+    from ._io.saved_model import save_fit
 
     model = load_model(args.model)
     study = read_study(args.study)
@@ -92,11 +92,11 @@ def _fit(args) -> None:
 
 
 def _transfer(args) -> None:
-    from .report import plot_transfer
-    from .saved_model import load_fit, save_transfer
-    from .study import read_study
-    from .transfer import transfer
-    from .uncertainty import parameter_table
+    from ._data.study import read_study
+    from ._fit.intervals import parameter_table
+    from ._io.saved_model import load_fit, save_transfer
+    from ._report.report import plot_transfer
+    from ._transfer.transfer import transfer
 
     source = load_fit(args.model_dir)
     study = read_study(args.study)
@@ -116,9 +116,9 @@ def _transfer(args) -> None:
 
 
 def _predict(args) -> None:
-    from .saved_model import load_fit
-    from .study import read_study
-    from .uncertainty import predict
+    from ._data.study import read_study
+    from ._io.saved_model import load_fit
+    from ._uncertainty.prediction import predict
 
     result = load_fit(args.model_dir)
     study = read_study(args.study)
@@ -129,9 +129,9 @@ def _predict(args) -> None:
 
 
 def _report(args) -> None:
-    from .report import write_report
-    from .saved_model import load_fit
-    from .study import read_study
+    from ._data.study import read_study
+    from ._io.saved_model import load_fit
+    from ._report.report import write_report
 
     result = load_fit(args.model_dir)
     study = read_study(args.study) if args.study else None
@@ -140,9 +140,9 @@ def _report(args) -> None:
 
 
 def _twin(args) -> None:
-    from .plots import plot_simulation
-    from .saved_model import load_fit
-    from .stream import read_stream, replay
+    from ._io.saved_model import load_fit
+    from ._report.trajectories import plot_simulation
+    from ._twin.stream import read_stream, replay
 
     model = load_fit(args.model_dir).model
     stream = read_stream(args.stream)

@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .metrics import nrmse
-from .model_file import load_model
-from .simulation import simulate
-from .study import Study, read_study, study_from_frames, write_study
+from ._data.metrics import nrmse
+from ._data.study import Study, read_study, study_from_frames, write_study
+from ._io.model_file import load_model
+from ._solve.simulation import simulate
 
 __all__ = ["demo_model_path", "demo_study", "generate_demo_study", "run_demo"]
 
@@ -107,10 +107,10 @@ def run_demo(out: str | Path = "hybridxfer-demo", steps: int = 400) -> Path:
 
     Returns the folder.
     """
-    from .report import write_report
-    from .saved_model import save_fit, save_transfer
-    from .training import FitConfig, fit
-    from .transfer import transfer
+    from ._fit.engine import FitConfig, fit
+    from ._io.saved_model import save_fit, save_transfer
+    from ._report.report import write_report
+    from ._transfer.transfer import transfer
 
     out = Path(out)
     model = load_model(demo_model_path())
@@ -141,7 +141,7 @@ def run_demo(out: str | Path = "hybridxfer-demo", steps: int = 400) -> Path:
 
 
 def _with_table(result, study):
-    from .uncertainty import parameter_table
+    from ._fit.intervals import parameter_table
 
     table = parameter_table(result.model, study.select(split="train"), initial=result.initial)
     return replace(result, parameters=table)
@@ -158,7 +158,7 @@ def _two_target_batches(study: Study) -> Study:
 
 
 def _print_error(label: str, model, test: Study) -> None:
-    from .uncertainty import predict
+    from ._uncertainty.prediction import predict
 
     error = nrmse(predict(model, test), test.measurements).drop("V", errors="ignore")
     print(f"   test NRMSE, {label}: " + ", ".join(f"{v} {e:.3f}" for v, e in error.items()))

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from hybridxfer._data.study import write_study
 from hybridxfer.cli import main
 from hybridxfer.demo import demo_model_path, demo_study
-from hybridxfer.study import write_study
 
 
 @pytest.fixture(scope="module")

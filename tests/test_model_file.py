@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import hybridxfer as hx
-from hybridxfer.expressions import ExpressionError, parse_expression
+from hybridxfer._core.expressions import ExpressionError, parse_expression
 
 GOOD = textwrap.dedent(
     """\

@@ -7,10 +7,10 @@ import numpy as np
 import pandas as pd
 
 import hybridxfer as hx
-from hybridxfer.batch_data import batch_data
-from hybridxfer.loss import members_objective, objective, variable_scales
-from hybridxfer.simulation import Solver
-from hybridxfer.training import _stack, _trainable
+from hybridxfer._data.batch_data import batch_data
+from hybridxfer._fit.engine import _stack, _trainable
+from hybridxfer._fit.objective import members_objective, objective, variable_scales
+from hybridxfer._solve.simulation import Solver
 
 
 def _model():

@@ -31,8 +31,8 @@ import numpy as np
 import pandas as pd
 
 import hybridxfer as hx
-from hybridxfer import training
-from hybridxfer.training import FitConfig, fit
+from hybridxfer._fit import engine as training
+from hybridxfer._fit.engine import FitConfig, fit
 
 folder, steps = Path(sys.argv[1]), int(sys.argv[2])
 load_checkpoint = training._load_checkpoint

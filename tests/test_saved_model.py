@@ -12,12 +12,12 @@ import pandas as pd
 import pytest
 
 import hybridxfer as hx
-from hybridxfer import saved_model
+from hybridxfer._fit.engine import FitConfig, fit
+from hybridxfer._io import saved_model
+from hybridxfer._io.model_file import to_toml
+from hybridxfer._io.saved_model import FORMAT_VERSION, SavedModelError, load_fit, save_fit
+from hybridxfer._solve.simulation import Solver
 from hybridxfer.demo import demo_model_path
-from hybridxfer.model_file import to_toml
-from hybridxfer.saved_model import FORMAT_VERSION, SavedModelError, load_fit, save_fit
-from hybridxfer.simulation import Solver
-from hybridxfer.training import FitConfig, fit
 
 
 # ------------------------------------------------------------------ to_toml

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hybridxfer.study import (
+from hybridxfer._data.study import (
     Study,
     StudyError,
     StudyNeeds,

@@ -11,8 +11,8 @@ import pytest
 from scipy import stats
 
 import hybridxfer as hx
+from hybridxfer._transfer.transfer import BASELINES, _mmd, anchor_sd, candidate_plans
 from hybridxfer.demo import demo_model_path
-from hybridxfer.transfer import BASELINES, _mmd, anchor_sd, candidate_plans
 
 CONFIG = hx.FitConfig(steps=60, learning_rate=0.02)
 TRUTH = {"A": 0.30, "B": 0.20}  # mu_max per process; the inhibition is shared
@@ -328,7 +328,7 @@ def test_members_stepped_in_concurrent_groups_equal_one_group(study, monkeypatch
 
 def test_auto_prefers_the_candidate_training_fewest_values_within_tolerance():
     """Scores are losses relative to the best, per view, combined by geometric mean."""
-    from hybridxfer.transfer import TOLERANCE, _choose
+    from hybridxfer._transfer.transfer import TOLERANCE, _choose
 
     table = pd.DataFrame(
         dict(

@@ -10,9 +10,9 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float
 
-from .batch_data import BatchData
-from .model import HybridModel
-from .simulation import Solver, solve_batches, solve_rows
+from .._core.model import HybridModel
+from .._data.batch_data import BatchData
+from .._solve.simulation import Solver, solve_batches, solve_rows
 
 __all__ = [
     "Trainable",

@@ -12,15 +12,15 @@ import numpy as np
 import pandas as pd
 from jaxtyping import Array, Float
 
-from .batch_data import BatchData, batch_data, input_values_at
-from .metrics import nrmse
-from .model import HybridModel
-from .plots import plot_simulation, plt, save_figure
-from .simulation import Solver, solve
-from .study import Study
-from .training import FitResult
-from .transfer import BASELINES, TOLERANCE, TransferResult
-from .uncertainty import predict
+from .._core.model import HybridModel
+from .._data.batch_data import BatchData, batch_data, input_values_at
+from .._data.metrics import nrmse
+from .._data.study import Study
+from .._fit.engine import FitResult
+from .._solve.simulation import Solver, solve
+from .._transfer.transfer import BASELINES, TOLERANCE, TransferResult
+from .._uncertainty.prediction import predict
+from .trajectories import plot_simulation, plt, save_figure
 
 __all__ = ["plot_history", "plot_networks", "plot_transfer", "rates_along", "write_report"]
 

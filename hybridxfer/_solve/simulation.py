@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 from jaxtyping import Array, Bool, Float
 
-from .batch_data import BatchData, batch_data, input_values_at
-from .model import HybridModel
-from .study import Study
+from .._core.model import HybridModel
+from .._data.batch_data import BatchData, batch_data, input_values_at
+from .._data.study import Study
 
 __all__ = ["SimulationError", "Solver", "simulate", "solve", "solve_batches", "solve_rows"]
 

@@ -46,10 +46,10 @@ import jax
 import numpy as np
 import pandas as pd
 
-from .model import HybridModel
+from .._core.model import HybridModel
+from .._fit.engine import FitConfig, FitResult
+from .._transfer.transfer import TransferResult
 from .model_file import ModelFileError, parse_model, to_toml
-from .training import FitConfig, FitResult
-from .transfer import TransferResult
 
 __all__ = [
     "FORMAT_VERSION",
@@ -391,7 +391,7 @@ def _version(package: str) -> str:
 
 
 def _hybridxfer_version() -> str:
-    from . import __version__
+    from .. import __version__
 
     return __version__
 

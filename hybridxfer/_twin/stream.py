@@ -28,9 +28,9 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from .model import HybridModel
-from .study import StudyError
-from .twin import DigitalTwin, TwinError
+from .._core.model import HybridModel
+from .._data.study import StudyError
+from .filter import DigitalTwin, TwinError
 
 __all__ = ["read_stream", "replay"]
 

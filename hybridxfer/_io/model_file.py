@@ -23,11 +23,11 @@ from typing import Any
 import jax
 import numpy as np
 
-from .expressions import ExpressionError
-from .model import Constant, HybridModel, Input, ModelError, Observation, State
-from .networks import Network
-from .parameters import Parameter, ParameterError
-from .reactor import Reactor, ReactorError
+from .._core.expressions import ExpressionError
+from .._core.model import Constant, HybridModel, Input, ModelError, Observation, State
+from .._core.networks import Network
+from .._core.parameters import Parameter, ParameterError
+from .._core.reactor import Reactor, ReactorError
 
 __all__ = ["ModelFileError", "load_model", "parse_model", "to_toml"]
 

@@ -1,8 +1,6 @@
-"""Uncertainty: parameter intervals (Laplace / Gauss-Newton) and ensemble prediction bands."""
+"""Parameter intervals of a fit: Laplace / Gauss-Newton in the unconstrained coordinates."""
 
 from __future__ import annotations
-
-from collections.abc import Mapping, Sequence
 
 import equinox as eqx
 import jax
@@ -11,13 +9,13 @@ import numpy as np
 import pandas as pd
 from jaxtyping import Array, Float
 
-from .batch_data import batch_data
-from .loss import Trainable, scaled_residuals, variable_scales
-from .model import HybridModel
-from .simulation import Solver, simulate
-from .study import Study
+from .._core.model import HybridModel
+from .._data.batch_data import batch_data
+from .._data.study import Study
+from .._solve.simulation import Solver
+from .objective import Trainable, scaled_residuals, variable_scales
 
-__all__ = ["parameter_table", "predict"]
+__all__ = ["parameter_table"]
 
 Z95 = 1.959963984540054
 
@@ -114,32 +112,3 @@ def _intervals(model: HybridModel, sd_z: Float[Array, " n_free"]):
     values = model.parameter_values()
     stack = lambda xs: jnp.stack(xs) if xs else jnp.zeros(0)  # noqa: E731
     return stack(list(values.values())), stack(slope), stack(lower), stack(upper)
-
-
-def predict(
-    models: HybridModel | Sequence[HybridModel],
-    study: Study,
-    *,
-    times: Mapping[str, Sequence[float]] | int | None = None,
-    level: float = 0.95,
-    solver: Solver = Solver(),
-) -> pd.DataFrame:
-    """Predict every batch of `study` from its t=0 values, inputs and constants.
-
-    With several models (an ensemble, best first: ``FitResult.members``), ``value`` is
-    the first model's prediction and ``lower``/``upper`` the central `level` quantiles
-    across the ensemble: the spread of equally good fits, not measurement noise.
-
-    Returns:
-        Long table ``batch, time, variable, value`` (+ ``lower, upper`` for an ensemble).
-    """
-    models = [models] if isinstance(models, HybridModel) else list(models)
-    runs = [simulate(m, study, times=times, solver=solver) for m in models]
-    out = runs[0]
-    if len(models) > 1:
-        stack = np.stack([r["value"].to_numpy() for r in runs])
-        a = (1 - level) / 2
-        out = out.assign(
-            lower=np.quantile(stack, a, axis=0), upper=np.quantile(stack, 1 - a, axis=0)
-        )
-    return out

@@ -52,11 +52,11 @@ import jax
 import numpy as np
 import pandas as pd
 
-from .metrics import nrmse
-from .model import HybridModel
-from .plan import Plan
-from .study import Study, StudyError
-from .training import FitConfig, FitResult, FitStep, fit
+from .._core.model import HybridModel
+from .._data.metrics import nrmse
+from .._data.study import Study, StudyError
+from .._fit.engine import FitConfig, FitResult, FitStep, fit
+from .._fit.plan import Plan
 
 __all__ = [
     "BASELINES",

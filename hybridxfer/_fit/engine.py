@@ -34,18 +34,18 @@ from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, Float, Int
 from tqdm import tqdm
 
-from .batch_data import FAR, BatchData, batch_data
-from .loss import (
+from .._core.model import HybridModel
+from .._data.batch_data import FAR, BatchData, batch_data
+from .._data.study import Study, StudyError
+from .._solve.simulation import SimulationError, Solver, check_finite, solve_batches, to_frame
+from .objective import (
     LIKELIHOODS,
     Trainable,
     initial_states,
     members_objective,
     variable_scales,
 )
-from .model import HybridModel
 from .plan import Plan
-from .simulation import SimulationError, Solver, check_finite, solve_batches, to_frame
-from .study import Study, StudyError
 
 __all__ = ["FitConfig", "FitError", "FitResult", "FitStep", "fit", "normalise_networks"]
 

@@ -18,8 +18,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float, Int
 
-from .model import HybridModel
-from .study import Study, StudyError
+from .._core.model import HybridModel
+from .study import Study, StudyError, StudyNeeds
 
 __all__ = ["BatchData", "batch_data", "bucket"]
 
@@ -80,7 +80,7 @@ def batch_data(
     Raises:
         StudyError: if the study lacks something the model needs.
     """
-    study.check(model.study_needs())
+    study.check(study_needs(model))
     names = study.batch_names
     variables, inputs, events = model.variable_names, model.input_names, model.event_names
     n, n_states, n_in, n_ev = len(names), len(model.state_names), len(inputs), len(events)
@@ -166,6 +166,22 @@ def batch_data(
         process=process,
     )
     return jax.device_put(data)  # one transfer; jnp.asarray compiles a program per shape
+
+
+def study_needs(model: HybridModel) -> StudyNeeds:
+    """What `model` needs from a study (see :meth:`Study.check`)."""
+    s = model.structure
+    r = s.reactor
+    from_data = [st.name for st in s.states if st.initial is None]
+    if r.has_volume and r.volume_initial is None:
+        from_data.append(r.volume)
+    return StudyNeeds(
+        variables=model.variable_names,
+        initial_from_data=tuple(from_data),
+        inputs=model.input_names,
+        events=r.events,
+        constants=model.constant_names,
+    )
 
 
 def input_values_at(

@@ -15,7 +15,6 @@ from .expressions import Expression, ExpressionError, parse_expression
 from .networks import Network, NetworkFactor
 from .parameters import Parameter
 from .reactor import Reactor
-from .study import StudyNeeds
 
 __all__ = ["Constant", "HybridModel", "Input", "ModelError", "Observation", "State"]
 
@@ -380,21 +379,6 @@ class HybridModel(eqx.Module):
             for (name, net), k in zip(self.networks.items(), keys)
         }
         return eqx.tree_at(lambda m: m.networks, self, nets)
-
-    def study_needs(self) -> StudyNeeds:
-        """What this model needs from a study (see :meth:`hybridxfer.Study.check`)."""
-        s = self.structure
-        r = s.reactor
-        from_data = [st.name for st in s.states if st.initial is None]
-        if r.has_volume and r.volume_initial is None:
-            from_data.append(r.volume)
-        return StudyNeeds(
-            variables=self.variable_names,
-            initial_from_data=tuple(from_data),
-            inputs=self.input_names,
-            events=r.events,
-            constants=self.constant_names,
-        )
 
     # ---------------------------------------------------------------- dynamics
     def initial_state(

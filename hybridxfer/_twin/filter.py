@@ -43,8 +43,8 @@ import numpy as np
 import pandas as pd
 from jaxtyping import Array, Bool, Float
 
-from .model import HybridModel
-from .simulation import SOLVERS, Solver
+from .._core.model import HybridModel
+from .._solve.simulation import SOLVERS, Solver
 
 __all__ = ["DigitalTwin", "TwinError"]
 

@@ -16,6 +16,7 @@ from jaxtyping import Array, Bool, Float
 from .._core.model import HybridModel
 from .._data.batch_data import BatchData, batch_data, input_values_at
 from .._data.study import Study
+from .failure import SimulationError, check_finite
 
 __all__ = ["SimulationError", "Solver", "simulate", "solve", "solve_batches", "solve_rows"]
 
@@ -25,10 +26,6 @@ SOLVERS = {"tsit5": dfx.Tsit5, "dopri5": dfx.Dopri5, "kvaerno5": dfx.Kvaerno5}
 # segment) took 114 ms with 1024 slots, 73 ms with 128 and 67 ms with 64, with the
 # same result; heavy early steps (~60 steps per segment) 252, 204 and 202 ms.
 CHECKPOINTS = 128
-
-
-class SimulationError(RuntimeError):
-    """A solve failed or produced a non-finite state; the message names batch and time."""
 
 
 @dataclass(frozen=True)
@@ -75,6 +72,16 @@ class Solver:
             icoeff=0.4 if stiff else 1.0,
             jump_ts=jump_ts,
         )
+
+
+DEFAULT = Solver()
+"""Simulation, prediction and the reports' rates: rtol 1e-6, atol 1e-9, 4096 steps."""
+TRAINING = Solver(rtol=1e-5, atol=1e-8, max_steps=1024)
+"""A fit's training solves (:class:`~hybridxfer.FitConfig`): rtol 1e-5, atol 1e-8, 1024 steps."""
+INTERVALS = Solver(rtol=1e-8, atol=1e-10, max_steps=4096, forward_mode=True)
+"""Parameter intervals' Jacobians: rtol 1e-8, atol 1e-10, 4096 steps, forward mode."""
+TWIN = DEFAULT
+"""The digital twin's mean and covariance between updates: as :data:`DEFAULT`."""
 
 
 def _solve_batch(model: HybridModel, data: BatchData, solver: Solver, y0=None):
@@ -140,7 +147,7 @@ def _solve_batch(model: HybridModel, data: BatchData, solver: Solver, y0=None):
 def solve_batches(
     model: HybridModel,
     data: BatchData,
-    solver: Solver = Solver(),
+    solver: Solver = DEFAULT,
     y0: Float[Array, "B n_states"] | None = None,
 ) -> tuple[Float[Array, "B M n_vars"], Bool[Array, " B"]]:
     """Solve every batch of `data` at its output times (traceable; see :func:`solve`).
@@ -194,7 +201,7 @@ _solve_jit = eqx.filter_jit(solve_batches)
 def solve(
     model: HybridModel,
     data: BatchData,
-    solver: Solver = Solver(),
+    solver: Solver = DEFAULT,
     y0: Float[Array, "B n_states"] | None = None,
 ) -> tuple[Float[Array, "B M n_vars"], Bool[Array, " B"]]:
     """Jitted :func:`solve_batches`: compiled once per model structure, solver and
@@ -207,7 +214,7 @@ def simulate(
     study: Study,
     *,
     times: Mapping[str, Sequence[float]] | int | None = None,
-    solver: Solver = Solver(),
+    solver: Solver = DEFAULT,
 ) -> pd.DataFrame:
     """Simulate every batch of `study` from its t=0 values, inputs and constants.
 
@@ -242,48 +249,6 @@ def simulate(
     ys, ok = np.asarray(ys), np.asarray(ok)
     check_finite(ys, ok, data, study.batch_names, model.variable_names, solver.max_steps)
     return to_frame(ys, data, study.batch_names, model.variable_names)
-
-
-def check_finite(
-    ys: np.ndarray,
-    ok: np.ndarray,
-    data: BatchData,
-    batches: Sequence[str],
-    states: Sequence[str],
-    max_steps: int | None = None,
-) -> None:
-    """Raise SimulationError for the first batch whose solve failed or went non-finite.
-
-    `batches` names the rows of `data`; `states` the last axis of `ys`. A NaN is
-    reported as a non-finite state; a solve that stopped early (`ok` False) as the
-    solver stopping, with the step budget.
-    """
-    times, mask = np.asarray(data.times), np.asarray(data.mask)
-    for i, batch in enumerate(batches):
-        nan = np.isnan(ys[i]) & mask[i][:, None]
-        bad = ~np.isfinite(ys[i]) & mask[i][:, None]
-        if ok[i] and not bad.any():
-            continue
-        if nan.any() or ok[i]:
-            where = nan if nan.any() else bad
-            j = int(np.argmax(where.any(axis=1)))
-            vars_ = ", ".join(n for n, b in zip(states, where[j]) if b)
-            last = f"; last finite at t={times[i, j - 1]:g}" if j > 0 else ""
-            raise SimulationError(
-                f"batch {batch!r}: non-finite state ({vars_}) at t={times[i, j]:g}{last}. "
-                "Check parameters and initial values; for a stiff model use solver 'kvaerno5'."
-            )
-        # a failed segment leaves inf at its end, and later segments go on from where it
-        # stopped: the solver stopped before the first non-finite time (else before the
-        # last time: the failed segment ended at an event, not at an output time)
-        unreached = mask[i] & bad.any(axis=1)
-        before = times[i][unreached][0] if unreached.any() else times[i][mask[i]][-1]
-        budget = f" (max_steps={max_steps} per segment)" if max_steps else ""
-        raise SimulationError(
-            f"batch {batch!r}: the solver stopped before t={before:g}: the step budget{budget} "
-            "ran out or the step size collapsed; raise max_steps, or use solver 'kvaerno5' if "
-            "stiff."
-        )
 
 
 def to_frame(

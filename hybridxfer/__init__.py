@@ -3,7 +3,15 @@ transferred to the next.
 
 Importing hybridxfer turns on JAX float64 (``jax_enable_x64``): bioreactor
 balances span many orders of magnitude and float32 gives worse steps and gradients.
+
+The names below are what a user calls. Models, studies and model files are imported
+with the package; solving, fitting, transfer, saved models, the digital twin and the
+plots (which import diffrax, optax and matplotlib) on first use of one of their
+names (PEP 562). Array-level tools are in :mod:`hybridxfer.arrays`.
 """
+
+import importlib
+import importlib.metadata
 
 import jax
 
@@ -11,48 +19,63 @@ jax.config.update("jax_enable_x64", True)
 
 from ._core.expressions import ExpressionError  # noqa: E402
 from ._core.model import Constant, HybridModel, Input, ModelError, Observation, State  # noqa: E402
-from ._core.networks import Network, NetworkFactor  # noqa: E402
+from ._core.networks import Network  # noqa: E402
 from ._core.parameters import Parameter, ParameterError  # noqa: E402
 from ._core.reactor import Reactor, ReactorError  # noqa: E402
-from ._data.batch_data import BatchData, batch_data  # noqa: E402
 from ._data.metrics import nrmse, relative_rmse  # noqa: E402
-from ._data.study import Study, StudyError, StudyNeeds, read_study, study_from_frames, write_study  # noqa: E402
-from ._fit.engine import FitConfig, FitError, FitResult, FitStep, fit  # noqa: E402
-from ._fit.intervals import parameter_table  # noqa: E402
-from ._fit.plan import Plan  # noqa: E402
+from ._data.study import Study, StudyError, read_study, study_from_frames, write_study  # noqa: E402
 from ._io.model_file import ModelFileError, load_model, parse_model, to_toml  # noqa: E402
-from ._io.saved_model import SavedModelError, load_fit, save_fit, save_transfer  # noqa: E402
-from ._report.report import plot_networks, plot_transfer, rates_along, write_report  # noqa: E402
-from ._solve.simulation import SimulationError, Solver, simulate, solve  # noqa: E402
-from ._transfer.transfer import (  # noqa: E402
-    STRATEGIES,
-    Similarity,
-    TransferResult,
-    anchor_sd,
-    candidate_plans,
-    transfer,
-)
-from ._twin.filter import DigitalTwin, TwinError  # noqa: E402
-from ._twin.stream import read_stream, replay  # noqa: E402
-from ._uncertainty.prediction import predict  # noqa: E402
 
-__version__ = "0.1.0"
+__version__ = importlib.metadata.version("hybridxfer")
+
+_LAZY = {  # module: the names it gives, imported on first use
+    "._solve": ("SimulationError", "Solver", "simulate"),
+    "._solve.rates": ("rates_along",),
+    "._fit": ("FitConfig", "FitError", "FitResult", "Plan", "Validation", "fit", "parameter_table"),
+    "._uncertainty.prediction": ("predict",),
+    "._io.saved_model": ("SavedModelError", "load_fit", "save_fit", "write_record"),
+    "._transfer": ("STRATEGIES", "Similarity", "TransferResult", "save_transfer", "transfer"),
+    "._twin.filter": ("DigitalTwin", "TwinError"),
+    "._twin.stream": ("read_stream", "replay"),
+    "._report": (
+        "plot_history",
+        "plot_network",
+        "plot_simulation",
+        "plot_transfer",
+        "write_report",
+    ),
+}
+_ORIGIN = {name: module for module, names in _LAZY.items() for name in names}
+_SUBMODULES = ("arrays",)
+
+
+def __getattr__(name: str):
+    """A name of :data:`_LAZY` (imported now, then kept) or a public submodule."""
+    if name in _SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
+    if name not in _ORIGIN:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_ORIGIN[name], __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__, *_SUBMODULES})
+
 
 __all__ = [
-    "BatchData",
     "Constant",
-    "ExpressionError",
     "DigitalTwin",
+    "ExpressionError",
     "FitConfig",
     "FitError",
     "FitResult",
-    "FitStep",
     "HybridModel",
     "Input",
     "ModelError",
     "ModelFileError",
     "Network",
-    "NetworkFactor",
     "Observation",
     "Parameter",
     "ParameterError",
@@ -67,19 +90,18 @@ __all__ = [
     "State",
     "Study",
     "StudyError",
-    "StudyNeeds",
     "TransferResult",
     "TwinError",
-    "anchor_sd",
-    "batch_data",
-    "candidate_plans",
+    "Validation",
     "fit",
     "load_fit",
     "load_model",
     "nrmse",
     "parameter_table",
     "parse_model",
-    "plot_networks",
+    "plot_history",
+    "plot_network",
+    "plot_simulation",
     "plot_transfer",
     "predict",
     "rates_along",
@@ -90,10 +112,10 @@ __all__ = [
     "save_fit",
     "save_transfer",
     "simulate",
-    "solve",
     "study_from_frames",
     "to_toml",
     "transfer",
+    "write_record",
     "write_report",
     "write_study",
 ]

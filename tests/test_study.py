@@ -143,6 +143,18 @@ def test_select(study):
     assert study.select().batch_names == study.batch_names
 
 
+def test_select_batches_by_name(study):
+    picked = study.select(batches=["B2", "B1"])  # the study's order, not the request's
+    assert picked.batch_names == ("B1", "B2")
+    assert set(picked.measurements["batch"]) == {"B1", "B2"}
+    assert study.select(batches="B2").batch_names == ("B2",)
+    assert study.select(process="CHO-A", batches=["B1", "B2"]).batch_names == ("B1",)
+    with pytest.raises(StudyError, match="unknown batch\\(es\\) 'B9', 'B7'"):
+        study.select(batches=["B1", "B9", "B7"])
+    with pytest.raises(StudyError, match="selection is empty"):
+        study.select(process="CHO-A", batches="B2")
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
     [

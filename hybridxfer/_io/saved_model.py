@@ -15,13 +15,14 @@ A saved model is a folder:
 ``batch_parameters.csv``  each fitted batch's value of the batch-varying parameters:
                           ``batch, name, value`` (absent without any)
 ``meta.json``             format version, library versions, creation time, scores, fit
-                          settings, and a checksum of ``weights.eqx``
-``transfer.txt``          a transferred model's record (:func:`save_transfer`): the
-                          strategy and why, the candidates' scores, the similarity report
-``candidates.csv``        the same candidates' losses per view, scores and values trained
-``transfer.png``          its plot (written by ``hybridxfer transfer``); ``save_fit`` removes
-                          all three, which describe an earlier model
+                          settings, a checksum of ``weights.eqx``, and ``records``
 ========================  ==============================================================
+
+Higher layers keep *records* beside the model (a transfer's ``transfer.txt``, say)
+with :func:`write_record`, which lists each in ``meta.json``'s ``records``.
+:func:`save_fit` removes the records an earlier save listed: they describe another
+model. Folders saved before records were listed have no ``records``; for them it
+removes the files transfers wrote then (:data:`UNLISTED_RECORDS`).
 
 Saving removes ``meta.json`` first, replaces each file atomically and writes
 ``meta.json`` last, so an interrupted save leaves a folder that refuses to load
@@ -47,8 +48,7 @@ import numpy as np
 import pandas as pd
 
 from .._core.model import HybridModel
-from .._fit.engine import FitConfig, FitResult
-from .._transfer.transfer import TransferResult
+from .._fit import FitConfig, FitResult
 from .model_file import ModelFileError, parse_model, to_toml
 
 __all__ = [
@@ -58,19 +58,20 @@ __all__ = [
     "normalisation",
     "parameter_frame",
     "save_fit",
-    "save_transfer",
+    "write_record",
 ]
 
 FORMAT_VERSION = 1
 """Major version of the folder layout; a reader refuses any other major version."""
 
 MODEL, WEIGHTS, META = "model.toml", "weights.eqx", "meta.json"
-TRANSFER, CANDIDATES = "transfer.txt", "candidates.csv"  # a saved transfer's record
-TRANSFER_FILES = (TRANSFER, CANDIDATES, "transfer.png")  # and its plot (the CLI draws it)
 HISTORY, INITIAL = "history.csv", "initial.csv"
 NORMALISATION, PARAMETERS = "normalisation.json", "parameters.csv"
 REQUIRED = (MODEL, WEIGHTS, HISTORY, INITIAL, PARAMETERS)  # besides meta.json
 BATCH_PARAMETERS = "batch_parameters.csv"  # optional
+OWN = (META, *REQUIRED, NORMALISATION, BATCH_PARAMETERS)  # written by save_fit
+UNLISTED_RECORDS = ("transfer.txt", "candidates.csv", "transfer.png")
+"""Records written beside models saved before ``meta.json`` listed its records."""
 HISTORY_COLUMNS = ("step", "member", "train", "valid")
 INITIAL_COLUMNS = ("batch", "variable", "value")
 BATCH_PARAMETER_COLUMNS = ("batch", "name", "value")
@@ -116,7 +117,7 @@ def normalisation(model: HybridModel) -> dict[str, dict[str, dict[str, float]]]:
 # ---------------------------------------------------------------------- saving
 def save_fit(result: FitResult, folder: str | os.PathLike) -> Path:
     """Write `result` to `folder` (created if needed; files of an earlier save replaced,
-    an earlier transfer's record removed).
+    the records it listed removed).
 
     Returns:
         The folder's path.
@@ -137,9 +138,9 @@ def save_fit(result: FitResult, folder: str | os.PathLike) -> Path:
         raise SavedModelError(f"{folder}: cannot save: exists and is not a folder")
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / META).unlink(missing_ok=True)  # the folder does not load until the end
-        for record in TRANSFER_FILES:  # an earlier transfer's (see save_transfer)
+        for record in _records(folder / META):  # they describe the earlier model
             (folder / record).unlink(missing_ok=True)
+        (folder / META).unlink(missing_ok=True)  # the folder does not load until the end
         _write(folder / MODEL, to_toml(result.model))
         tmp = folder / (WEIGHTS + ".tmp")
         eqx.tree_serialise_leaves(tmp, arrays)
@@ -167,6 +168,7 @@ def save_fit(result: FitResult, folder: str | os.PathLike) -> Path:
             process=result.process,
             config=dataclasses.asdict(result.config),
             weights_sha256=_sha256(folder / WEIGHTS),
+            records=[],
         )
         _write(folder / META, json.dumps(meta, indent=2) + "\n")
     except OSError as e:
@@ -176,34 +178,58 @@ def save_fit(result: FitResult, folder: str | os.PathLike) -> Path:
     return folder
 
 
-def save_transfer(result: TransferResult, folder: str | os.PathLike) -> Path:
-    """Write a transfer's model (:func:`save_fit` of ``result.fit``; it loads with
-    :func:`load_fit`) and its record: ``transfer.txt`` (:meth:`TransferResult.summary`:
-    the strategy and why, the candidates' scores, the similarity report and any
-    warning) and ``candidates.csv`` (``result.candidates``).
+def write_record(folder: str | os.PathLike, name: str, content: str | bytes) -> Path:
+    """Write a record beside the model saved in `folder` and list it in ``meta.json``,
+    so that a later :func:`save_fit` to the folder removes it (it describes this model).
+
+    Args:
+        folder: a folder written by :func:`save_fit`.
+        name: the record's file name (no folder part; not one of the model's files).
+        content: text (written as UTF-8) or bytes.
 
     Returns:
-        The folder's path.
+        The record's path.
 
     Raises:
-        SavedModelError: as :func:`save_fit`.
+        SavedModelError: `folder` is not a saved model, `name` is not a plain file name
+            or is one of the model's files, or a file cannot be written.
     """
-    folder = save_fit(result.fit, folder)
+    folder = Path(folder)
+    if not (folder / META).is_file():
+        raise SavedModelError(f"{folder}: no {META}; save the model (save_fit) first")
+    if Path(name).name != name or name in OWN or name in (".", "..") or name.endswith(".tmp"):
+        raise SavedModelError(f"{folder}: {name!r} cannot be a record (a model file or a path)")
+    meta = _read_meta(folder / META)
     try:
-        _write(folder / TRANSFER, result.summary() + "\n")
-        _write(folder / CANDIDATES, result.candidates.to_csv(index=False))
+        _write(folder / name, content)
+        meta["records"] = list(dict.fromkeys([*meta.get("records", []), name]))
+        _write(folder / META, json.dumps(meta, indent=2) + "\n")
     except OSError as e:
         raise SavedModelError(
-            f"{e.filename or folder}: cannot write the transfer's record ({e.strerror})"
+            f"{e.filename or folder}: cannot write the record {name!r} ({e.strerror})"
         ) from None
-    return folder
+    return folder / name
 
 
-def _write(path: Path, text: str) -> None:
-    """Replace `path` by `text` atomically (write a temporary file, then rename)."""
+def _records(meta: Path) -> list[str]:
+    """The records that the ``meta.json`` at `meta` lists: those of :func:`write_record`,
+    or :data:`UNLISTED_RECORDS` if it lists none (saved before records were listed) or
+    cannot be read; plain file names only."""
+    try:
+        listed = json.loads(meta.read_text(encoding="utf-8")).get("records", UNLISTED_RECORDS)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        listed = UNLISTED_RECORDS
+    names = listed if isinstance(listed, list | tuple) else []
+    return [n for n in names if isinstance(n, str) and Path(n).name == n and n not in OWN]
+
+
+def _write(path: Path, content: str | bytes) -> None:
+    """Replace `path` by `content` (text as UTF-8, or bytes) atomically: write a
+    temporary file, then rename."""
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8", newline="") as f:
-        f.write(text)
+    data = content.encode("utf-8") if isinstance(content, str) else content
+    with open(tmp, "wb") as f:
+        f.write(data)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
@@ -269,7 +295,7 @@ def load_fit(folder: str | os.PathLike) -> FitResult:
         history=history,
         scores=scores,
         config=config,
-        parameters=parameters,
+        table=parameters,
         process=meta.get("process"),
         batch_parameters=batch_parameters,
     )
@@ -391,9 +417,7 @@ def _version(package: str) -> str:
 
 
 def _hybridxfer_version() -> str:
-    from .. import __version__
-
-    return __version__
+    return importlib.metadata.version("hybridxfer")
 
 
 def _first_line(e: BaseException) -> str:

@@ -1,0 +1,11 @@
+"""Reports: plots that return matplotlib figures, and ``report.md`` written with them.
+
+matplotlib is imported only when a plot is drawn.
+"""
+
+from .networks import plot_network
+from .report import write_report
+from .trajectories import plot_history, plot_simulation
+from .transfer import plot_transfer
+
+__all__ = ["plot_history", "plot_network", "plot_simulation", "plot_transfer", "write_report"]

@@ -12,7 +12,7 @@ from jaxtyping import Array, Float
 from .._core.model import HybridModel
 from .._data.batch_data import batch_data
 from .._data.study import Study
-from .._solve.simulation import Solver
+from .._solve import INTERVALS, Solver
 from .objective import Trainable, scaled_residuals, variable_scales
 
 __all__ = ["parameter_table"]
@@ -25,7 +25,7 @@ def parameter_table(
     study: Study,
     *,
     initial: pd.DataFrame | None = None,
-    solver: Solver = Solver(rtol=1e-8, atol=1e-10, max_steps=4096, forward_mode=True),
+    solver: Solver = INTERVALS,
 ) -> pd.DataFrame:
     """Every parameter with its value, unit and a 95% interval from the data in `study`.
 

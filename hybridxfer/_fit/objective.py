@@ -12,7 +12,7 @@ from jaxtyping import Array, Bool, Float
 
 from .._core.model import HybridModel
 from .._data.batch_data import BatchData
-from .._solve.simulation import Solver, solve_batches, solve_rows
+from .._solve import Solver, solve_batches, solve_rows
 
 __all__ = [
     "Trainable",

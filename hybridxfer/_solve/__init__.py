@@ -1,18 +1,11 @@
-"""Solving a model: solver settings, the batched solve, simulation and its failures."""
+"""Solving a model: solver settings, one integration, the batched solve, simulation
+and its failures. The other layers import from here only."""
 
+from .batches import solve, solve_batches, solve_rows
 from .failure import SimulationError, SolveFailure, check_finite, first_failure
-from .simulation import (
-    DEFAULT,
-    INTERVALS,
-    TRAINING,
-    TWIN,
-    Solver,
-    simulate,
-    solve,
-    solve_batches,
-    solve_rows,
-    to_frame,
-)
+from .integrate import integrate
+from .simulate import simulate, to_frame
+from .solver import DEFAULT, INTERVALS, TRAINING, TWIN, Solver
 
 __all__ = [
     "DEFAULT",
@@ -24,6 +17,7 @@ __all__ = [
     "Solver",
     "check_finite",
     "first_failure",
+    "integrate",
     "simulate",
     "solve",
     "solve_batches",

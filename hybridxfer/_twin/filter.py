@@ -44,7 +44,7 @@ import pandas as pd
 from jaxtyping import Array, Bool, Float
 
 from .._core.model import HybridModel
-from .._solve.simulation import SOLVERS, Solver
+from .._solve import TWIN, Solver, integrate
 
 __all__ = ["DigitalTwin", "TwinError"]
 
@@ -117,7 +117,7 @@ class DigitalTwin:
         model_error: Mapping[str, float] | pd.Series | None = None,
         process_noise: float | Mapping[str, float] = 0.02,
         time: float = 0.0,
-        solver: Solver = Solver(rtol=1e-6, atol=1e-9, max_steps=4096),
+        solver: Solver = TWIN,
     ):
         self.model = model
         model_error = {} if model_error is None else dict(model_error)  # also a Series
@@ -400,26 +400,16 @@ class _System(eqx.Module):
 def _advance(system: _System, q, solver: Solver, s, P, t0, t1, u, c):
     """Mean and covariance from t0 to t1 under inputs u held (see the module)."""
 
-    def field(t, state, args):
+    def field(t, state, t_end):
         s, P = state
         fs, jvp = jax.linearize(lambda y: system.field(t, y, u, c), s)
         A = jax.vmap(jvp, out_axes=1)(jnp.eye(s.shape[0]))
         return fs, A @ P + P @ A.T + jnp.diag((q * s) ** 2)
 
-    sol = dfx.diffeqsolve(
-        dfx.ODETerm(field),
-        SOLVERS[solver.name](),
-        t0,
-        t1,
-        None,
-        (s, P),
-        stepsize_controller=solver.controller(None),
-        max_steps=solver.max_steps,
-        adjoint=dfx.ForwardMode(),
-        throw=False,
-    )
-    s, P = (a[-1] for a in sol.ys)
-    return s, P, sol.result == dfx.RESULTS.successful
+    # one segment; the filter differentiates the field, never the solve: forward mode
+    # keeps no checkpoints
+    (s, P), ok = integrate(field, (s, P), jnp.stack([t0, t1]), solver, adjoint=dfx.ForwardMode())
+    return s[0], P[0], ok[0]
 
 
 @eqx.filter_jit

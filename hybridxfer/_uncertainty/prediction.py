@@ -9,7 +9,7 @@ import pandas as pd
 
 from .._core.model import HybridModel
 from .._data.study import Study
-from .._solve.simulation import Solver, simulate
+from .._solve import DEFAULT, Solver, simulate
 
 __all__ = ["predict"]
 
@@ -20,7 +20,7 @@ def predict(
     *,
     times: Mapping[str, Sequence[float]] | int | None = None,
     level: float = 0.95,
-    solver: Solver = Solver(),
+    solver: Solver = DEFAULT,
 ) -> pd.DataFrame:
     """Predict every batch of `study` from its t=0 values, inputs and constants.
 

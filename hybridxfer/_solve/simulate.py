@@ -1,0 +1,87 @@
+"""Simulation of a study: solve every batch, check the result, return a long table."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .._core.model import HybridModel
+from .._data.batch_data import BatchData, batch_data
+from .._data.study import Study
+from .batches import solve
+from .failure import check_finite
+from .solver import DEFAULT, Solver
+
+__all__ = ["simulate", "to_frame"]
+
+
+def simulate(
+    model: HybridModel,
+    study: Study,
+    *,
+    times: Mapping[str, Sequence[float]] | int | None = None,
+    solver: Solver = DEFAULT,
+) -> pd.DataFrame:
+    """Simulate every batch of `study` from its t=0 values, inputs and constants.
+
+    Args:
+        model: the model.
+        study: batches to simulate (measurements give initial values and default times).
+        times: output times per batch name; an int n for n equally spaced times from 0
+            to each batch's last measurement or input time (measurement times added);
+            None: the measurement times.
+        solver: integration settings.
+
+    Returns:
+        Long table with columns ``batch, time, variable, value`` (variables in
+        ``model.variable_names`` order: states, then observations).
+
+    Raises:
+        StudyError: if the study lacks what the model needs.
+        SimulationError: naming the batch and time where a solve failed or a state
+            became non-finite.
+    """
+    if isinstance(times, int):
+        n = times
+        times = {
+            b: np.union1d(
+                np.linspace(0.0, study.end_time(b), n),
+                study.measurements.loc[study.measurements["batch"] == b, "time"],
+            )
+            for b in study.batch_names
+        }
+    data = batch_data(model, study, times)
+    ys, ok = solve(model, data, solver)
+    ys, ok = np.asarray(ys), np.asarray(ok)
+    check_finite(ys, ok, data, study.batch_names, model.variable_names, solver.max_steps)
+    return to_frame(ys, data, study.batch_names, model.variable_names)
+
+
+def to_frame(
+    ys: np.ndarray, data: BatchData, batches: Sequence[str], variables: Sequence[str]
+) -> pd.DataFrame:
+    """Long table ``batch, time, variable, value`` of the real (unpadded) points.
+
+    Args:
+        ys: solved values, shape (B, M, n_vars).
+        data: the solved batch arrays (output times and their mask).
+        batches: names of the first ``len(batches)`` rows of `ys`.
+        variables: names of the last axis of `ys`.
+
+    Returns:
+        One row per batch, unmasked time and variable.
+    """
+    n = len(batches)
+    times, mask = np.asarray(data.times)[:n], np.asarray(data.mask)[:n]
+    b, m = np.nonzero(mask)
+    k = len(variables)
+    return pd.DataFrame(
+        {
+            "batch": np.repeat(np.asarray(batches, dtype=object)[b], k),
+            "time": np.repeat(times[b, m], k),
+            "variable": np.tile(np.asarray(variables, dtype=object), len(b)),
+            "value": ys[b, m].reshape(-1),
+        }
+    )

@@ -7,73 +7,66 @@ Exit code 0 on success; on bad input one line ``hybridxfer: error: ...`` and exi
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import sys
 from dataclasses import replace
 from pathlib import Path
 
-from ._core.expressions import ExpressionError
-from ._core.model import ModelError
-from ._core.parameters import ParameterError
-from ._core.reactor import ReactorError
-from ._data.study import StudyError
-from ._fit.engine import FitError
-from ._io.model_file import ModelFileError
-from ._io.saved_model import SavedModelError
-from ._solve.simulation import SimulationError
-from ._transfer.transfer import STEPS, STRATEGIES
-from ._twin.filter import TwinError
 
-USER_ERRORS = (
-    FitError,
-    SavedModelError,
-    ExpressionError,
-    ModelError,
-    ModelFileError,
-    ParameterError,
-    ReactorError,
-    SimulationError,
-    StudyError,
-    TwinError,
-    FileNotFoundError,
-)
+class UsageError(ValueError):
+    """An argument the parser could not check (its choices live in the library)."""
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    """Errors reported in one line with exit code 2 (imported only when one is raised)."""
+    import hybridxfer as hx
+
+    return (
+        hx.FitError,
+        hx.SavedModelError,
+        hx.ExpressionError,
+        hx.ModelError,
+        hx.ModelFileError,
+        hx.ParameterError,
+        hx.ReactorError,
+        hx.SimulationError,
+        hx.StudyError,
+        hx.TwinError,
+        UsageError,
+        FileNotFoundError,
+    )
 
 
 def _demo(args) -> None:
     from .demo import run_demo
 
+    _pyplot()
     run_demo(args.out, steps=args.steps)
 
 
 def _simulate(args) -> None:
-    from ._data.study import read_study
-    from ._io.model_file import load_model
-    from ._report.trajectories import plot_simulation
-    from ._solve.simulation import Solver, simulate
+    import hybridxfer as hx
 
-    model = load_model(args.model)
-    study = read_study(args.study)
-    solver = Solver(args.solver, rtol=args.rtol, atol=args.atol)
-    sim = simulate(model, study, times=args.points, solver=solver)
+    model = hx.load_model(args.model)
+    study = hx.read_study(args.study)
+    solver = hx.Solver(args.solver, rtol=args.rtol, atol=args.atol)
+    sim = hx.simulate(model, study, times=args.points, solver=solver)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     sim.to_csv(out / "simulation.csv", index=False)
-    plots = plot_simulation(sim, study.measurements, out, model.units, model.structure.time_unit)
+    plots = _plot_variables(sim, study.measurements, out, model, "simulated")
     print(
         f"wrote {out / 'simulation.csv'} ({len(study.batch_names)} batches) and {len(plots)} plots"
     )
 
 
 def _fit(args) -> None:
-    from ._data.study import read_study
-    from ._fit.engine import FitConfig, fit
-    from ._fit.intervals import parameter_table
-    from ._io.model_file import load_model
-    from ._io.saved_model import save_fit
+    import hybridxfer as hx
 
-    model = load_model(args.model)
-    study = read_study(args.study)
-    config = FitConfig(
+    model = hx.load_model(args.model)
+    study = hx.read_study(args.study)
+    config = hx.FitConfig(
         steps=args.steps,
         learning_rate=args.lr,
         members=args.members,
@@ -81,33 +74,31 @@ def _fit(args) -> None:
         likelihood=args.likelihood,
     )
     out = Path(args.out)
-    result = fit(model, study, process=args.process, config=config, checkpoint=out / "checkpoint")
-    train = study.select(process=args.process, split="train")
-    result = replace(
-        result, parameters=parameter_table(result.model, train, initial=result.initial)
+    result = hx.fit(
+        model, study, process=args.process, config=config, checkpoint=out / "checkpoint"
     )
-    save_fit(result, out)
+    hx.save_fit(result, out)
+    train = study.select(process=args.process, split="train")
     print(f"fitted {len(train.batch_names)} batches of process {args.process!r}; saved to {out}/")
     print(_table(result.parameters))
 
 
 def _transfer(args) -> None:
-    from ._data.study import read_study
-    from ._fit.intervals import parameter_table
-    from ._io.saved_model import load_fit, save_transfer
-    from ._report.report import plot_transfer
-    from ._transfer.transfer import transfer
+    import hybridxfer as hx
 
-    source = load_fit(args.model_dir)
-    study = read_study(args.study)
+    if args.strategy not in hx.STRATEGIES:
+        raise UsageError(
+            f"--strategy {args.strategy!r}: expected one of {', '.join(hx.STRATEGIES)}"
+        )
+    source = hx.load_fit(args.model_dir)
+    study = hx.read_study(args.study)
     config = replace(source.config, steps=args.steps) if args.steps else None
-    result = transfer(
+    result = hx.transfer(
         source, study, process=args.process, strategy=args.strategy, config=config, progress=True
     )
-    train = study.select(process=args.process, split="train")
-    table = parameter_table(result.model, train, initial=result.fit.initial)
-    out = save_transfer(replace(result, fit=replace(result.fit, parameters=table)), args.out)
-    plot_transfer(result, out)
+    out = hx.save_transfer(result, args.out)
+    _pyplot()
+    hx.write_record(out, "transfer.png", _png(hx.plot_transfer(result)))
     print(result.summary())
     print(
         f"saved the transferred model to {out}/ (transfer.txt: the report above; "
@@ -116,37 +107,32 @@ def _transfer(args) -> None:
 
 
 def _predict(args) -> None:
-    from ._data.study import read_study
-    from ._io.saved_model import load_fit
-    from ._uncertainty.prediction import predict
+    import hybridxfer as hx
 
-    result = load_fit(args.model_dir)
-    study = read_study(args.study)
-    pred = predict(result.members, study, times=args.points)
+    result = hx.load_fit(args.model_dir)
+    study = hx.read_study(args.study)
+    pred = hx.predict(result.members, study, times=args.points)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     pred.to_csv(args.out, index=False)
     print(f"wrote {args.out} ({len(study.batch_names)} batches, {len(result.members)} members)")
 
 
 def _report(args) -> None:
-    from ._data.study import read_study
-    from ._io.saved_model import load_fit
-    from ._report.report import write_report
+    import hybridxfer as hx
 
-    result = load_fit(args.model_dir)
-    study = read_study(args.study) if args.study else None
-    out = write_report(result, study, args.out)
+    result = hx.load_fit(args.model_dir)
+    study = hx.read_study(args.study) if args.study else None
+    _pyplot()
+    out = hx.write_report(result, study, args.out)
     print(f"wrote the report to {out}/ (open {out / 'report.md'})")
 
 
 def _twin(args) -> None:
-    from ._io.saved_model import load_fit
-    from ._report.trajectories import plot_simulation
-    from ._twin.stream import read_stream, replay
+    import hybridxfer as hx
 
-    model = load_fit(args.model_dir).model
-    stream = read_stream(args.stream)
-    estimates, refused = replay(
+    model = hx.load_fit(args.model_dir).model
+    stream = hx.read_stream(args.stream)
+    estimates, refused = hx.replay(
         model,
         stream,
         constants=_assignments(args.constant, "--constant"),
@@ -160,19 +146,57 @@ def _twin(args) -> None:
     estimates.to_csv(out, index=False)
     lines = estimates.rename(columns=dict(mean="value", lower95="lower", upper95="upper"))
     measured = stream[stream["variable"].isin(model.variable_names)].assign(batch="estimate")
-    plots = plot_simulation(
-        lines.assign(batch="estimate"),
-        measured,
-        out.parent / f"{out.stem}_plots",
-        model.units,
-        model.structure.time_unit,
-        what="real-time estimate with 95% band",
-    )
+    folder = out.parent / f"{out.stem}_plots"
+    what = "real-time estimate with 95% band"
+    plots = _plot_variables(lines.assign(batch="estimate"), measured, folder, model, what)
     print(
         f"replayed {len(stream)} rows up to t={estimates['time'].max():g}; wrote {out} and "
-        f"{len(plots)} plots in {out.parent / (out.stem + '_plots')}/"
+        f"{len(plots)} plots in {folder}/"
         + (f"; {len(refused)} row group(s) refused (see warnings)" if refused else "")
     )
+
+
+DPI = 110  # of the PNGs the command line writes
+
+
+def _pyplot():
+    """matplotlib's pyplot, on the non-interactive backend: figures go to files only."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _plot_variables(lines, measurements, folder: Path, model, what: str) -> list[Path]:
+    """``<variable>.png`` in `folder` for each variable of `lines`
+    (:func:`hybridxfer.plot_simulation`)."""
+    import hybridxfer as hx
+
+    _pyplot()
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for variable in dict.fromkeys(lines["variable"]):
+        fig = hx.plot_simulation(
+            lines,
+            variable,
+            measurements,
+            units=model.units,
+            time_unit=model.structure.time_unit,
+            what=what,
+        )
+        paths.append(folder / f"{variable}.png")
+        paths[-1].write_bytes(_png(fig))
+    return paths
+
+
+def _png(fig) -> bytes:
+    """`fig` as a PNG of :data:`DPI` dots per inch; the figure is closed."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI)
+    _pyplot().close(fig)
+    return buffer.getvalue()
 
 
 def _assignments(items: list[str], option: str) -> dict[str, float]:
@@ -182,7 +206,7 @@ def _assignments(items: list[str], option: str) -> dict[str, float]:
         try:
             out[name] = float(value)
         except ValueError:
-            raise TwinError(f"{option} {item!r}: expected NAME=NUMBER") from None
+            raise UsageError(f"{option} {item!r}: expected NAME=NUMBER") from None
     return out
 
 
@@ -227,10 +251,12 @@ def parser() -> argparse.ArgumentParser:
     tr.add_argument("model_dir", help="saved source model folder")
     tr.add_argument("study", help="study folder with the target's (and the source's) batches")
     tr.add_argument("--process", required=True, help="the target process")
-    tr.add_argument("--strategy", default="auto", choices=list(STRATEGIES))
+    tr.add_argument(
+        "--strategy", default="auto", help="auto (default) or one of hybridxfer.STRATEGIES"
+    )
     tr.add_argument("--out", required=True, help="folder for the transferred model")
     tr.add_argument(
-        "--steps", type=int, default=None, help=f"maximum gradient steps (default {STEPS})"
+        "--steps", type=int, default=None, help="maximum gradient steps (default: transfer's)"
     )
     tr.set_defaults(run=_transfer)
 
@@ -284,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     keep_compiled_programs()
     try:
         args.run(args)
-    except USER_ERRORS as e:
+    except _user_errors() as e:
         print(f"hybridxfer: error: {e}", file=sys.stderr)
         return 2
     return 0

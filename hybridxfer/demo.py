@@ -9,17 +9,13 @@ and temperature shifts, and 5% multiplicative measurement noise. Regenerate it w
 
 from __future__ import annotations
 
-from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ._data.metrics import nrmse
-from ._data.study import Study, read_study, study_from_frames, write_study
-from ._io.model_file import load_model
-from ._solve.simulation import simulate
+import hybridxfer as hx
 
 __all__ = ["demo_model_path", "demo_study", "generate_demo_study", "run_demo"]
 
@@ -39,15 +35,15 @@ def demo_model_path() -> Path:
     return Path(str(DATA / "cho_fed_batch.toml"))
 
 
-def demo_study() -> Study:
+def demo_study() -> hx.Study:
     """The built-in study (processes A and B)."""
-    return read_study(Path(str(DATA / "demo_study")))
+    return hx.read_study(Path(str(DATA / "demo_study")))
 
 
-def generate_demo_study(seed: int = 0) -> Study:
+def generate_demo_study(seed: int = 0) -> hx.Study:
     """Simulate the demo study from the truth model, with noise; truth constants dropped."""
     rng = np.random.default_rng(seed)
-    truth = load_model(Path(str(DATA / "demo_truth.toml")))
+    truth = hx.load_model(Path(str(DATA / "demo_truth.toml")))
     days = np.arange(DAYS + 1) * 24.0
     meas, inp, rows = [], [], []
     for process, spec in PROCESSES.items():
@@ -76,15 +72,15 @@ def generate_demo_study(seed: int = 0) -> Study:
                 )
             )
     columns = ["batch", "time", "variable", "value"]
-    study = study_from_frames(
+    study = hx.study_from_frames(
         pd.DataFrame(meas, columns=columns), pd.DataFrame(inp, columns=columns), pd.DataFrame(rows)
     )
-    sim = simulate(truth, study, times={b: days for b in study.batch_names})
+    sim = hx.simulate(truth, study, times={b: days for b in study.batch_names})
     sim = sim[(sim["variable"] != "V") & ~((sim["variable"] == "P") & (sim["time"] == 0))]
     noisy = sim["value"] * (1 + NOISE * rng.standard_normal(len(sim)))
     sim = sim.assign(value=noisy.clip(lower=0.0).round(4))
     v0 = study.measurements[study.measurements["variable"] == "V"]
-    return study_from_frames(
+    return hx.study_from_frames(
         pd.concat([sim, v0], ignore_index=True),
         study.inputs,
         study.batches.drop(columns=list(TRUTH_CONSTANTS)),
@@ -107,31 +103,24 @@ def run_demo(out: str | Path = "hybridxfer-demo", steps: int = 400) -> Path:
 
     Returns the folder.
     """
-    from ._fit.engine import FitConfig, fit
-    from ._io.saved_model import save_fit, save_transfer
-    from ._report.report import write_report
-    from ._transfer.transfer import transfer
-
     out = Path(out)
-    model = load_model(demo_model_path())
+    model = hx.load_model(demo_model_path())
     study = demo_study()
     source = study.select(process="A")
     print(f"model {model.name!r}: states {', '.join(model.state_names)}")
     print(f"1. fitting source process A on {len(source.select(split='train').batch_names)} batches")
-    result = fit(model, source, config=FitConfig(steps=steps, members=2))
-    result = _with_table(result, source)
-    save_fit(result, out / "source")
-    write_report(result, source, out / "source-report")
+    result = hx.fit(model, source, config=hx.FitConfig(steps=steps, members=2))
+    hx.save_fit(result, out / "source")
+    hx.write_report(result, source, out / "source-report")
     print(result.parameters.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
     _print_error("source model on A's test batches", result.model, source.select(split="test"))
 
     target = _two_target_batches(study)
     print("2. transferring to process B from 2 batches (strategy auto)")
-    moved = transfer(result, target, process="B", config=FitConfig(steps=steps // 2))
+    moved = hx.transfer(result, target, process="B", config=hx.FitConfig(steps=steps // 2))
     print(moved.summary())
-    moved = replace(moved, fit=_with_table(moved.fit, target.select(process="B")))
-    save_transfer(moved, out / "target")
-    write_report(moved.fit, target.select(process="B"), out / "target-report", transfer=moved)
+    hx.save_transfer(moved, out / "target")
+    hx.write_report(moved.fit, target.select(process="B"), out / "target-report", transfer=moved)
     test = target.select(process="B", split="test")
     print("3. on B's held-out test batches:")
     _print_error("source model as is (none)", result.model, test)
@@ -140,29 +129,18 @@ def run_demo(out: str | Path = "hybridxfer-demo", steps: int = 400) -> Path:
     return out
 
 
-def _with_table(result, study):
-    from ._fit.intervals import parameter_table
-
-    table = parameter_table(result.model, study.select(split="train"), initial=result.initial)
-    return replace(result, parameters=table)
-
-
-def _two_target_batches(study: Study) -> Study:
+def _two_target_batches(study: hx.Study) -> hx.Study:
     """The study with process B cut to 2 train batches and its test batches."""
-    b = study.batches
-    train_b = list(b[(b["process"] == "B") & (b["split"] == "train")]["batch"][:2])
-    keep = set(b[b["process"] == "A"]["batch"]) | set(train_b)
-    keep |= set(b[(b["process"] == "B") & (b["split"] == "test")]["batch"])
-    rows = lambda t: t[t["batch"].isin(keep)]  # noqa: E731
-    return Study(rows(study.measurements), rows(study.inputs), rows(b), study.name)
+    target = study.select(process="B")
+    train = target.select(split="train").batch_names[:2]
+    test = target.select(split="test").batch_names
+    return study.select(batches=study.select(process="A").batch_names + train + test)
 
 
-def _print_error(label: str, model, test: Study) -> None:
-    from ._uncertainty.prediction import predict
-
-    error = nrmse(predict(model, test), test.measurements).drop("V", errors="ignore")
+def _print_error(label: str, model, test: hx.Study) -> None:
+    error = hx.nrmse(hx.predict(model, test), test.measurements).drop("V", errors="ignore")
     print(f"   test NRMSE, {label}: " + ", ".join(f"{v} {e:.3f}" for v, e in error.items()))
 
 
 if __name__ == "__main__":
-    write_study(generate_demo_study(), Path(str(DATA / "demo_study")))
+    hx.write_study(generate_demo_study(), Path(str(DATA / "demo_study")))

@@ -12,11 +12,11 @@ import pandas as pd
 import pytest
 
 import hybridxfer as hx
-from hybridxfer._fit.engine import FitConfig, fit
+from hybridxfer._fit import FitConfig, fit
 from hybridxfer._io import saved_model
 from hybridxfer._io.model_file import to_toml
 from hybridxfer._io.saved_model import FORMAT_VERSION, SavedModelError, load_fit, save_fit
-from hybridxfer._solve.simulation import Solver
+from hybridxfer._solve import Solver
 from hybridxfer.demo import demo_model_path
 
 
@@ -54,8 +54,7 @@ def _fed_batch_model() -> hx.HybridModel:
         # q is declared before mu, which it reads: the file keeps evaluation order
         rates={"q": "mu / Y", "mu": "mu_max * monod(S, K) * corr * exp(theta * c * lin)"},
         balances={"X": "mu * X", "S": "-q * X", "P": "2.5 * mu * X", "L": "0.1 * q * X"},
-        reactor=hx.Reactor(
-            mode="fed-batch",
+        reactor=hx.FedBatch(
             volume="Vol",
             volume_initial="1.5",
             feed_rate="F",
@@ -76,8 +75,7 @@ def _perfusion_model() -> hx.HybridModel:
         parameters=[hx.Parameter("mu", 0.02, "1/h"), hx.Parameter("q", 0.1, "mmol/(1e9 cells h)")],
         rates={},
         balances={"X": "mu * X", "S": "-q * X"},
-        reactor=hx.Reactor(
-            mode="perfusion",
+        reactor=hx.Perfusion(
             volume_initial=2.0,
             feed_rate="F",
             feed={"S": 20},
@@ -96,7 +94,7 @@ def _chemostat_model() -> hx.HybridModel:
         parameters=[hx.Parameter("mu_max", 0.4, "1/h"), hx.Parameter("K", 0.2, "g/L")],
         rates={"mu": "mu_max * S / (K + S)"},
         balances={"X": "mu * X", "S": "-2 * mu * X"},
-        reactor=hx.Reactor(mode="chemostat", feed_rate=0.05, feed={"S": "Sf"}),
+        reactor=hx.Chemostat(feed_rate=0.05, feed={"S": "Sf"}),
     )
 
 
@@ -168,7 +166,7 @@ def _tiny_problem():
         networks=[hx.Network("g", inputs=("S",), hidden=(4,))],
         rates={"mu": "mu_max * monod(S, K) * g"},
         balances={"X": "mu * X", "S": "-mu / Y * X"},
-        reactor=hx.Reactor(mode="fed-batch", feed_rate="F", feed={"S": "Sf"}, withdrawal="Vs"),
+        reactor=hx.FedBatch(feed_rate="F", feed={"S": "Sf"}, withdrawal="Vs"),
         key=jax.random.PRNGKey(0),
     )
     t = np.arange(0.0, 21.0, 4.0)
@@ -253,7 +251,17 @@ def test_saved_folder_documents_the_fit(fitted, saved):
     values = result.model.parameter_values()
     assert f"mu_max = {{ value = {float(values['mu_max'])!r}," in (saved / "model.toml").read_text()
     table = pd.read_csv(saved / "parameters.csv")
-    assert list(table.columns) == ["name", "value", "unit", "fixed", "process_specific"]
+    assert list(table.columns) == [
+        "name",
+        "value",
+        "unit",
+        "sd",
+        "lower95",
+        "upper95",
+        "fixed",
+        "process_specific",
+    ]
+    assert np.isfinite(table.set_index("name").loc["mu_max", ["sd", "lower95", "upper95"]]).all()
     assert table.set_index("name").loc["Y", "process_specific"]
     np.testing.assert_allclose(table["value"], [float(values[n]) for n in table["name"]])
     norm = json.loads((saved / "normalisation.json").read_text())
@@ -338,3 +346,47 @@ def test_interrupted_save_does_not_load(fitted, copy, monkeypatch):
     monkeypatch.undo()
     save_fit(result, copy)
     assert load_fit(copy).scores == result.scores
+
+
+def test_records_are_listed_and_removed_by_the_next_save(fitted, copy):
+    result, _ = fitted
+    hx.write_record(copy, "note.txt", "about this model\n")
+    png = hx.write_record(copy, "plot.png", b"\x89PNG\r\n")
+    assert png.read_bytes() == b"\x89PNG\r\n"
+    assert json.loads((copy / "meta.json").read_text())["records"] == ["note.txt", "plot.png"]
+    assert load_fit(copy).scores == result.scores  # records do not change the model
+    (copy / "mine.txt").write_text("not a record")
+    save_fit(result, copy)
+    assert not (copy / "note.txt").exists() and not (copy / "plot.png").exists()
+    assert (copy / "mine.txt").exists()  # files the folder did not list stay
+    assert json.loads((copy / "meta.json").read_text())["records"] == []
+
+
+def test_a_save_over_a_folder_from_before_records_removes_its_transfer_files(fitted, copy):
+    result, _ = fitted
+    meta = json.loads((copy / "meta.json").read_text())
+    del meta["records"]  # as saved before meta.json listed records
+    (copy / "meta.json").write_text(json.dumps(meta))
+    for name in ("transfer.txt", "candidates.csv", "transfer.png", "mine.txt"):
+        (copy / name).write_text("x")
+    save_fit(result, copy)
+    assert sorted(p.name for p in copy.glob("*.*") if p.suffix != ".eqx") == [
+        "history.csv",
+        "initial.csv",
+        "meta.json",
+        "mine.txt",
+        "model.toml",
+        "normalisation.json",
+        "parameters.csv",
+    ]
+
+
+@pytest.mark.parametrize("name", ["model.toml", "meta.json", "../x.txt", "sub/x.txt"])
+def test_a_record_cannot_replace_a_model_file_or_leave_the_folder(copy, name):
+    with pytest.raises(SavedModelError, match="cannot be a record"):
+        hx.write_record(copy, name, "x")
+
+
+def test_a_record_needs_a_saved_model(tmp_path):
+    with pytest.raises(SavedModelError, match="save the model"):
+        hx.write_record(tmp_path, "note.txt", "x")

@@ -23,6 +23,7 @@ import pandas as pd
 from scipy.integrate import solve_ivp
 
 import hybridxfer as hx
+import hybridxfer.arrays as hxa
 
 TIMES = np.arange(15) * 24.0  # daily samples over 14 days [h]
 BOUNDS = (0.0, 72.0, 168.0, TIMES[-1])  # feed off, F1 from day 3, F2 from day 7
@@ -45,7 +46,7 @@ def make_model() -> hx.HybridModel:
         parameters=[hx.Parameter(k, v, units[k]) for k, v in PARAMS.items()],
         rates={"mu": "mu_max * monod(S, K)"},
         balances={"X": "mu*X - kd*X", "S": "-mu/Y*X", "P": "qp*X"},
-        reactor=hx.Reactor(mode="fed-batch", feed_rate="F", feed={"S": "Sf"}),
+        reactor=hx.FedBatch(feed_rate="F", feed={"S": "Sf"}),
     )
 
 
@@ -109,22 +110,22 @@ def rel_diff(got, ref) -> float:
     return float(np.max(np.abs(np.asarray(got)[:, : TIMES.size] - ref) / (np.abs(ref) + 1e-6)))
 
 
-def hx_data(model, batches: pd.DataFrame) -> hx.BatchData:
-    return hx.batch_data(model, make_study(batches), {b: TIMES for b in batches["batch"]})
+def hx_data(model, batches: pd.DataFrame) -> hxa.BatchData:
+    return hxa.batch_data(model, make_study(batches), {b: TIMES for b in batches["batch"]})
 
 
 def bench_size(model, batches: pd.DataFrame, repeats: int, last: bool) -> dict:
     n, solver = len(batches), hx.Solver()
     t_data, data = timed(hx_data, model, batches)
     COMPILE_EVENTS.clear()
-    first, (ys, ok) = timed(hx.solve, model, data, solver)
+    first, (ys, ok) = timed(hxa.solve, model, data, solver)
     stages = {k.rsplit("/", 1)[-1]: round(v, 3) for k, v in COMPILE_EVENTS.items()}
-    warm = statistics.median(timed(hx.solve, model, data, solver)[0] for _ in range(repeats))
+    warm = statistics.median(timed(hxa.solve, model, data, solver)[0] for _ in range(repeats))
     assert bool(np.all(ok[:n])), "hybridxfer solve failed"
     renamed = hx_data(model, batches.assign(batch="r" + batches["batch"]))  # same shapes
     res = {"N": n, "batch_data_s": t_data, "first_call_s": first, "warm_s": warm}
     res.update(compile_s=first - warm, compile_stages_s=stages, hx_per_batch_ms=1e3 * warm / n)
-    res["new_names_call_s"] = timed(hx.solve, model, renamed, solver)[0]
+    res["new_names_call_s"] = timed(hxa.solve, model, renamed, solver)[0]
     subset = np.sort(np.random.default_rng(0).choice(n, min(n, SUBSET), replace=False))
     rows = list(batches.iloc[subset].itertuples())
     res["scipy_batches"], scipy_ys = len(rows), {}
@@ -145,7 +146,7 @@ def bench_size(model, batches: pd.DataFrame, repeats: int, last: bool) -> dict:
 def accuracy(model, batches: pd.DataFrame, hx_ys, rk45_ys, tol=(1e-10, 1e-12)) -> dict:
     """Max relative differences against scipy DOP853 at tight tolerances (the reference)."""
     ref = np.stack([scipy_solve(r, "DOP853", *tol) for r in batches.itertuples()])
-    tight = hx.solve(model, hx_data(model, batches), hx.Solver(rtol=tol[0], atol=tol[1]))[0]
+    tight = hxa.solve(model, hx_data(model, batches), hx.Solver(rtol=tol[0], atol=tol[1]))[0]
     return {
         "max_rel_diff_tight_hx_vs_dop853": rel_diff(tight[: len(batches)], ref),
         "max_rel_diff_default_hx_vs_ref": rel_diff(hx_ys, ref),

@@ -192,14 +192,6 @@ def nrmse(estimate: pd.DataFrame, truth: pd.DataFrame, batch: str) -> dict:
     return out
 
 
-def keep(study: hx.Study, batches) -> hx.Study:
-    """The sub-study of the given batches."""
-    pick = lambda t: t[t["batch"].isin(list(batches))]  # noqa: E731
-    return hx.study_from_frames(
-        pick(study.measurements), pick(study.inputs), pick(study.batches), name=study.name
-    )
-
-
 def fit_staged(model, study: hx.Study, process: str, cfg: hx.FitConfig) -> hx.FitResult:
     """Fit the kinetics to the offline samples, then the observation equations to the
     online signals with the kinetics held (a Plan). Fitting both at once from the same
@@ -241,7 +233,7 @@ def update_seconds(model, truth, history: hx.Study, rng) -> list[float]:
 
 def model_error(model, history: hx.Study, batches) -> dict[str, float]:
     """The model's relative RMSE on each online signal in the given batches."""
-    seen = keep(history, batches)
+    seen = history.select(batches=list(batches))
     return hx.relative_rmse(hx.simulate(model, seen), seen.measurements)[list(SIGNALS)].to_dict()
 
 
@@ -329,7 +321,7 @@ def fit_models(history: hx.Study, steps: int, seconds: dict, transferred: bool):
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        study = keep(history, [*history.select(process="A").batch_names, *two, *test])
+        study = history.select(batches=[*history.select(process="A").batch_names, *two, *test])
         moved = hx.transfer(source, study, process="B")
     lap(seconds, "transfer A -> B (2 batches, auto)", start)
     return models | {"transferred": (moved.model, two)}, moved

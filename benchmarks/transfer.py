@@ -41,7 +41,8 @@ import pandas as pd
 import scipy.optimize
 
 import hybridxfer as hx
-from hybridxfer._transfer.transfer import MAX_FOLDS, anchor_sd, candidate_plans
+from hybridxfer._fit import train as train_members
+from hybridxfer._transfer import MAX_FOLDS, anchor_sd, candidate_plans
 from hybridxfer.demo import demo_model_path
 
 try:
@@ -109,7 +110,7 @@ NOTES = """## Notes
   seed: 0.049 with growth re-learned, now 0.065), B3 0.042 -> 0.036; B3 at n = 1 0.071
   -> 0.061. Cold `auto` 3.3 s faster (below).
 - Since dc91a48, at n >= 2 the folds alone score `auto`'s candidates, and each candidate's
-  fit on all n batches (its result) trains on every time point (`Plan.all_points`) instead
+  fit on all n batches (its result) trains on every time point (`Validation.all_points`) instead
   of holding out the latest 25% (days 12 and 14) to validate on; the baselines `none` and
   `scratch` stay as their strategies fit them, so falling back gives exactly `scratch`.
   Measured first as a replay: each candidate retrained on all points (10 seeds, n = 2,
@@ -359,8 +360,6 @@ def source_fit(family: hx.Study, steps: int, members: int) -> hx.FitResult:
     model = hx.load_model(demo_model_path())
     config = hx.FitConfig(steps=steps, members=members)
     src = hx.fit(model, family, process="A", config=config, progress=False)
-    train = family.select(process="A", split="train")
-    src = replace(src, parameters=hx.parameter_table(src.model, train, initial=src.initial))
     hx.save_fit(src, cache)
     return src
 
@@ -451,12 +450,12 @@ def run_cell(src, family, target, seed, n, strategies, cfg) -> list[dict]:
     groups = [[s for s in SOLO if s in strategies], [s for s in ("multitask",) if s in strategies]]
     for group in filter(None, groups):
         t0 = time.perf_counter()
-        plan = [plans[s] for s in group]
-        res = hx.fit(src.model, study, process=target, config=cfg, plan=plan, progress=False)
+        members = [(plans[s], hx.Validation()) for s in group]
+        res = train_members(src.model, study, members, process=target, config=cfg, progress=False)
         seconds = (time.perf_counter() - t0) / len(group)  # the group's fit, shared
-        for rank, member in enumerate(res.ranking):
-            rows.append(base | dict(strategy=group[member], seconds=seconds))
-            rows[-1].update(score(res.members[rank], test))
+        for k, strategy in enumerate(group):
+            rows.append(base | dict(strategy=strategy, seconds=seconds))
+            rows[-1].update(score(res.model(k), test))
     if "auto" in strategies:
         res, seconds, caught = run_auto(src, study, target, cfg)  # the library's own folds
         rows.append(base | dict(strategy="auto", seconds=seconds, chosen=res.strategy))

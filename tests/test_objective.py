@@ -8,7 +8,7 @@ import pandas as pd
 
 import hybridxfer as hx
 from hybridxfer._data.batch_data import batch_data
-from hybridxfer._fit.engine import _stack, _trainable
+from hybridxfer._fit.controls import _trainable, stack
 from hybridxfer._fit.objective import members_objective, objective, variable_scales
 from hybridxfer._solve.simulation import Solver
 
@@ -47,7 +47,7 @@ def test_members_objective_equals_objective_of_each_member():
     weights = rng.integers(0, 2, size=(3, 2, *data.mask.shape)).astype(float)
     solver = Solver(rtol=1e-8, atol=1e-10)
 
-    losses, ys = members_objective(_stack(members), data, scales, jnp.asarray(weights), solver)
+    losses, ys = members_objective(stack(members), data, scales, jnp.asarray(weights), solver)
     for k, p in enumerate(members):
         p = jax.tree.map(lambda x: jnp.asarray(x) if isinstance(x, np.ndarray) else x, p)
         alone, ys_alone = objective(p, data, scales, jnp.asarray(weights[k]), solver)

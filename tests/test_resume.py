@@ -31,20 +31,20 @@ import numpy as np
 import pandas as pd
 
 import hybridxfer as hx
-from hybridxfer._fit import engine as training
-from hybridxfer._fit.engine import FitConfig, fit
+from hybridxfer._fit import FitConfig, fit
+from hybridxfer._fit import checkpoint
 
 folder, steps = Path(sys.argv[1]), int(sys.argv[2])
-load_checkpoint = training._load_checkpoint
+load_checkpoint = checkpoint.load
 
 
 def reporting_load(*args, **kwargs):
-    state, history = load_checkpoint(*args, **kwargs)
-    print(f"resumed from step {int(state.step)}", flush=True)
-    return state, history
+    state, step, history = load_checkpoint(*args, **kwargs)
+    print(f"resumed from step {step}", flush=True)
+    return state, step, history
 
 
-training._load_checkpoint = reporting_load
+checkpoint.load = reporting_load
 
 model = hx.HybridModel.build(
     name="resume",
@@ -59,7 +59,7 @@ model = hx.HybridModel.build(
     networks=[hx.Network("g", inputs=("S",), hidden=(4,))],
     rates={"mu": "mu_max * monod(S, K) * g"},
     balances={"X": "mu * X", "S": "-mu / Y * X"},
-    reactor=hx.Reactor(mode="fed-batch", feed_rate="F", feed={"S": "Sf"}),
+    reactor=hx.FedBatch(feed_rate="F", feed={"S": "Sf"}),
     key=jax.random.PRNGKey(0),
 )
 t = np.arange(0.0, 21.0, 2.0)

@@ -11,7 +11,9 @@ import pytest
 from scipy import stats
 
 import hybridxfer as hx
-from hybridxfer._transfer.transfer import BASELINES, _mmd, anchor_sd, candidate_plans
+from hybridxfer._fit import scheduler, train
+from hybridxfer._transfer import BASELINES, anchor_sd, candidate_plans
+from hybridxfer._transfer.similarity import _mmd
 from hybridxfer.demo import demo_model_path
 
 CONFIG = hx.FitConfig(steps=60, learning_rate=0.02)
@@ -69,10 +71,20 @@ def study():
 
 @pytest.fixture(scope="module")
 def source(study):
-    result = hx.fit(_model(), study, process="A", config=CONFIG, progress=False)
-    table = hx.parameter_table(result.model, study.select(process="A", split="train"))
+    return hx.fit(_model(), study, process="A", config=CONFIG, progress=False)
 
-    return replace(result, parameters=table)
+
+def test_a_fit_carries_its_parameter_table_for_transfer(source, study):
+    """hx.fit followed directly by hx.transfer: the source's intervals come from its
+    own training batches (as an explicit parameter_table call gives them), so l2sp's
+    scales and the parameter distances are finite."""
+    table = hx.parameter_table(source.model, study.select(process="A", split="train"))
+    pd.testing.assert_frame_equal(source.parameters, table)
+    scales = anchor_sd(source)
+    assert set(scales) == {"mu_max", "K", "Y"} and all(np.isfinite(list(scales.values())))
+    moved = _run(source, study, "refit-mechanistic")
+    assert np.isfinite(moved.similarity.distance)
+    assert np.isfinite(moved.similarity.parameters["distance"]).all()
 
 
 def _weights(model):
@@ -113,27 +125,21 @@ def test_none_is_scored_as_a_member_training_nothing_and_predicts_as_simulate(
     )
 
 
-def test_fit_callback_sees_every_step_before_its_update(source, study):
-    """The callback's losses are the history's; its predictions, at the values the
-    first step started from, are those of an independent simulation."""
-    steps = []
+def test_members_come_back_in_order_with_their_step_0_evaluation(source, study):
+    """train() returns every member in the order given; its step-0 losses are the
+    history's first step's (losses at the values the step started from), and its step-0
+    predictions those of an independent simulation."""
     config = replace(CONFIG, steps=3)
     frozen = hx.Plan(parameters=(), networks={"g": "frozen"})
-    fitted = hx.fit(
-        source.model,
-        study,
-        process="B",
-        config=config,
-        plan=frozen,
-        progress=False,
-        callback=steps.append,
-    )
-    assert [s.step for s in steps] == [1, 2, 3]
-    history = fitted.history[["train", "valid"]].to_numpy()
-    np.testing.assert_array_equal(np.concatenate([s.losses for s in steps]), history)
+    members = [(frozen, hx.Validation()), (hx.Plan(networks={"g": "tune"}), hx.Validation())]
+    trained = train(source.model, study, members, process="B", config=config, progress=False)
+    first = trained.history[trained.history["step"] == 1].sort_values("member")
+    np.testing.assert_array_equal(trained.start, first[["train", "valid"]].to_numpy())
+    assert len(trained.history) == 3 * len(members)
+    np.testing.assert_array_equal(trained.model(0).free, source.model.free)  # frozen
     fitted_batches = study.select(process="B", split="train")
     predicted = hx.simulate(source.model, fitted_batches, solver=CONFIG.solver)
-    pd.testing.assert_frame_equal(steps[0].predictions(0), predicted, rtol=1e-9)
+    pd.testing.assert_frame_equal(trained.start_frame(0), predicted, rtol=1e-9)
 
 
 def test_refit_mechanistic_changes_only_process_specific_parameters(source, study):
@@ -210,11 +216,15 @@ def _with_valid(study, batch):
 
 
 def test_a_held_out_member_is_the_fit_with_that_batch_valid(source, study):
-    """A fold member (Plan.held_out) trains and scores as a separate fit in which the
-    held-out batch's split is 'valid', whatever members are fitted with it."""
+    """A fold member (Validation.held_out) trains and scores as a separate fit in which
+    the held-out batch's split is 'valid', whatever members are fitted with it."""
     plan = hx.Plan(networks={"g": "relearn"}, from_declared=True)
-    members = [hx.Plan(), plan, replace(plan, held_out=("B0",))]
-    together = hx.fit(source.model, study, process="B", config=CONFIG, plan=members, progress=False)
+    members = [
+        (hx.Plan(), hx.Validation()),
+        (plan, hx.Validation()),
+        (plan, hx.Validation(held_out=("B0",))),
+    ]
+    together = train(source.model, study, members, process="B", config=CONFIG, progress=False)
     alone = hx.fit(
         source.model,
         _with_valid(study, "B0"),
@@ -223,16 +233,15 @@ def test_a_held_out_member_is_the_fit_with_that_batch_valid(source, study):
         plan=plan,
         progress=False,
     )
-    rank = together.ranking.index(2)
-    np.testing.assert_allclose(together.scores[rank], alone.scores[0], rtol=1e-6)
-    for a, b in zip(_weights(together.members[rank]), _weights(alone.model)):
+    np.testing.assert_allclose(together.scores[2], alone.scores[0], rtol=1e-6)
+    for a, b in zip(_weights(together.model(2)), _weights(alone.model)):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-9)
     # the full member (B0 trained on) is another fit
-    assert not np.isclose(together.scores[together.ranking.index(1)], alone.scores[0])
+    assert not np.isclose(together.scores[1], alone.scores[0])
 
 
 def test_a_member_on_all_points_trains_as_if_its_validation_were_elsewhere(source, study):
-    """Plan.all_points: with no valid batches, a member trains on every time point, as a
+    """Validation.all_points: with no valid batches, a member trains on every time point, as a
     fit does whose valid batches are others (here copies of the training batches), and
     is scored by its loss on the training data."""
     train = study.select(process="B", split="train")
@@ -248,7 +257,8 @@ def test_a_member_on_all_points_trains_as_if_its_validation_were_elsewhere(sourc
         train,
         process="B",
         config=CONFIG,
-        plan=replace(plan, all_points=True),
+        plan=plan,
+        validation=hx.Validation(all_points=True),
         progress=False,
     )
     ref = hx.fit(source.model, with_copies, process="B", config=CONFIG, plan=plan, progress=False)
@@ -265,8 +275,15 @@ def test_candidate_fits_equal_single_plan_fits_on_all_batches(source, study, aut
     time points; the similarity uses the refit one."""
     plans = candidate_plans(source.model, "auto", "A", anchor_sd(source))
     for name in ("scratch", "refit-mechanistic"):
-        plan = replace(plans[name], all_points=name not in BASELINES)
-        alone = hx.fit(source.model, study, process="B", config=CONFIG, plan=plan, progress=False)
+        alone = hx.fit(
+            source.model,
+            study,
+            process="B",
+            config=CONFIG,
+            plan=plans[name],
+            validation=hx.Validation(all_points=name not in BASELINES),
+            progress=False,
+        )
         got = auto.candidate_fits[name]
         np.testing.assert_allclose(got.model.free, alone.model.free, rtol=1e-6)
         for a, b in zip(_weights(got.model), _weights(alone.model)):
@@ -291,15 +308,9 @@ def test_restarts_differ_and_a_plans_member_does_not_depend_on_its_position(sour
     assert not np.allclose(_weights(restarts.members[0])[0], _weights(restarts.members[1])[0])
     plan = hx.Plan()
     first = hx.fit(_model(), study, process="B", config=config, plan=[plan], progress=False)
-    last = hx.fit(
-        _model(),
-        study,
-        process="B",
-        config=config,
-        plan=[hx.Plan(learning_rate=0.5), plan],
-        progress=False,
-    )
-    member = last.members[last.ranking.index(1)]
+    members = [(hx.Plan(learning_rate=0.5), hx.Validation()), (plan, hx.Validation())]
+    last = train(_model(), study, members, process="B", config=config, progress=False)
+    member = last.model(1)
     for a, b in zip(_weights(first.model), _weights(member)):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-9)
 
@@ -307,18 +318,15 @@ def test_restarts_differ_and_a_plans_member_does_not_depend_on_its_position(sour
 def test_members_stepped_in_concurrent_groups_equal_one_group(study, monkeypatch):
     """On a multi-core CPU the members step in groups, one per core (a short group
     repeats a member); every member's path is the same as in one vmapped group."""
-    from hybridxfer import training
-
     config = replace(CONFIG, steps=8)
     plans = [hx.Plan(), hx.Plan(learning_rate=0.5), hx.Plan(from_declared=True)]
     fits = {}
     for workers in (1, 2):
-        monkeypatch.setattr(training, "_workers", lambda w=workers: w)
+        monkeypatch.setattr(scheduler, "workers", lambda w=workers: w)
         fits[workers] = hx.fit(
             _model(), study, process="B", config=config, plan=plans, progress=False
         )
     one, two = fits[1], fits[2]
-    assert one.ranking == two.ranking
     np.testing.assert_allclose(one.scores, two.scores, rtol=1e-9)
     pd.testing.assert_frame_equal(one.history, two.history, rtol=1e-9)
     for a, b in zip(one.members, two.members):
@@ -328,7 +336,7 @@ def test_members_stepped_in_concurrent_groups_equal_one_group(study, monkeypatch
 
 def test_auto_prefers_the_candidate_training_fewest_values_within_tolerance():
     """Scores are losses relative to the best, per view, combined by geometric mean."""
-    from hybridxfer._transfer.transfer import TOLERANCE, _choose
+    from hybridxfer._transfer.selection import TOLERANCE, choose
 
     table = pd.DataFrame(
         dict(
@@ -337,9 +345,9 @@ def test_auto_prefers_the_candidate_training_fewest_values_within_tolerance():
             trained=[0, 700, 700, 40],
         )
     )
-    assert _choose("auto", table, 2)[0] == "fine-tune-last"  # within tolerance, fewest values
+    assert choose("auto", table, 2)[0] == "fine-tune-last"  # within tolerance, fewest values
     table.loc[3, "validation"] = 1.0 + TOLERANCE * 1.01
-    assert _choose("auto", table, 2)[0] == "scratch"  # best; fine-tune ties on values, scores worse
+    assert choose("auto", table, 2)[0] == "scratch"  # best; fine-tune ties on values, scores worse
 
 
 def test_auto_tries_each_mix_of_frozen_and_tuned_networks():
@@ -374,11 +382,11 @@ def test_unknown_strategy_is_an_error(source, study):
 
 def test_settings_outside_the_step_do_not_recompile(study, monkeypatch):
     """Seed, patience, holdout and checkpointing are not static arguments of the step."""
-    from hybridxfer import training
+    from hybridxfer._fit import step
 
     traces = []
-    update = training._member_update
-    monkeypatch.setattr(training, "_member_update", lambda *a: traces.append(1) or update(*a))
+    update = step._member_update
+    monkeypatch.setattr(step, "_member_update", lambda *a: traces.append(1) or update(*a))
     config = hx.FitConfig(steps=3, members=2)
     hx.fit(_model(), study, process="B", config=config, progress=False)
     first = len(traces)

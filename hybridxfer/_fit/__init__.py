@@ -1,0 +1,21 @@
+"""The fit engine: configuration and results, plans and validation, member starts and
+controls, the optax step, the member scheduler, checkpoints, diagnosis, intervals."""
+
+from .config import FitConfig, FitError, FitResult
+from .engine import Members, fit, train
+from .intervals import parameter_table
+from .plan import NETWORK_MODES, Plan
+from .validation import Validation
+
+__all__ = [
+    "NETWORK_MODES",
+    "FitConfig",
+    "FitError",
+    "FitResult",
+    "Members",
+    "Plan",
+    "Validation",
+    "fit",
+    "parameter_table",
+    "train",
+]

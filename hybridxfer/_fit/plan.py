@@ -1,4 +1,7 @@
-"""Plans: what a fit may change, part by part (the mechanism behind transfer)."""
+"""Plans: what a fit may change, part by part (the mechanism behind transfer).
+
+Which observations train and which score a member is not a plan's concern: see
+:class:`~hybridxfer.Validation`."""
 
 from __future__ import annotations
 
@@ -35,13 +38,6 @@ class Plan:
             fine-tune gently).
         from_declared: start the fitted parameters from the values declared in the
             model (a fit from scratch) instead of the model's current values.
-        held_out: training batches of the primary process that this member scores
-            instead of training on, as if their split were ``valid`` (one fold of a
-            cross-validation whose folds train together as members of one fit).
-        all_points: with no ``valid`` batches, train on every time point of the
-            training batches instead of holding the latest out for validation; the
-            member is then scored by its loss on them (no early stopping): for a
-            member validated otherwise (e.g. by cross-validation folds).
     """
 
     parameters: tuple[str, ...] | None = None
@@ -52,14 +48,11 @@ class Plan:
     joint_weight: float = 0.3
     learning_rate: float = 1.0
     from_declared: bool = False
-    held_out: tuple[str, ...] = ()
-    all_points: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "networks", dict(self.networks))
         object.__setattr__(self, "anchor_sd", dict(self.anchor_sd))
         object.__setattr__(self, "joint", tuple(self.joint))
-        object.__setattr__(self, "held_out", tuple(self.held_out))
         if self.parameters is not None:
             object.__setattr__(self, "parameters", tuple(self.parameters))
         bad = {k: v for k, v in self.networks.items() if v not in NETWORK_MODES}

@@ -1,0 +1,111 @@
+"""A fit's settings and its result."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import pandas as pd
+
+from .._core.model import HybridModel
+from .._data.study import Study
+from .._solve import TRAINING, Solver
+from .intervals import parameter_table
+from .objective import LIKELIHOODS
+
+__all__ = ["FitConfig", "FitError", "FitResult"]
+
+
+class FitError(RuntimeError):
+    """A fit that cannot go on (e.g. every step rejected as non-finite)."""
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    """Settings of :func:`hybridxfer.fit`.
+
+    Attributes:
+        steps: maximum number of gradient steps.
+        learning_rate: peak Adam learning rate (after `warmup` steps; cosine decay to 1%).
+        warmup: linear warm-up steps.
+        clip: global gradient-norm clip.
+        weight_decay: L2 penalty on network weights.
+        likelihood: ``"scaled"`` least squares or ``"gaussian"`` (learned noise per state).
+        members: random restarts trained together; the best on validation is kept.
+        patience: steps without validation improvement before a member stops.
+        holdout: with no ``valid`` batches, the fraction of each training batch's
+            latest time points held out for validation.
+        seed: PRNG seed of the network initialisation.
+        checkpoint_every: steps between checkpoints (with a checkpoint folder).
+        solver: integration settings used in training.
+    """
+
+    steps: int = 1500
+    learning_rate: float = 1e-2
+    warmup: int = 50
+    clip: float = 1.0
+    weight_decay: float = 1e-5
+    likelihood: str = "scaled"
+    members: int = 1
+    patience: int = 300
+    holdout: float = 0.25
+    seed: int = 0
+    checkpoint_every: int = 100
+    solver: Solver = field(default_factory=lambda: TRAINING)
+
+    def __post_init__(self):
+        if self.likelihood not in LIKELIHOODS:
+            raise ValueError(f"likelihood {self.likelihood!r} is not one of {LIKELIHOODS}")
+        if self.steps < 1 or self.members < 1:
+            raise ValueError("steps and members must be >= 1")
+        if not 0 < self.holdout < 1:
+            raise ValueError("holdout must lie in (0, 1)")
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """What :func:`hybridxfer.fit` returns.
+
+    Attributes:
+        model: the fitted model (best member, at its best validation step).
+        members: every member's fitted model (the ensemble), best first.
+        initial: estimated or used initial state of each fitted batch (long table
+            ``batch, variable, value``).
+        history: ``step, member, train, valid`` losses.
+        scores: best validation loss of each member, best first.
+        config: the settings used.
+        process: the process fitted (the primary one), if one was named.
+        batch_parameters: each fitted batch's value of the batch-varying parameters
+            (those with a ``batch_sd``), long table ``batch, name, value``.
+        fitted: the training batches the model was fitted to (the parameter table's
+            data); None for a fit read from a saved model.
+        table: the parameter table as saved (:func:`hybridxfer.load_fit`); None for a
+            new fit, whose table :attr:`parameters` computes on first use.
+    """
+
+    model: HybridModel
+    members: tuple[HybridModel, ...]
+    initial: pd.DataFrame
+    history: pd.DataFrame
+    scores: tuple[float, ...]
+    config: FitConfig
+    process: str | None = None
+    batch_parameters: pd.DataFrame | None = None
+    fitted: Study | None = field(default=None, repr=False)
+    table: pd.DataFrame | None = field(default=None, repr=False)
+
+    def __post_init__(self):
+        if self.table is None and self.fitted is None:
+            raise ValueError("a FitResult needs its parameter table or the batches it fitted")
+
+    @cached_property
+    def parameters(self) -> pd.DataFrame:
+        """Every parameter with its value, unit, sd and 95% interval
+        (:func:`hybridxfer.parameter_table` of :attr:`model` on the :attr:`fitted`
+        batches, computed on first use), or the table a saved model holds.
+
+        Columns ``name, value, unit, sd, lower95, upper95, fixed, process_specific``.
+        """
+        if self.table is not None:
+            return self.table
+        return parameter_table(self.model, self.fitted, initial=self.initial)

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hybridxfer._data.study import write_study
+from hybridxfer import write_study
 from hybridxfer.cli import main
 from hybridxfer.demo import demo_model_path, demo_study
 

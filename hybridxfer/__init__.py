@@ -21,7 +21,14 @@ from ._core.expressions import ExpressionError  # noqa: E402
 from ._core.model import Constant, HybridModel, Input, ModelError, Observation, State  # noqa: E402
 from ._core.networks import Network  # noqa: E402
 from ._core.parameters import Parameter, ParameterError  # noqa: E402
-from ._core.reactor import Reactor, ReactorError  # noqa: E402
+from ._core.reactor import (  # noqa: E402
+    AbstractReactor,
+    Batch,
+    Chemostat,
+    FedBatch,
+    Perfusion,
+    ReactorError,
+)
 from ._data.metrics import nrmse, relative_rmse  # noqa: E402
 from ._data.study import Study, StudyError, read_study, study_from_frames, write_study  # noqa: E402
 from ._io.model_file import ModelFileError, load_model, parse_model, to_toml  # noqa: E402
@@ -65,9 +72,13 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "AbstractReactor",
+    "Batch",
+    "Chemostat",
     "Constant",
     "DigitalTwin",
     "ExpressionError",
+    "FedBatch",
     "FitConfig",
     "FitError",
     "FitResult",
@@ -79,8 +90,8 @@ __all__ = [
     "Observation",
     "Parameter",
     "ParameterError",
+    "Perfusion",
     "Plan",
-    "Reactor",
     "ReactorError",
     "STRATEGIES",
     "SavedModelError",

@@ -48,9 +48,11 @@ def _demo(args) -> None:
 def _simulate(args) -> None:
     import hybridxfer as hx
 
+    from ._io.names import SOLVERS
+
     model = hx.load_model(args.model)
     study = hx.read_study(args.study)
-    solver = hx.Solver(args.solver, rtol=args.rtol, atol=args.atol)
+    solver = hx.Solver(SOLVERS[args.solver](), rtol=args.rtol, atol=args.atol)
     sim = hx.simulate(model, study, times=args.points, solver=solver)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -230,9 +232,12 @@ def parser() -> argparse.ArgumentParser:
     sim.add_argument("study", help="study folder (measurements.csv, inputs.csv, batches.csv)")
     sim.add_argument("--out", required=True, help="output folder")
     sim.add_argument("--points", type=int, default=101, help="output points per batch")
-    sim.add_argument("--solver", default="tsit5", choices=["tsit5", "dopri5", "kvaerno5"])
-    sim.add_argument("--rtol", type=float, default=1e-6)
-    sim.add_argument("--atol", type=float, default=1e-9)
+    from ._io.names import SOLVERS
+    from ._solve import DEFAULT
+
+    sim.add_argument("--solver", default="tsit5", choices=list(SOLVERS))
+    sim.add_argument("--rtol", type=float, default=DEFAULT.rtol)
+    sim.add_argument("--atol", type=float, default=DEFAULT.atol)
     sim.set_defaults(run=_simulate)
 
     fit = sub.add_parser("fit", help="fit a hybrid model to the train batches of a process")

@@ -10,6 +10,7 @@ import pytest
 
 import hybridxfer as hx
 from hybridxfer._core.expressions import ExpressionError, parse_expression
+from hybridxfer._core.networks import NetworkFactor
 
 GOOD = textwrap.dedent(
     """\
@@ -176,7 +177,7 @@ def test_expression_values_against_hand_computation():
 def test_network_factor_evaluates_given_weights():
     """An MLP factor with set weights equals the same forward pass written in numpy."""
     spec = hx.Network("g", inputs=("S", "F"), hidden=(3,), output="positive")
-    net = hx.NetworkFactor(spec, key=jax.random.PRNGKey(1), mean=[1.0, 0.0], std=[2.0, 0.5])
+    net = NetworkFactor(spec, key=jax.random.PRNGKey(1), mean=[1.0, 0.0], std=[2.0, 0.5])
     rng = np.random.default_rng(0)
     w1, b1 = rng.normal(size=(3, 2)), rng.normal(size=3)
     w2, b2 = rng.normal(size=(1, 3)), rng.normal(size=1)

@@ -155,7 +155,7 @@ def make_model(hybrid: bool, hidden=(8, 8)) -> hx.HybridModel:
             "L": "Y_ls * q * X",
             "P": "luedeking_piret(mu, alpha, beta) * X",
         },
-        reactor=hx.Reactor(mode="fed-batch", feed_rate="F", feed={"S": "Sf"}),
+        reactor=hx.FedBatch(feed_rate="F", feed={"S": "Sf"}),
         key=jax.random.PRNGKey(0) if hybrid else None,
     )
 

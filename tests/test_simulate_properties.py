@@ -7,6 +7,7 @@ two bolus rows -> 2; batch counts 1..5 -> 1, 2, 4, 8) so that examples reuse the
 compiled solve.
 """
 
+import diffrax as dfx
 import numpy as np
 import pandas as pd
 import pytest
@@ -14,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import hybridxfer as hx
+import hybridxfer.arrays as hxa
 
 COLS = ["batch", "time", "variable", "value"]
 T_END = 20.0
@@ -34,7 +36,7 @@ FED_BATCH = hx.HybridModel.build(
     ],
     rates={"mu": "mu_max * haldane(S, K, Ki) * noncompetitive_inhibition(P, KP)"},
     balances={"X": "mu * X", "S": "-mu / Y * X", "P": "a * mu * X"},
-    reactor=hx.Reactor(mode="fed-batch", feed_rate="F", feed={"S": "Sf"}, bolus_volume="Vb"),
+    reactor=hx.FedBatch(feed_rate="F", feed={"S": "Sf"}, bolus_volume="Vb"),
 )
 
 # X explodes in finite time 1/(k X0) for large k; Z' = log(c - t) is NaN once t > c.
@@ -118,7 +120,7 @@ def test_random_fed_batches_are_finite_with_positive_volume(params, specs):
         # a draw stiff enough to spend the explicit default solver's step budget (see
         # test_stiff_fed_batch_names_the_stiff_solver) is told to use the stiff solver
         assert "the solver stopped" in str(e) and "'kvaerno5'" in str(e)
-        df = hx.simulate(model, study, times=times, solver=hx.Solver("kvaerno5"))
+        df = hx.simulate(model, study, times=times, solver=hx.Solver(dfx.Kvaerno5()))
 
     assert np.isfinite(df["value"]).all()
     for b, s in zip(times, specs):
@@ -148,7 +150,7 @@ def test_stiff_fed_batch_names_the_stiff_solver():
     with pytest.raises(hx.SimulationError, match=stopped):
         hx.simulate(model, study, times=times)
 
-    y = wide(hx.simulate(model, study, times=times, solver=hx.Solver("kvaerno5")), "B1", "XSV")
+    y = wide(hx.simulate(model, study, times=times, solver=hx.Solver(dfx.Kvaerno5())), "B1", "XSV")
     Y, V0 = params["Y"], spec["V"]
     conserved = y["X"] * y["V"] + Y * y["S"] * y["V"] - Y * spec["Sf"] * (y["V"] - V0)
     np.testing.assert_allclose(conserved, spec["X"] * V0 + Y * spec["S"] * V0, rtol=1e-6)
@@ -180,7 +182,7 @@ def test_blow_up_in_one_batch_names_it(n, data, how):
     times = {b: [0.0, 1.0, 2.5, 4.0, 5.0] for b in names}
 
     # the other batches of the same vmapped solve are unaffected
-    ys, ok = (np.asarray(a) for a in hx.solve(FRAGILE, hx.batch_data(FRAGILE, study, times)))
+    ys, ok = (np.asarray(a) for a in hxa.solve(FRAGILE, hxa.batch_data(FRAGILE, study, times)))
     finite = np.isfinite(ys).all(axis=(1, 2))
     good = [i for i in range(n) if i != bad]
     assert not (ok[bad] and finite[bad])

@@ -10,6 +10,7 @@ checked independently.
 from dataclasses import dataclass, field
 from functools import cache
 
+import diffrax as dfx
 import numpy as np
 import pandas as pd
 import pytest
@@ -17,7 +18,7 @@ from scipy.integrate import solve_ivp
 
 import hybridxfer as hx
 
-TIGHT = hx.Solver("tsit5", rtol=1e-10, atol=1e-12, max_steps=100_000)
+TIGHT = hx.Solver(dfx.Tsit5(), rtol=1e-10, atol=1e-12, max_steps=100_000)
 PARAMS = {"mu_max": 0.3, "K": 0.8, "Ki": 15.0, "Kc": 0.5, "n": 2.0, "KP": 2.0, "Y": 0.5, "a": 0.3}
 
 
@@ -171,14 +172,14 @@ def xsp_reaction(mu):
 
 UNITS = {"F": "L/h", "Vb": "L"}
 REACTORS = {
-    "batch": dict(reactor=hx.Reactor(), inputs=(), constants=()),
+    "batch": dict(reactor=hx.Batch(), inputs=(), constants=()),
     "fed-batch": dict(
-        reactor=hx.Reactor(mode="fed-batch", feed_rate="F", feed={"S": "Sf"}, bolus_volume="Vb"),
+        reactor=hx.FedBatch(feed_rate="F", feed={"S": "Sf"}, bolus_volume="Vb"),
         inputs=("F", "Vb"),
         constants=("Sf",),
     ),
     "chemostat": dict(
-        reactor=hx.Reactor(mode="chemostat", feed_rate="F", feed={"S": "Sf"}),
+        reactor=hx.Chemostat(feed_rate="F", feed={"S": "Sf"}),
         inputs=("F",),
         constants=("Sf",),
     ),
@@ -272,7 +273,7 @@ def cumulative(rows, var, t):
     return sum(v * max(0.0, min(t, edges[i + 1]) - ti) for i, (ti, v) in enumerate(pts))
 
 
-@pytest.mark.parametrize("solver", ["tsit5", "dopri5", "kvaerno5"])
+@pytest.mark.parametrize("solver", [dfx.Tsit5(), dfx.Dopri5(), dfx.Kvaerno5()])
 def test_exponential_growth(solver):
     """X' = mu X: X(t) = X0 exp(mu t), with every solver."""
     model = hx.HybridModel.build(
@@ -337,7 +338,7 @@ def test_input_change_at_segment_end_is_a_jump():
 def test_perfusion_retained_state_only_diluted_by_bleed():
     """X (retained) leaves only with the bleed B, S with the whole outflow F:
     X = X0 exp(-kd t - int B/V), S = Sf + (S0 - Sf) exp(-int F/V); V constant, from
-    Reactor(volume_initial=...)."""
+    Perfusion(volume_initial=...)."""
     model = hx.HybridModel.build(
         name="perfusion",
         states=[hx.State("X", "g/L"), hx.State("S", "g/L")],
@@ -346,8 +347,7 @@ def test_perfusion_retained_state_only_diluted_by_bleed():
         parameters=[hx.Parameter("kd", 0.05, "1/h")],
         rates={},
         balances={"X": "-kd * X", "S": "0"},
-        reactor=hx.Reactor(
-            mode="perfusion",
+        reactor=hx.Perfusion(
             feed_rate="F",
             feed={"S": "Sf"},
             bleed_rate="B",
@@ -383,8 +383,7 @@ def test_withdrawal_and_bolus():
         parameters=[hx.Parameter(k, v, "1") for k, v in PARAMS.items()],
         rates={"mu": KINETICS["monod"][0]},
         balances={"X": "mu * X", "S": "-mu / Y * X", "P": "a * mu * X"},
-        reactor=hx.Reactor(
-            mode="fed-batch",
+        reactor=hx.FedBatch(
             feed_rate="F",
             feed={"S": "Sf"},
             bolus_volume="Vb",
@@ -429,7 +428,7 @@ def test_linear_input_matches_np_interp():
         parameters=[hx.Parameter(k, v, "1") for k, v in PARAMS.items()],
         rates={"mu": f"G * {KINETICS['monod'][0]}"},
         balances={"X": "mu * X", "S": "-mu / Y * X", "P": "a * mu * X"},
-        reactor=hx.Reactor(mode="fed-batch", feed_rate="F", feed={"S": "Sf"}),
+        reactor=hx.FedBatch(feed_rate="F", feed={"S": "Sf"}),
     )
     batches = {
         "B1": Batch(

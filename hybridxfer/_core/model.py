@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import equinox as eqx
@@ -14,7 +14,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from .expressions import Expression, ExpressionError, parse_expression
 from .networks import Network, NetworkFactor
 from .parameters import Parameter
-from .reactor import Reactor
+from .reactor import AbstractReactor, Batch
 
 __all__ = ["Constant", "HybridModel", "Input", "ModelError", "Observation", "State"]
 
@@ -121,7 +121,7 @@ class _Structure:
     constants: tuple[Constant, ...]
     parameters: tuple[Parameter, ...]
     networks: tuple[Network, ...]
-    reactor: Reactor
+    reactor: AbstractReactor
     rates: tuple[tuple[str, Expression], ...]  # in evaluation order
     balances: tuple[Expression, ...]  # one per state
     reactor_exprs: tuple[tuple[str, Expression], ...]
@@ -156,7 +156,7 @@ class HybridModel(eqx.Module):
         parameters: Sequence[Parameter],
         rates: Mapping[str, str],
         balances: Mapping[str, str],
-        reactor: Reactor | None = None,
+        reactor: AbstractReactor | None = None,
         inputs: Sequence[Input] = (),
         constants: Sequence[Constant] = (),
         networks: Sequence[Network] = (),
@@ -172,7 +172,7 @@ class HybridModel(eqx.Module):
         Raises:
             ModelError: naming the offending declaration.
         """
-        reactor = reactor or Reactor()
+        reactor = Batch() if reactor is None else reactor
         groups = {
             "state": [s.name for s in states],
             "input": [i.name for i in inputs],
@@ -205,7 +205,7 @@ class HybridModel(eqx.Module):
         missing = events - set(groups["input"])
         if missing:
             raise ModelError(f"event input(s) {sorted(missing)} are not declared inputs", "reactor")
-        for s in (*(s for s, _ in reactor.feed), *reactor.retained):
+        for s in reactor.species:
             if s not in state_names:
                 raise ModelError(f"{s!r} is not a state", "reactor")
         missing = [s.name for s in states if s.name not in balances]
@@ -416,23 +416,7 @@ class HybridModel(eqx.Module):
         s = self.structure
         env = self._env(t, y, inputs, constants)
         reaction = [b(env) for b in s.balances]
-        if not s.reactor.has_volume:
-            return jnp.stack([jnp.asarray(r, dtype=float) for r in reaction])
-        flows = dict(s.reactor_exprs)
-        mode = s.reactor.mode
-        V = y[-1]
-        f_in = flows["feed_rate"](env)
-        f_out = 0.0 if mode == "fed-batch" else f_in
-        dV = f_in - f_out
-        feed = {k.split(".", 1)[1]: e(env) for k, e in s.reactor_exprs if k.startswith("feed.")}
-        bleed = flows["bleed_rate"](env) if mode == "perfusion" else None
-        out = []
-        for st, r, c in zip(s.states, reaction, y[:-1]):
-            f_out_i = bleed if st.name in s.reactor.retained else f_out
-            c_in = feed.get(st.name, 0.0)
-            out.append(r + (f_in * c_in - f_out_i * c - c * dV) / V)
-        out.append(dV)
-        return jnp.stack([jnp.asarray(o, dtype=float) for o in out])
+        return s.reactor.balance(reaction, y, self._balanced, self._reactor_value(env))
 
     def observe(
         self,
@@ -461,25 +445,8 @@ class HybridModel(eqx.Module):
         withdrawn volume; 0 where none). The sample is withdrawn first, then the
         bolus is mixed in.
         """
-        r = self.structure.reactor
-        if not r.events:
-            return y
-        amount = dict(zip(r.events, amounts))
-        V = y[-1] - amount.get(r.withdrawal, 0.0)
-        Vb = amount.get(r.bolus_volume, 0.0)
-        env = self._static_env(constants)
-        bolus = {
-            k.split(".", 1)[1]: e(env)
-            for k, e in self.structure.reactor_exprs
-            if k.startswith("bolus.")
-        }
-        c = jnp.stack(
-            [
-                (y[i] * V + Vb * bolus.get(st.name, 0.0)) / (V + Vb)
-                for i, st in enumerate(self.structure.states)
-            ]
-        )
-        return jnp.concatenate([c, jnp.stack([V + Vb])])
+        value = self._reactor_value(self._static_env(constants))
+        return self.structure.reactor.apply_events(y, amounts, self._balanced, value)
 
     def rates(
         self,
@@ -496,6 +463,16 @@ class HybridModel(eqx.Module):
         """
         env = self._env(t, y, inputs, constants, replace)
         return {k: env[k] for k in (*dict(self.structure.rates), *self.networks)}
+
+    @property
+    def _balanced(self) -> tuple[str, ...]:
+        """Names of the balanced states (`state_names` without the reactor's volume)."""
+        return tuple(st.name for st in self.structure.states)
+
+    def _reactor_value(self, env: dict) -> Callable[[str], Float[Array, ""]]:
+        """Value of a reactor expression (keyed as in its ``expressions()``) in `env`."""
+        exprs = dict(self.structure.reactor_exprs)
+        return lambda key: exprs[key](env)
 
     def _static_env(self, constants) -> dict:
         env = dict(zip(self.constant_names, constants))

@@ -27,7 +27,15 @@ from .._core.expressions import ExpressionError
 from .._core.model import Constant, HybridModel, Input, ModelError, Observation, State
 from .._core.networks import Network
 from .._core.parameters import Parameter, ParameterError
-from .._core.reactor import Reactor, ReactorError
+from .._core.reactor import (
+    AbstractFlowReactor,
+    AbstractReactor,
+    Batch,
+    Chemostat,
+    FedBatch,
+    Perfusion,
+    ReactorError,
+)
 
 __all__ = ["ModelFileError", "load_model", "parse_model", "to_toml"]
 
@@ -74,6 +82,15 @@ _FIELDS = {
         "bolus",
         "withdrawal",
     },
+}
+
+
+# reactor modes by their model-file name (``mode = "fed-batch"``)
+REACTORS: dict[str, type[AbstractReactor]] = {
+    "batch": Batch,
+    "fed-batch": FedBatch,
+    "chemostat": Chemostat,
+    "perfusion": Perfusion,
 }
 
 
@@ -147,14 +164,8 @@ def parse_model(text: str, *, source: str = "<model>", key: jax.Array | None = N
     unknown = set(reactor_spec) - _FIELDS["reactor"]
     if unknown:
         fail("reactor", f"unknown key(s) {sorted(unknown)}; allowed: {sorted(_FIELDS['reactor'])}")
-    volume = reactor_spec.pop("volume", "V")
-    if isinstance(volume, dict):
-        reactor_spec["volume_initial"] = volume.get("initial")
-        volume = volume.get("name", "V")
-    bolus = dict(reactor_spec.pop("bolus", {}))
-    reactor_spec["bolus_volume"] = bolus.pop("volume", None)
     try:
-        reactor = Reactor(volume=volume, bolus=bolus, **reactor_spec)
+        reactor = _reactor(reactor_spec)
     except (TypeError, ReactorError) as e:
         fail("reactor", str(e))
 
@@ -253,19 +264,57 @@ def _inside(p: Parameter, v: float) -> float:
     return v
 
 
-def _reactor_table(r: Reactor) -> dict[str, Any]:
-    out: dict[str, Any] = {"mode": r.mode}
+def _reactor(spec: dict[str, Any]) -> AbstractReactor:
+    """The reactor of a ``[reactor]`` table, whose ``mode`` names the class.
+
+    Raises:
+        ReactorError: for an unknown mode, or keys that the mode lacks or refuses.
+    """
+    mode = spec.pop("mode", "batch")
+    if mode not in REACTORS:
+        raise ReactorError(f"reactor mode {mode!r} is not one of {', '.join(REACTORS)}")
+    volume = spec.pop("volume", "V")
+    if isinstance(volume, dict):
+        spec["volume_initial"] = volume.get("initial")
+        volume = volume.get("name", "V")
+    bolus = dict(spec.pop("bolus", {}))
+    spec.update(volume=volume, bolus_volume=bolus.pop("volume", None), bolus=bolus)
+    flows = spec.get("feed_rate") is not None
+    if mode == "batch" and (
+        flows or spec.get("feed") or spec["bolus_volume"] or spec.get("withdrawal")
+    ):
+        raise ReactorError(
+            'a batch reactor has no feed, bolus or withdrawal; use mode = "fed-batch"'
+        )
+    if mode != "batch" and not flows:
+        raise ReactorError(f"a {mode} reactor needs feed_rate (an input or expression)")
+    if (mode == "perfusion") != (spec.get("bleed_rate") is not None):
+        raise ReactorError("bleed_rate is given for, and only for, a perfusion reactor")
+    if spec.get("retained") and mode != "perfusion":
+        raise ReactorError("retained states exist only in a perfusion reactor")
+    cls = REACTORS[mode]
+    fields = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in spec.items() if k in fields})
+
+
+def _reactor_table(r: AbstractReactor) -> dict[str, Any]:
+    out: dict[str, Any] = {"mode": next(k for k, c in REACTORS.items() if type(r) is c)}
+    if not isinstance(r, AbstractFlowReactor):
+        return out
     if r.volume_initial is not None:
         out["volume"] = {"name": r.volume, "initial": r.volume_initial}
-    elif r.has_volume or r.volume != "V":
+    else:
         out["volume"] = r.volume
-    for key in ("feed_rate", "feed", "bleed_rate", "retained"):
-        if getattr(r, key):
-            out[key] = dict(getattr(r, key)) if key == "feed" else getattr(r, key)
-    # Reactor stores the bolus concentrations defaulting to the feed's: write them only
-    # where they differ.
+    out["feed_rate"] = r.feed_rate
+    if r.feed:
+        out["feed"] = dict(r.feed)
+    if isinstance(r, Perfusion):
+        out["bleed_rate"] = r.bleed_rate
+        if r.retained:
+            out["retained"] = r.retained
+    # bolus concentrations default to the feed's: write them only where given
     bolus = {} if r.bolus_volume is None else {"volume": r.bolus_volume}
-    bolus.update(dict(r.bolus) if r.bolus != r.feed else {})
+    bolus.update(dict(r.bolus or ()))
     if bolus:
         out["bolus"] = bolus
     if r.withdrawal is not None:

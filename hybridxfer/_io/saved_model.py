@@ -49,7 +49,9 @@ import pandas as pd
 
 from .._core.model import HybridModel
 from .._fit import FitConfig, FitResult
+from .._solve import Solver
 from .model_file import ModelFileError, parse_model, to_toml
+from .names import solver_from_dict, solver_to_dict
 
 __all__ = [
     "FORMAT_VERSION",
@@ -166,7 +168,7 @@ def save_fit(result: FitResult, folder: str | os.PathLike) -> Path:
             members=len(members),
             scores=[float(s) for s in result.scores],
             process=result.process,
-            config=dataclasses.asdict(result.config),
+            config=_to_dict(result.config),
             weights_sha256=_sha256(folder / WEIGHTS),
             records=[],
         )
@@ -373,9 +375,24 @@ def _read_table(path: Path, columns: tuple[str, ...], dtype=None) -> pd.DataFram
     return frame
 
 
+def _to_dict(config) -> dict:
+    """A dataclass as JSON-ready settings, the inverse of :func:`_from_dict`: a
+    :class:`~hybridxfer.Solver` as its named settings (:func:`solver_to_dict`), nested
+    dataclasses as objects."""
+    out = {}
+    for f in dataclasses.fields(config):
+        v = getattr(config, f.name)
+        if isinstance(v, Solver):
+            v = solver_to_dict(v)
+        elif dataclasses.is_dataclass(v):
+            v = _to_dict(v)
+        out[f.name] = v
+    return out
+
+
 def _from_dict(cls, d: Mapping):
-    """A dataclass from `dataclasses.asdict` output read back from JSON: nested
-    dataclasses rebuilt, lists made tuples, unknown keys ignored."""
+    """A dataclass from :func:`_to_dict` output read back from JSON: a Solver from its
+    named settings, nested dataclasses rebuilt, lists made tuples, unknown keys ignored."""
     if not isinstance(d, Mapping):
         raise TypeError(f"{cls.__name__} must be a JSON object, not {type(d).__name__}")
     kwargs = {}
@@ -384,7 +401,9 @@ def _from_dict(cls, d: Mapping):
             continue
         v = d[f.name]
         default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
-        if dataclasses.is_dataclass(default):
+        if isinstance(default, Solver):
+            v = solver_from_dict(v)
+        elif dataclasses.is_dataclass(default):
             v = _from_dict(type(default), v)
         elif isinstance(v, list):
             v = tuple(v)

@@ -55,9 +55,8 @@ def write_report(
         png = save_figure(plot_transfer(transfer), out / "transfer.png")
         lines += ["## Transfer", "", "```", transfer.summary(), "```", ""]
         lines += [f"![transfer]({png.name})", ""]
-    if result.parameters is not None:
-        result.parameters.to_csv(out / "parameters.csv", index=False)
-        lines += ["## Parameters (95% Laplace intervals)", "", _markdown(result.parameters), ""]
+    result.parameters.to_csv(out / "parameters.csv", index=False)
+    lines += ["## Parameters (95% Laplace intervals)", "", _markdown(result.parameters), ""]
     png = save_figure(plot_history(result.history), out / "history.png")
     lines += ["## Training", "", f"![history]({png.name})", ""]
     fitted = (

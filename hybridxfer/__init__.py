@@ -4,10 +4,10 @@ transferred to the next.
 Importing hybridxfer turns on JAX float64 (``jax_enable_x64``): bioreactor
 balances span many orders of magnitude and float32 gives worse steps and gradients.
 
-The names below are what a user calls. Models, studies and model files are imported
-with the package; solving, fitting, transfer, saved models, the digital twin and the
-plots (which import diffrax, optax and matplotlib) on first use of one of their
-names (PEP 562). Array-level tools are in :mod:`hybridxfer.arrays`.
+The names below are what a user calls. Models and model files are imported with the
+package; studies, solving, fitting, transfer, saved models, the digital twin and the
+plots (which import pandas, diffrax, optax and matplotlib) on first use of one of
+their names (PEP 562). Array-level tools are in :mod:`hybridxfer.arrays`.
 """
 
 import importlib
@@ -29,13 +29,13 @@ from ._core.reactor import (  # noqa: E402
     Perfusion,
     ReactorError,
 )
-from ._data.metrics import nrmse, relative_rmse  # noqa: E402
-from ._data.study import Study, StudyError, read_study, study_from_frames, write_study  # noqa: E402
 from ._io.model_file import ModelFileError, load_model, parse_model, to_toml  # noqa: E402
 
 __version__ = importlib.metadata.version("hybridxfer")
 
 _LAZY = {  # module: the names it gives, imported on first use
+    "._data.study": ("Study", "StudyError", "read_study", "study_from_frames", "write_study"),
+    "._data.metrics": ("nrmse", "relative_rmse"),
     "._solve": ("SimulationError", "Solver", "simulate"),
     "._solve.rates": ("rates_along",),
     "._fit": ("FitConfig", "FitError", "FitResult", "Plan", "Validation", "fit", "parameter_table"),

@@ -6,21 +6,19 @@ import pandas as pd
 import pytest
 
 import hybridxfer as hx
+from tests.helpers import monod_model
 
 TRUE_MU = np.array([0.20, 0.25, 0.31, 0.22, 0.28])  # 1/h, one per batch
 
 
 def _model(mu_max=0.25, batch_sd=0.2):
-    return hx.HybridModel.build(
-        name="monod-batches",
-        states=[hx.State("X", "g/L"), hx.State("S", "g/L")],
-        parameters=[
+    return monod_model(
+        [
             hx.Parameter("mu_max", mu_max, "1/h", batch_sd=batch_sd),
             hx.Parameter("K", 1.0, "g/L", fixed=True),
             hx.Parameter("Y", 0.5, "g/g"),
         ],
-        rates={"mu": "mu_max * monod(S, K)"},
-        balances={"X": "mu * X", "S": "-mu / Y * X"},
+        name="monod-batches",
     )
 
 

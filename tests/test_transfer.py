@@ -15,24 +15,21 @@ from hybridxfer._fit import scheduler, train
 from hybridxfer._transfer import BASELINES, anchor_sd, candidate_plans
 from hybridxfer._transfer.similarity import _mmd
 from hybridxfer.demo import demo_model_path
+from tests.helpers import monod_model
 
 CONFIG = hx.FitConfig(steps=60, learning_rate=0.02)
 TRUTH = {"A": 0.30, "B": 0.20}  # mu_max per process; the inhibition is shared
 
 
 def _model():
-    return hx.HybridModel.build(
-        name="toy",
-        states=[hx.State("X", "g/L"), hx.State("S", "g/L")],
-        parameters=[
+    return monod_model(
+        [
             hx.Parameter("mu_max", 0.25, "1/h", process_specific=True),
             hx.Parameter("K", 0.5, "g/L"),
             hx.Parameter("Y", 0.5, "g/g"),
         ],
-        networks=[hx.Network("g", inputs=("X",), hidden=(4,))],
-        rates={"mu": "mu_max * monod(S, K) * g"},
-        balances={"X": "mu * X", "S": "-mu / Y * X"},
-        key=jax.random.PRNGKey(0),
+        name="toy",
+        network_input="X",
     )
 
 

@@ -6,15 +6,14 @@ import pandas as pd
 import pytest
 
 import hybridxfer as hx
+from tests.helpers import monod_model
 
 TRUE = {"mu_max": 0.25, "K": 2.0, "Y": 0.5}
 
 
 def _model(**values):
-    return hx.HybridModel.build(
-        name="monod-batch",
-        states=[hx.State("X", "g/L"), hx.State("S", "g/L")],
-        parameters=[
+    return monod_model(
+        [
             hx.Parameter(
                 "mu_max",
                 values.get("mu_max", 0.25),
@@ -25,8 +24,7 @@ def _model(**values):
             hx.Parameter("K", values.get("K", 2.0), "g/L"),
             hx.Parameter("Y", values.get("Y", 0.5), "g/g"),
         ],
-        rates={"mu": "mu_max * monod(S, K)"},
-        balances={"X": "mu * X", "S": "-mu / Y * X"},
+        name="monod-batch",
     )
 
 

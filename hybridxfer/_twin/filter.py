@@ -35,16 +35,14 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-import diffrax as dfx
-import equinox as eqx
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
-from jaxtyping import Array, Bool, Float
+from jaxtyping import Array, Float
 
 from .._core.model import HybridModel
-from .._solve import TWIN, Solver, integrate
+from .._solve import TWIN, Solver
+from .step import System, outputs, step
 
 __all__ = ["DigitalTwin", "TwinError"]
 
@@ -158,7 +156,7 @@ class DigitalTwin:
             q = [0.0 if s == volume else process_noise for s in states]
         sd_batch = np.array(model.batch_sd)
         varying = tuple(int(k) for k in np.flatnonzero(sd_batch > 0))
-        self._system = _System(model, varying)
+        self._system = System(model, varying)
         self._q = jnp.asarray(q + [0.0] * len(varying), dtype=float)
         self._solver = solver
         sd = np.concatenate([[sd0[s] for s in states], sd_batch[list(varying)]])
@@ -304,7 +302,7 @@ class DigitalTwin:
         r = np.array(
             [record.sd.get(v, self.measurement_sd.get(v, 1.0)) for v in variables], dtype=float
         )
-        s, P, ok = _step(
+        s, P, ok = step(
             self._system,
             self._q,
             self._solver,
@@ -329,7 +327,7 @@ class DigitalTwin:
         return _Snapshot(record.time, s, P, u)
 
     def _frame(self, snap: _Snapshot) -> pd.DataFrame:
-        out = _outputs(self._system, snap.s, snap.P, jnp.asarray(snap.time), snap.u, self._c)
+        out = outputs(self._system, snap.s, snap.P, jnp.asarray(snap.time), snap.u, self._c)
         mean, sd = (np.asarray(a) for a in out)
         return pd.DataFrame(
             dict(
@@ -357,103 +355,3 @@ def _finite(what: str, given: Mapping, positive: bool = False) -> None:
         if not ok:
             need = "a positive finite number" if positive else "a finite number"
             raise TwinError(f"{what}: {k} = {v!r} is not {need}")
-
-
-class _System(eqx.Module):
-    """What the filter estimates: s = (x, d), the model's states and the deviations d
-    (unconstrained) of its batch-varying parameters, which stay constant in a batch."""
-
-    model: HybridModel
-    varying: tuple[int, ...] = eqx.field(static=True)  # indices into model.free
-
-    @property
-    def names(self) -> tuple[str, ...]:
-        """Reported quantities: states, observations, then the varying parameters."""
-        free = [p.name for p in self.model.structure.parameters if not p.fixed]
-        return self.model.variable_names + tuple(free[k] for k in self.varying)
-
-    def _parts(self, s):
-        n = len(self.model.state_names)
-        free = self.model.free.at[jnp.asarray(self.varying, dtype=int)].add(s[n:])
-        return eqx.tree_at(lambda m: m.free, self.model, free), s[:n]
-
-    def field(self, t, s, u, c) -> Float[Array, " n_s"]:
-        model, x = self._parts(s)
-        return jnp.concatenate([model.vector_field(t, x, u, c), jnp.zeros(len(self.varying))])
-
-    def measure(self, t, s, u, c) -> Float[Array, " n_vars"]:
-        """h(s): the states, then the observation equations."""
-        model, x = self._parts(s)
-        return jnp.concatenate([x, model.observe(t, x, u, c)])
-
-    def events(self, s, amounts, c) -> Float[Array, " n_s"]:
-        model, x = self._parts(s)
-        return jnp.concatenate([model.apply_events(x, amounts, c), s[x.shape[0] :]])
-
-    def report(self, t, s, u, c) -> Float[Array, " n_names"]:
-        model, _ = self._parts(s)
-        values = model.parameter_values()
-        varying = [jnp.atleast_1d(values[n]) for n in self.names[len(self.model.variable_names) :]]
-        return jnp.concatenate([self.measure(t, s, u, c), *varying])
-
-
-def _advance(system: _System, q, solver: Solver, s, P, t0, t1, u, c):
-    """Mean and covariance from t0 to t1 under inputs u held (see the module)."""
-
-    def field(t, state, t_end):
-        s, P = state
-        fs, jvp = jax.linearize(lambda y: system.field(t, y, u, c), s)
-        A = jax.vmap(jvp, out_axes=1)(jnp.eye(s.shape[0]))
-        return fs, A @ P + P @ A.T + jnp.diag((q * s) ** 2)
-
-    # one segment; the filter differentiates the field, never the solve: forward mode
-    # keeps no checkpoints
-    (s, P), ok = integrate(field, (s, P), jnp.stack([t0, t1]), solver, adjoint=dfx.ForwardMode())
-    return s[0], P[0], ok[0]
-
-
-@eqx.filter_jit
-def _step(
-    system: _System,
-    q: Float[Array, " n_s"],
-    solver: Solver,
-    s: Float[Array, " n_s"],
-    P: Float[Array, "n_s n_s"],
-    t0,
-    t1,
-    u_old: Float[Array, " n_inputs"],
-    u_new: Float[Array, " n_inputs"],
-    c: Float[Array, " n_constants"],
-    z: Float[Array, " n_vars"],
-    mask: Bool[Array, " n_vars"],
-    r: Float[Array, " n_vars"],
-    e: Float[Array, " n_vars"],
-    amounts: Float[Array, " n_events"],
-):
-    """One filter step: advance to t1 under u_old, correct with the measured entries of
-    z (sd r, relative model error e), then apply the events. Returns (s, P, ok).
-    Jitted once per model structure: twins of the same model share the compile."""
-    s, P, ok = _advance(system, q, solver, s, P, t0, t1, u_old, c)
-    h = lambda y: system.measure(t1, y, u_new, c)  # noqa: E731
-    pred, H = h(s), jax.jacfwd(h)(s)
-    H = jnp.where(mask[:, None], H, 0.0)
-    R = jnp.diag(jnp.where(mask, r**2 + (e * pred) ** 2, 1.0))
-    S = H @ P @ H.T + R
-    K = jnp.linalg.solve(S, H @ P).T
-    I_KH = jnp.eye(s.shape[0]) - K @ H
-    s = s + K @ jnp.where(mask, z - pred, 0.0)
-    s = s.at[: len(system.model.state_names)].max(0.0)  # states are never negative
-    P = I_KH @ P @ I_KH.T + K @ R @ K.T
-    G = jax.jacfwd(lambda y: system.events(y, amounts, c))(s)
-    s, P = system.events(s, amounts, c), G @ P @ G.T
-    P = (P + P.T) / 2
-    ok = ok & jnp.all(jnp.isfinite(s)) & jnp.all(jnp.isfinite(P))
-    return s, P, ok
-
-
-@eqx.filter_jit
-def _outputs(system: _System, s, P, t, u, c):
-    """Mean and sd of every reported quantity (:attr:`_System.names`), linearised."""
-    h = lambda y: system.report(t, y, u, c)  # noqa: E731
-    H = jax.jacfwd(h)(s)
-    return h(s), jnp.sqrt(jnp.clip(jnp.einsum("ij,jk,ik->i", H, P, H), 0.0))

@@ -33,7 +33,7 @@ import pytest
 from scipy.integrate import solve_ivp
 
 import hybridxfer as hx
-from hybridxfer._fit.engine import FitConfig, fit
+from hybridxfer._fit import FitConfig, fit
 
 TRUTH = dict(mu_max=0.06, K=2.0, K_i=40.0, K_L=20.0, Y_xs=0.3, Y_ls=1.2, alpha=10.0, beta=0.02)
 DAYS = np.arange(11) * 24.0  # sample times [h]

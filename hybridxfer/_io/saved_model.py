@@ -9,7 +9,7 @@ A saved model is a folder:
                           never pickle): network weights, network input normalisation and
                           the unconstrained free parameters; authoritative
 ``normalisation.json``    each network's inputs with their mean and std (for reading)
-``parameters.csv``        the fitted parameters, with intervals when the fit computed them
+``parameters.csv``        the fitted parameters with their sd and 95% intervals
 ``history.csv``           training losses: ``step, member, train, valid``
 ``initial.csv``           initial state of each fitted batch: ``batch, variable, value``
 ``batch_parameters.csv``  each fitted batch's value of the batch-varying parameters:
@@ -58,7 +58,6 @@ __all__ = [
     "SavedModelError",
     "load_fit",
     "normalisation",
-    "parameter_frame",
     "save_fit",
     "write_record",
 ]
@@ -88,23 +87,6 @@ class SavedModelError(ValueError):
 
 
 # ---------------------------------------------------------------------- tables
-def parameter_frame(model: HybridModel) -> pd.DataFrame:
-    """Table ``name, value, unit, fixed, process_specific`` of the model's parameters at
-    their current values (without intervals; see :func:`hybridxfer.parameter_table`)."""
-    values = model.parameter_values()
-    rows = [
-        dict(
-            name=p.name,
-            value=float(values[p.name]),
-            unit=p.unit,
-            fixed=p.fixed,
-            process_specific=p.process_specific,
-        )
-        for p in model.structure.parameters
-    ]
-    return pd.DataFrame(rows, columns=list(PARAMETER_COLUMNS))
-
-
 def normalisation(model: HybridModel) -> dict[str, dict[str, dict[str, float]]]:
     """Each network's input normalisation: ``{network: {input: {"mean": m, "std": s}}}``."""
     return {
@@ -148,10 +130,7 @@ def save_fit(result: FitResult, folder: str | os.PathLike) -> Path:
         eqx.tree_serialise_leaves(tmp, arrays)
         os.replace(tmp, folder / WEIGHTS)
         _write(folder / NORMALISATION, json.dumps(normalisation(result.model), indent=2) + "\n")
-        table = (
-            result.parameters if result.parameters is not None else parameter_frame(result.model)
-        )
-        _write(folder / PARAMETERS, table.to_csv(index=False))
+        _write(folder / PARAMETERS, result.parameters.to_csv(index=False))
         _write(folder / HISTORY, result.history.to_csv(index=False))
         _write(folder / INITIAL, result.initial.to_csv(index=False))
         if result.batch_parameters is not None and len(result.batch_parameters):

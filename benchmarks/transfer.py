@@ -366,10 +366,7 @@ def source_fit(family: hx.Study, steps: int, members: int) -> hx.FitResult:
 
 def subset(family: hx.Study, target: str, train: list[str]):
     """Source A's batches and the given target batches."""
-    b = family.batches
-    batches = b[b["batch"].isin(train) | (b["process"] == "A")]
-    rows = lambda t: t[t["batch"].isin(batches["batch"])]  # noqa: E731
-    return hx.Study(rows(family.measurements), rows(family.inputs), batches, family.name)
+    return family.select(batches=[*family.select(process="A").batch_names, *train])
 
 
 def draw(family: hx.Study, target: str, seed: int, n: int) -> list[str]:

@@ -10,7 +10,7 @@ import hybridxfer as hx
 from hybridxfer._data.batch_data import batch_data
 from hybridxfer._fit.controls import _trainable, stack
 from hybridxfer._fit.objective import members_objective, objective, variable_scales
-from hybridxfer._solve.simulation import Solver
+from hybridxfer._solve import Solver
 
 
 def _model():

@@ -209,4 +209,3 @@ def penalty(params: Trainable, c: Controls) -> Float[Array, ""]:
         size = sum(x.size for x in w)
         total += c.tuned[k] * sum(jnp.sum((a - b) ** 2) for a, b in zip(w, w0)) / size
     return c.anchor * total
-

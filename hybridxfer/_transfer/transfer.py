@@ -146,9 +146,7 @@ def transfer(
         raise StudyError(f"{study.name}: process {process!r} has no 'train' batches")
     scales = anchor_sd(source)
     unscaled = [
-        p.name
-        for p in source.model.structure.parameters
-        if not p.fixed and p.name not in scales
+        p.name for p in source.model.structure.parameters if not p.fixed and p.name not in scales
     ]
     if unscaled:
         warnings.warn(

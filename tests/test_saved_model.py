@@ -223,9 +223,11 @@ def test_save_load_round_trip(fitted, saved):
             "parameters.csv",
             "history.csv",
             "initial.csv",
+            "calibration.csv",
             "meta.json",
         ]
     )
+    pd.testing.assert_frame_equal(loaded.calibration, result.calibration, check_exact=True)
     # the best model: parameters, networks, simulation, exactly
     for name, value in result.model.parameter_values().items():
         assert float(loaded.model.parameter_values()[name]) == float(value)
@@ -371,6 +373,7 @@ def test_a_save_over_a_folder_from_before_records_removes_its_transfer_files(fit
         (copy / name).write_text("x")
     save_fit(result, copy)
     assert sorted(p.name for p in copy.glob("*.*") if p.suffix != ".eqx") == [
+        "calibration.csv",
         "history.csv",
         "initial.csv",
         "meta.json",

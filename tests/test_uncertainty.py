@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 import hybridxfer as hx
+from hybridxfer._uncertainty import bands as hx_bands
 from tests.helpers import monod_model
 
 TRUE = {"mu_max": 0.25, "K": 2.0, "Y": 0.5}
@@ -106,3 +107,61 @@ def test_relative_rmse_hand_computed():
 @pytest.fixture(scope="module")
 def data():
     return make_data()
+
+
+def test_band_quantile_is_the_conformal_quantile_of_relative_errors():
+    """Relative errors of N(0, 0.1): the measurement band's half-width is the
+    ceil((n + 1) 0.95)-th smallest |error| / (|prediction| + floor), which for many
+    points nears the normal quantile 1.96 x 0.1 (floor small against the values); the
+    state band is the same without a declared sd and shrinks by the declared noise."""
+    rng = np.random.default_rng(0)
+    n = 4000
+    predicted = rng.uniform(50.0, 100.0, n)
+    measured = predicted * (1 + 0.1 * rng.standard_normal(n))
+    table = pd.DataFrame(
+        dict(batch="B", time=np.arange(1.0, n + 1), variable="X", measured=measured)
+    ).assign(sd=np.nan, predicted=predicted, heldout=True)
+    widths = hx_bands.band_widths(table, 0.95, "measurement")
+    floor = hx_bands.FLOOR * np.ptp(measured)
+    scores = np.sort(np.abs(measured - predicted) / (predicted + floor))
+    assert widths.loc["X", "q"] == scores[int(np.ceil((n + 1) * 0.95)) - 1]
+    relative = widths.loc["X", "q"] * (predicted + floor) / predicted
+    assert np.median(relative) == pytest.approx(1.96 * 0.1, rel=0.1)
+    state = hx_bands.band_widths(table, 0.95, "state")
+    assert state.loc["X", "q"] == widths.loc["X", "q"]
+    declared = table.assign(sd=0.06 * predicted)  # noise 0.06 of a total 0.1
+    shrunk = hx_bands.band_widths(declared, 0.95, "state").loc["X", "q"]
+    scaled = np.abs(measured - predicted) / (predicted + floor)
+    ratio = np.mean((0.06 * predicted / (predicted + floor)) ** 2) / np.mean(scaled**2)
+    assert shrunk == pytest.approx(widths.loc["X", "q"] * np.sqrt(1 - ratio), rel=1e-12)
+
+
+def test_fit_bands_cover_new_batches_and_stay_physical(data, tmp_path):
+    """A fit's measurement band, calibrated on its valid batches, holds new batches'
+    measurements about 95% of the time (binomial tolerance); bands are never below 0;
+    the calibration survives saving."""
+    result = hx.fit(_model(), data, config=hx.FitConfig(steps=300), progress=False)
+    assert result.calibration["heldout"].sum() > 0
+    rng = np.random.default_rng(7)
+    times = np.arange(0.0, 25.0, 2.0)
+    t0 = [
+        (f"N{i}", 0.0, v, x)
+        for i in range(12)
+        for v, x in (("X", rng.uniform(0.05, 0.2)), ("S", rng.uniform(10, 20)))
+    ]
+    cols = ["batch", "time", "variable", "value"]
+    seed = hx.study_from_frames(pd.DataFrame(t0, columns=cols))
+    truth = hx.simulate(_model(**TRUE), seed, times={b: times for b in seed.batch_names})
+    noisy = truth.assign(value=truth["value"] * (1 + 0.02 * rng.standard_normal(len(truth))))
+    new = hx.study_from_frames(
+        noisy[noisy["time"] > 0].pipe(lambda t: pd.concat([t, seed.measurements]))
+    )
+    pred = hx.predict(result, new, cover="measurement")
+    assert "new measurement" in pred.attrs["band"]
+    both = pred.merge(noisy.rename(columns={"value": "y"})).query("time > 0")
+    inside = ((both["y"] >= both["lower"]) & (both["y"] <= both["upper"])).mean()
+    k = len(both)
+    assert abs(inside - 0.95) < 3 * np.sqrt(0.95 * 0.05 / k) + 0.03, (inside, k)
+    assert (hx.predict(result, new)["lower"] >= 0).all()
+    loaded = hx.load_fit(hx.save_fit(result, tmp_path / "m"))
+    pd.testing.assert_frame_equal(loaded.calibration, result.calibration, check_exact=True)

@@ -77,6 +77,11 @@ class FitResult:
         process: the process fitted (the primary one), if one was named.
         batch_parameters: each fitted batch's value of the batch-varying parameters
             (those with a ``batch_sd``), long table ``batch, name, value``.
+        calibration: the model's predictions of the observations it was trained or
+            scored on: long table ``batch, time, variable, measured, sd, predicted,
+            heldout`` (`sd`: the declared measurement sd, NaN if none; `heldout`: not
+            trained on, e.g. valid batches, late points or cross-validation folds); what prediction bands are calibrated on
+            (:func:`hybridxfer.predict`). None for a model saved without it.
         fitted: the training batches the model was fitted to (the parameter table's
             data); None for a fit read from a saved model.
         table: the parameter table as saved (:func:`hybridxfer.load_fit`); None for a
@@ -91,6 +96,7 @@ class FitResult:
     config: FitConfig
     process: str | None = None
     batch_parameters: pd.DataFrame | None = None
+    calibration: pd.DataFrame | None = field(default=None, repr=False)
     fitted: Study | None = field(default=None, repr=False)
     table: pd.DataFrame | None = field(default=None, repr=False)
 

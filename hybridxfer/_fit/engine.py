@@ -60,6 +60,10 @@ class Members:
         start_predictions: each member's predictions of the fitted batches at its
             starting values: states then observations at the batches' (padded) output
             times, (K, B, M, n_vars); None as `start`.
+        best_predictions: each member's predictions at its best values, as
+            `start_predictions`.
+        weights: each member's training and validation weights of the observations,
+            (K, 2, B, M) (see :func:`~hybridxfer._fit.validation.observation_weights`).
         history: ``step, member, train, valid`` losses (member: index in the order given).
         study: the batches fitted (train and valid; of the primary and joint processes).
         data: their arrays.
@@ -70,6 +74,8 @@ class Members:
     scores: np.ndarray
     start: np.ndarray | None
     start_predictions: np.ndarray | None
+    best_predictions: np.ndarray
+    weights: np.ndarray
     history: pd.DataFrame
     study: Study = field(repr=False)
     data: BatchData = field(repr=False)
@@ -78,6 +84,35 @@ class Members:
     def model(self, k: int) -> HybridModel:
         """Member `k`'s fitted model (the primary process's values)."""
         return scheduler.on_device(scheduler.take(self.best, k)).for_process(self.process)
+
+    def calibration(self, k: int, at_start: bool = False) -> pd.DataFrame:
+        """Member `k`'s predictions of the observations it trained or was scored on, at
+        its best values (or at its starting values, before any training):
+
+        long table ``batch, time, variable, measured, sd, predicted, heldout`` (`sd`:
+        the measurement's declared sd, NaN if none), where
+        `heldout` marks the observations it was scored on but not trained on (valid
+        batches, late points, a fold's batches; every one `at_start`)."""
+        ys = (self.start_predictions if at_start else self.best_predictions)[k]
+        train, valid = self.weights[k] > 0
+        values = np.asarray(self.data.values)
+        n = len(self.study.batch_names)
+        used = (train | valid)[..., None] & np.isfinite(values)
+        used[n:] = False  # padding rows
+        b, m, v = np.nonzero(used)
+        names = np.asarray(self.study.batch_names, dtype=object)
+        variables = np.asarray(self.best.model.variable_names, dtype=object)
+        return pd.DataFrame(
+            dict(
+                batch=names[b],
+                time=np.asarray(self.data.times)[b, m],
+                variable=variables[v],
+                measured=values[b, m, v],
+                sd=np.asarray(self.data.sd)[b, m, v],
+                predicted=ys[b, m, v],
+                heldout=at_start | (valid & ~train)[b, m],
+            )
+        )
 
     def start_frame(self, k: int) -> pd.DataFrame:
         """Member `k`'s predictions at its starting values: long table ``batch, time,
@@ -108,6 +143,7 @@ class Members:
             config=config,
             process=process,
             batch_parameters=_batch_parameters(best, free, names),
+            calibration=self.calibration(int(order[0])),
             fitted=fitted,
         )
 
@@ -189,6 +225,7 @@ def train(
         best=params,
         best_valid=np.full(len(members), np.inf),
         since_best=np.zeros(len(members), dtype=int),
+        best_ys=np.full((len(members), *data.values.shape), np.nan),
     )
 
     folder = Path(checkpoint) if checkpoint is not None else None
@@ -241,6 +278,8 @@ def train(
         scores=np.asarray(state.best_valid),
         start=None if at_start is None else at_start[0],
         start_predictions=None if at_start is None else at_start[1],
+        best_predictions=np.asarray(state.best_ys),
+        weights=np.asarray(controls.weights),
         history=pd.DataFrame(history, columns=["step", "member", "train", "valid"]),
         study=study,
         data=data,

@@ -55,6 +55,8 @@ class State(eqx.Module):
         best: the values at the best validation loss so far.
         best_valid: that loss, (K,).
         since_best: steps since it, (K,).
+        best_ys: the predictions at the best values, (K, B, M, n_vars): states, then
+            observations, at the fitted batches' (padded) output times.
     """
 
     params: Trainable
@@ -62,6 +64,7 @@ class State(eqx.Module):
     best: Trainable
     best_valid: Float[Array, " K"]
     since_best: Int[Array, " K"]
+    best_ys: Float[Array, "K B M n_vars"]
 
 
 def optimiser(settings: StepSettings, rate: Float[Array, " n"]) -> optax.GradientTransformation:
@@ -179,7 +182,10 @@ def step(
         settings,
     )
     params, opt_state, best, best_valid, since_best, finite = out
-    return State(params, opt_state, best, best_valid, since_best), losses, finite, ys
+    improved = since_best == 0  # this step's start values are the member's best
+    best_ys = jnp.where(improved[:, None, None, None], ys, state.best_ys)
+    new = State(params, opt_state, best, best_valid, since_best, best_ys)
+    return new, losses, finite, ys
 
 
 def _center(params: Trainable, train: Float[Array, "B M"], process: Int[Array, " B"]):

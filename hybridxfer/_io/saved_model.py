@@ -14,6 +14,9 @@ A saved model is a folder:
 ``initial.csv``           initial state of each fitted batch: ``batch, variable, value``
 ``batch_parameters.csv``  each fitted batch's value of the batch-varying parameters:
                           ``batch, name, value`` (absent without any)
+``calibration.csv``       the model's predictions of the observations it was trained or
+                          scored on: ``batch, time, variable, measured, sd,
+                          predicted, heldout``, on which prediction bands are calibrated
 ``meta.json``             format version, library versions, creation time, scores, fit
                           settings, a checksum of ``weights.eqx``, and ``records``
 ========================  ==============================================================
@@ -69,13 +72,14 @@ MODEL, WEIGHTS, META = "model.toml", "weights.eqx", "meta.json"
 HISTORY, INITIAL = "history.csv", "initial.csv"
 NORMALISATION, PARAMETERS = "normalisation.json", "parameters.csv"
 REQUIRED = (MODEL, WEIGHTS, HISTORY, INITIAL, PARAMETERS)  # besides meta.json
-BATCH_PARAMETERS = "batch_parameters.csv"  # optional
-OWN = (META, *REQUIRED, NORMALISATION, BATCH_PARAMETERS)  # written by save_fit
+BATCH_PARAMETERS, CALIBRATION = "batch_parameters.csv", "calibration.csv"  # optional
+OWN = (META, *REQUIRED, NORMALISATION, BATCH_PARAMETERS, CALIBRATION)  # written by save_fit
 UNLISTED_RECORDS = ("transfer.txt", "candidates.csv", "transfer.png")
 """Records written beside models saved before ``meta.json`` listed its records."""
 HISTORY_COLUMNS = ("step", "member", "train", "valid")
 INITIAL_COLUMNS = ("batch", "variable", "value")
 BATCH_PARAMETER_COLUMNS = ("batch", "name", "value")
+CALIBRATION_COLUMNS = ("batch", "time", "variable", "measured", "sd", "predicted", "heldout")
 PARAMETER_COLUMNS = ("name", "value", "unit", "fixed", "process_specific")
 LIBRARIES = ("jax", "equinox", "diffrax", "optax", "numpy")
 # pandas < 3 parses floats to within an ulp unless asked; pandas 3 is exact by default
@@ -133,10 +137,8 @@ def save_fit(result: FitResult, folder: str | os.PathLike) -> Path:
         _write(folder / PARAMETERS, result.parameters.to_csv(index=False))
         _write(folder / HISTORY, result.history.to_csv(index=False))
         _write(folder / INITIAL, result.initial.to_csv(index=False))
-        if result.batch_parameters is not None and len(result.batch_parameters):
-            _write(folder / BATCH_PARAMETERS, result.batch_parameters.to_csv(index=False))
-        else:
-            (folder / BATCH_PARAMETERS).unlink(missing_ok=True)  # an earlier save's
+        _write_optional(folder / BATCH_PARAMETERS, result.batch_parameters)
+        _write_optional(folder / CALIBRATION, result.calibration)
         meta = dict(
             format_version=FORMAT_VERSION,
             hybridxfer=_hybridxfer_version(),
@@ -257,12 +259,11 @@ def load_fit(folder: str | os.PathLike) -> FitResult:
     parameters = _read_table(
         folder / PARAMETERS, PARAMETER_COLUMNS, dtype={"name": str, "unit": str}
     )
-    batch_parameters = (
-        _read_table(
-            folder / BATCH_PARAMETERS, BATCH_PARAMETER_COLUMNS, dtype={"batch": str, "name": str}
-        )
-        if (folder / BATCH_PARAMETERS).is_file()
-        else None
+    batch_parameters = _read_optional(
+        folder / BATCH_PARAMETERS, BATCH_PARAMETER_COLUMNS, dtype={"batch": str, "name": str}
+    )
+    calibration = _read_optional(
+        folder / CALIBRATION, CALIBRATION_COLUMNS, dtype={"batch": str, "variable": str}
     )
     try:
         scores = tuple(float(s) for s in meta["scores"])
@@ -279,6 +280,7 @@ def load_fit(folder: str | os.PathLike) -> FitResult:
         table=parameters,
         process=meta.get("process"),
         batch_parameters=batch_parameters,
+        calibration=calibration,
     )
 
 
@@ -341,6 +343,19 @@ def _read_weights(path: Path, template: HybridModel, meta: dict) -> list[HybridM
     if expected is not None and _sha256(path) != expected:
         fail("checksum differs from meta.json's")
     return [eqx.combine(a, static) for a in loaded]
+
+
+def _write_optional(path: Path, table: pd.DataFrame | None) -> None:
+    """Write `table` to `path`, or remove an earlier save's file if it is None or empty."""
+    if table is not None and len(table):
+        _write(path, table.to_csv(index=False))
+    else:
+        path.unlink(missing_ok=True)
+
+
+def _read_optional(path: Path, columns: tuple[str, ...], dtype=None) -> pd.DataFrame | None:
+    """The table at `path` (see :func:`_read_table`), or None if there is none."""
+    return _read_table(path, columns, dtype) if path.is_file() else None
 
 
 def _read_table(path: Path, columns: tuple[str, ...], dtype=None) -> pd.DataFrame:

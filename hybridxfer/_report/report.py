@@ -68,7 +68,7 @@ def write_report(
         png = save_figure(plot_network(model, name, fitted), out / f"network_{name}.png")
         lines += [f"![{png.stem}]({png.name})", ""]
     if study is not None:
-        pred = predict(result.members, study, times=101)
+        pred = predict(result, study, times=101)
         pred.to_csv(out / "predictions.csv", index=False)
         scores = {}
         for split in dict.fromkeys(study.batches["split"]):

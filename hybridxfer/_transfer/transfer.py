@@ -21,7 +21,7 @@ import pandas as pd
 
 from .._core.model import HybridModel
 from .._data.study import Study, StudyError
-from .._fit import FitConfig, FitResult, train
+from .._fit import FitConfig, FitResult, Members, train
 from . import protocol
 from .selection import choose
 from .similarity import Similarity, anchor_sd, similarity
@@ -195,6 +195,10 @@ def transfer(
         else result.result([index[n, "full"]], config, process, fitted)
         for n in names
     }
+    fits = {  # calibrated on what each did not train on (none: every target observation)
+        n: replace(fit, calibration=_calibration(result, index, n, probe, len(folds)))
+        for n, fit in fits.items()
+    }
     # per view the loss relative to the best candidate's, then their geometric mean:
     # every view counts alike, a ratio's scale is the same
     table = pd.DataFrame(dict(candidate=names) | dict(zip(view_names, views.T)))
@@ -216,3 +220,15 @@ def transfer(
         similarity=sim,
         candidate_fits=fits,
     )
+
+
+def _calibration(result: Members, index, name: str, probe: str, folds: int) -> pd.DataFrame:
+    """A candidate's predictions of the target's observations (see
+    :attr:`FitResult.calibration`): its full member's, with each fold member's
+    predictions of its held-out batches; for ``none``, the source's of every
+    observation (none of which it was trained on)."""
+    if name == "none":
+        return result.calibration(index[probe, "full"], at_start=True)
+    held = [result.calibration(index[name, f"fold{j + 1}"]) for j in range(folds)]
+    full = result.calibration(index[name, "full"])
+    return pd.concat([full, *(h[h["heldout"]] for h in held)], ignore_index=True)

@@ -1,7 +1,8 @@
-"""Prediction of new batches, with ensemble bands."""
+"""Prediction of new batches, with calibrated bands."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -9,29 +10,51 @@ import pandas as pd
 
 from .._core.model import HybridModel
 from .._data.study import Study
+from .._fit import FitResult
 from .._solve import DEFAULT, Solver, simulate
+from .bands import band_widths
 
 __all__ = ["predict"]
 
 
 def predict(
-    models: HybridModel | Sequence[HybridModel],
+    model: FitResult | HybridModel | Sequence[HybridModel],
     study: Study,
     *,
     times: Mapping[str, Sequence[float]] | int | None = None,
     level: float = 0.95,
+    cover: str = "state",
     solver: Solver = DEFAULT,
 ) -> pd.DataFrame:
     """Predict every batch of `study` from its t=0 values, inputs and constants.
 
-    With several models (an ensemble, best first: ``FitResult.members``), ``value`` is
-    the first model's prediction and ``lower``/``upper`` the central `level` quantiles
-    across the ensemble: the spread of equally good fits, not measurement noise.
+    Given a fit (or a transfer's ``result.fit``), ``value`` is its model's prediction
+    and ``lower``/``upper`` a band calibrated on the observations the fit did not
+    train on (:mod:`hybridxfer._uncertainty.bands`): with ``cover="state"`` it holds
+    the true state with probability `level`, with ``cover="measurement"`` a new
+    measurement (the true state plus measurement noise). Variables the fit has no
+    held-out observations of get no band (NaN). A fit saved without its calibration
+    falls back to the spread of its members, with a warning.
+
+    Given models (an ensemble, best first), ``value`` is the first one's prediction
+    and ``lower``/``upper`` the central `level` quantiles across them: the spread of
+    equally good fits, not a prediction interval.
 
     Returns:
-        Long table ``batch, time, variable, value`` (+ ``lower, upper`` for an ensemble).
+        Long table ``batch, time, variable, value`` (+ ``lower, upper`` with a band);
+        ``attrs["band"]`` says what the band covers.
     """
-    models = [models] if isinstance(models, HybridModel) else list(models)
+    if isinstance(model, FitResult) and model.calibration is not None:
+        out = simulate(model.model, study, times=times, solver=solver)
+        return _calibrated(out, model, level, cover)
+    if isinstance(model, FitResult):
+        warnings.warn(
+            "this fit has no calibration (saved by an older hybridxfer): the band is the "
+            "spread of its members, not a prediction interval",
+            stacklevel=2,
+        )
+        model = model.members
+    models = [model] if isinstance(model, HybridModel) else list(model)
     runs = [simulate(m, study, times=times, solver=solver) for m in models]
     out = runs[0]
     if len(models) > 1:
@@ -40,4 +63,22 @@ def predict(
         out = out.assign(
             lower=np.quantile(stack, a, axis=0), upper=np.quantile(stack, 1 - a, axis=0)
         )
+        out.attrs["band"] = f"{level:.0%} spread of {len(models)} members (not calibrated)"
+    return out
+
+
+def _calibrated(out: pd.DataFrame, fit: FitResult, level: float, cover: str) -> pd.DataFrame:
+    widths = band_widths(fit.calibration, level, cover)
+    value = out["value"].to_numpy(float)
+    floor = out["variable"].map(widths["floor"]).to_numpy(float)
+    half = out["variable"].map(widths["q"]).to_numpy(float) * (np.abs(value) + floor)
+    lower = value - half
+    state = out["variable"].isin(fit.model.state_names).to_numpy()
+    lower = np.where(state, np.maximum(lower, 0.0), lower)  # concentrations, volumes
+    out = out.assign(lower=lower, upper=value + half)
+    what = "true state" if cover == "state" else "new measurement"
+    out.attrs["band"] = (
+        f"{level:.0%} band of the {what}, calibrated on {int(widths['heldout'].sum())} "
+        "observations the model was not trained on"
+    )
     return out

@@ -165,3 +165,26 @@ def test_fit_bands_cover_new_batches_and_stay_physical(data, tmp_path):
     assert (hx.predict(result, new)["lower"] >= 0).all()
     loaded = hx.load_fit(hx.save_fit(result, tmp_path / "m"))
     pd.testing.assert_frame_equal(loaded.calibration, result.calibration, check_exact=True)
+
+
+def test_parameters_that_trade_off_are_flagged(data):
+    """mu = a * b * monod(S, K): only the product a * b is identifiable, so their
+    estimates are correlated (r = -1) and the table flags both; K and Y are not."""
+    model = hx.HybridModel.build(
+        name="product",
+        states=[hx.State("X", "g/L"), hx.State("S", "g/L")],
+        parameters=[
+            hx.Parameter("a", 0.5, "1/h"),
+            hx.Parameter("b", 0.5, "1"),
+            hx.Parameter("K", 2.0, "g/L"),
+            hx.Parameter("Y", 0.5, "g/g"),
+        ],
+        rates={"mu": "a * b * monod(S, K)"},
+        balances={"X": "mu * X", "S": "-mu / Y * X"},
+    )
+    table = hx.parameter_table(model, data.select(split="train")).set_index("name")
+    assert "correlated with b" in table.loc["a", "flag"]
+    assert "correlated with a" in table.loc["b", "flag"]
+    assert table.loc["Y", "flag"] == ""
+    corr = table.attrs["correlation"]
+    assert corr.loc["a", "b"] == pytest.approx(-1.0, abs=1e-3)

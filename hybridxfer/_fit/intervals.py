@@ -18,6 +18,9 @@ from .objective import Trainable, scaled_residuals, variable_scales
 __all__ = ["parameter_table"]
 
 Z95 = 1.959963984540054
+WIDE = 10.0  # an interval whose upper end is over this many times its lower one
+CORRELATED = 0.95  # |correlation| of two parameters' estimates that flags a trade-off
+NULL = 1e-9  # an information eigenvalue below this times the largest: not identifiable
 
 
 def parameter_table(
@@ -40,13 +43,22 @@ def parameter_table(
     the value. Network weights and estimated initial values are held at their fitted
     values (intervals conditional on them).
 
+    ``flag`` names what limits a parameter's identifiability: an interval spanning
+    more than a decade (upper / lower > :data:`WIDE`), no finite interval, or an
+    estimate correlated with another's (``|r| >`` :data:`CORRELATED`, from Cov(z)).
+    Directions the data do not determine (information eigenvalues below :data:`NULL`
+    times the largest) give the parameters moving along them an infinite sd and a
+    correlation of +-1 with each other.
+    The correlation matrix of the free parameters is ``table.attrs["correlation"]``.
+
     Args:
         model: fitted model.
         study: the batches it was fitted to.
         initial: estimated initial states (``FitResult.initial``), if any.
 
     Returns:
-        Columns ``name, value, unit, sd, lower95, upper95, fixed, process_specific``.
+        Columns ``name, value, unit, sd, lower95, upper95, fixed, process_specific,
+        flag``.
     """
     data = batch_data(model, study)
     est = np.array(model.estimated_states)
@@ -85,18 +97,53 @@ def parameter_table(
             sigma2 = max((r[..., v][w] ** 2).sum() / dof, 1e-300)
             Jv = J[..., v, :][w]
             info += Jv.T @ Jv / sigma2
-        cov = np.linalg.pinv(info, hermitian=True)
+        cov = _covariance(info)
     sd_z = np.sqrt(np.clip(np.diag(cov), 0, None)) if free else np.zeros(0)
     values, slope, lower, upper = (np.asarray(x) for x in _intervals(model, sd_z))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        corr = np.where(np.isinf(cov), np.sign(cov), cov / np.outer(sd_z, sd_z))
+    names = [p.name for p in free]
     rows, k = [], 0
     for i, p in enumerate(model.structure.parameters):
         row = dict(name=p.name, value=float(values[i]), unit=p.unit)
-        row |= dict(sd=np.nan, lower95=np.nan, upper95=np.nan)
+        row |= dict(sd=np.nan, lower95=np.nan, upper95=np.nan, flag="")
         if not p.fixed:
             row.update(sd=abs(slope[k]) * sd_z[k], lower95=lower[k], upper95=upper[k])
+            row["flag"] = _flag(lower[k], upper[k], corr[k], names, k)
             k += 1
         rows.append(row | dict(fixed=p.fixed, process_specific=p.process_specific))
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    table.attrs["correlation"] = pd.DataFrame(corr, index=names, columns=names)
+    return table
+
+
+def _covariance(info: np.ndarray) -> np.ndarray:
+    """Cov(z) = info^-1 on the directions the data determine; along a direction v they
+    do not (eigenvalue below NULL times the largest), the variance of each parameter
+    with ``|v_k| > 0.1`` is infinite and the covariance of two of them is
+    ``sign(v_k v_j) inf``."""
+    w, V = np.linalg.eigh(info)
+    null = w <= NULL * max(w.max(), 0.0)
+    cov = (V[:, ~null] / w[~null]) @ V[:, ~null].T
+    for v in V[:, null].T:
+        moving = np.abs(v) > 0.1
+        cov[np.ix_(moving, moving)] = np.sign(np.outer(v, v))[np.ix_(moving, moving)] * np.inf
+    return cov
+
+
+def _flag(lower: float, upper: float, corr: np.ndarray, names: list[str], k: int) -> str:
+    """What limits the identifiability of free parameter `k` (see :func:`parameter_table`)."""
+    flags = []
+    if not (np.isfinite(lower) and np.isfinite(upper)):
+        flags.append("no finite interval")
+    elif lower > 0 and upper / lower > WIDE:
+        flags.append(f"interval spans {upper / lower:.3g}x")
+    flags += [
+        f"correlated with {names[j]} (r = {corr[j]:.2f})"
+        for j in range(len(names))
+        if j != k and abs(corr[j]) > CORRELATED
+    ]
+    return "; ".join(flags)
 
 
 @eqx.filter_jit

@@ -10,6 +10,7 @@ import pandas as pd
 from .._data.metrics import nrmse
 from .._data.study import Study
 from .._fit import FitResult
+from .._fit.intervals import CORRELATED
 from .._transfer import TransferResult
 from .._uncertainty.prediction import predict
 from .figures import save_figure
@@ -31,7 +32,8 @@ def write_report(
     In order: given the `transfer` that made `result`, its record
     (:meth:`TransferResult.summary <hybridxfer.TransferResult.summary>`) and
     ``transfer.png`` (:func:`~hybridxfer.plot_transfer`); the parameter table
-    (``parameters.csv``); the training history (``history.png``,
+    (``parameters.csv``, with identifiability flags, and the correlation of the
+    estimates); the training history (``history.png``,
     :func:`~hybridxfer.plot_history`); each network factor (``network_<name>.png``,
     :func:`~hybridxfer.plot_network`, along the study's train batches if it has
     any); and, given a study, predictions with ensemble bands (``predictions.csv``,
@@ -57,6 +59,11 @@ def write_report(
         lines += [f"![transfer]({png.name})", ""]
     result.parameters.to_csv(out / "parameters.csv", index=False)
     lines += ["## Parameters (95% Laplace intervals)", "", _markdown(result.parameters), ""]
+    correlation = result.parameters.attrs.get("correlation")
+    if correlation is not None and len(correlation):
+        table = correlation.rename_axis("parameter").reset_index()
+        lines += [f"Correlation of the estimates (flagged above where |r| > {CORRELATED}):", ""]
+        lines += [_markdown(table), ""]
     png = save_figure(plot_history(result.history), out / "history.png")
     lines += ["## Training", "", f"![history]({png.name})", ""]
     fitted = (

@@ -29,22 +29,26 @@ def _model(**values):
     )
 
 
-def make_data():
-    """8 batch runs from the true parameters, 2% multiplicative noise."""
-    rng = np.random.default_rng(1)
+def simulated(rng, prefix: str, n: int) -> pd.DataFrame:
+    """Measurements of n batch runs of the true model (random start), with 2%
+    multiplicative noise after t = 0."""
     times = np.arange(0.0, 25.0, 2.0)
     t0 = [
-        (f"B{i}", 0.0, v, x)
-        for i in range(8)
+        (f"{prefix}{i}", 0.0, v, x)
+        for i in range(n)
         for v, x in (("X", rng.uniform(0.05, 0.2)), ("S", rng.uniform(10, 20)))
     ]
-    cols = ["batch", "time", "variable", "value"]
-    seed = hx.study_from_frames(pd.DataFrame(t0, columns=cols))
+    seed = hx.study_from_frames(pd.DataFrame(t0, columns=["batch", "time", "variable", "value"]))
     sim = hx.simulate(_model(**TRUE), seed, times={b: times for b in seed.batch_names})
     noisy = sim["value"] * (1 + 0.02 * rng.standard_normal(len(sim)))
-    sim = sim.assign(value=np.where(sim["time"] == 0, sim["value"], noisy))
+    return sim.assign(value=np.where(sim["time"] == 0, sim["value"], noisy))
+
+
+def make_data():
+    """8 batch runs from the true parameters, 2% multiplicative noise."""
+    sim = simulated(np.random.default_rng(1), "B", 8)
     split = ["train"] * 6 + ["valid"] * 2
-    batches = pd.DataFrame(dict(batch=seed.batch_names, process="A", split=split))
+    batches = pd.DataFrame(dict(batch=sim["batch"].unique(), process="A", split=split))
     return hx.study_from_frames(sim, None, batches)
 
 
@@ -142,23 +146,10 @@ def test_fit_bands_cover_new_batches_and_stay_physical(data, tmp_path):
     the calibration survives saving."""
     result = hx.fit(_model(), data, config=hx.FitConfig(steps=300), progress=False)
     assert result.calibration["heldout"].sum() > 0
-    rng = np.random.default_rng(7)
-    times = np.arange(0.0, 25.0, 2.0)
-    t0 = [
-        (f"N{i}", 0.0, v, x)
-        for i in range(12)
-        for v, x in (("X", rng.uniform(0.05, 0.2)), ("S", rng.uniform(10, 20)))
-    ]
-    cols = ["batch", "time", "variable", "value"]
-    seed = hx.study_from_frames(pd.DataFrame(t0, columns=cols))
-    truth = hx.simulate(_model(**TRUE), seed, times={b: times for b in seed.batch_names})
-    noisy = truth.assign(value=truth["value"] * (1 + 0.02 * rng.standard_normal(len(truth))))
-    new = hx.study_from_frames(
-        noisy[noisy["time"] > 0].pipe(lambda t: pd.concat([t, seed.measurements]))
-    )
+    new = hx.study_from_frames(simulated(np.random.default_rng(7), "N", 12))
     pred = hx.predict(result, new, cover="measurement")
     assert "new measurement" in pred.attrs["band"]
-    both = pred.merge(noisy.rename(columns={"value": "y"})).query("time > 0")
+    both = pred.merge(new.measurements.rename(columns={"value": "y"})).query("time > 0")
     inside = ((both["y"] >= both["lower"]) & (both["y"] <= both["upper"])).mean()
     k = len(both)
     assert abs(inside - 0.95) < 3 * np.sqrt(0.95 * 0.05 / k) + 0.03, (inside, k)

@@ -132,11 +132,13 @@ def _report(args) -> None:
 def _twin(args) -> None:
     import hybridxfer as hx
 
-    model = hx.load_fit(args.model_dir).model
+    fit = hx.load_fit(args.model_dir)
+    model = fit.model
     stream = hx.read_stream(args.stream)
-    estimates, refused = hx.replay(
-        model,
+    estimates, refused, twin = hx.replay(
+        fit,
         stream,
+        return_twin=True,
         constants=_assignments(args.constant, "--constant"),
         progress=True,
         measurement_sd=_assignments(args.sd, "--sd"),
@@ -156,6 +158,13 @@ def _twin(args) -> None:
         f"{len(plots)} plots in {folder}/"
         + (f"; {len(refused)} row group(s) refused (see warnings)" if refused else "")
     )
+    nis = twin.consistency()
+    if nis["values"]:
+        print(
+            f"consistency: mean NIS per measured value {nis['nis']:.2f} (1 expected, 99% "
+            f"range {nis['lower']:.2f}-{nis['upper']:.2f} over {nis['values']} values): "
+            f"{nis['verdict']}"
+        )
 
 
 DPI = 110  # of the PNGs the command line writes
@@ -288,10 +297,14 @@ def parser() -> argparse.ArgumentParser:
         "--model-error",
         action="append",
         default=[],
-        help="relative model error NAME=FRACTION, added to the measurement sd",
+        help="relative model error NAME=FRACTION, added to the measurement sd (default: "
+        "the relative RMSE of the saved fit's held-out residuals)",
     )
     tw.add_argument(
-        "--process-noise", type=float, default=0.02, help="relative state drift per sqrt(time)"
+        "--process-noise",
+        type=float,
+        default=None,
+        help="relative state drift per sqrt(time) (default: from the saved fit's residuals)",
     )
     tw.set_defaults(run=_twin)
     return p

@@ -78,18 +78,22 @@ def test_cli_twin_writes_estimates_and_plots(saved_chain, tmp_path, capsys):
     assert "replayed" in capsys.readouterr().out
 
 
-def test_cli_twin_passes_the_model_error_to_the_filter(saved_chain, tmp_path):
+def test_cli_twin_takes_its_noise_from_the_saved_fit(saved_chain, tmp_path, capsys):
+    """Default flags: the twin of the saved fit (DigitalTwin.from_fit: model error and
+    process noise from the fit's residuals); --model-error overrides the fit's."""
     path, out = tmp_path / "stream.csv", tmp_path / "estimates.csv"
     _stream_frame().to_csv(path, index=False)
     args = ["twin", str(saved_chain), str(path), "--out", str(out), "--sd", "X2=0.1"]
+    fit, kw = hx.load_fit(saved_chain), dict(measurement_sd={"X2": 0.1})
+    assert main(args) == 0
+    assert "consistency: mean NIS per measured value" in capsys.readouterr().out
+    calibrated, _ = hx.replay(fit, _stream_frame(), **kw)
+    np.testing.assert_allclose(pd.read_csv(out)["sd"], calibrated["sd"], rtol=1e-9)
     assert main([*args, "--model-error", "OUR=0.5"]) == 0
-    model = hx.load_fit(saved_chain).model
-    kw = dict(measurement_sd={"X2": 0.1})
-    wanted, _ = hx.replay(model, _stream_frame(), model_error={"OUR": 0.5}, **kw)
-    plain, _ = hx.replay(model, _stream_frame(), **kw)
+    wanted, _ = hx.replay(fit, _stream_frame(), model_error={"OUR": 0.5}, **kw)
     got = pd.read_csv(out)
     np.testing.assert_allclose(got["sd"], wanted["sd"], rtol=1e-9)
-    assert not np.allclose(got["sd"], plain["sd"], rtol=1e-3)
+    assert not np.allclose(got["sd"], calibrated["sd"], rtol=1e-3)
 
 
 def test_cli_twin_bad_stream_is_one_line_and_exit_2(saved_chain, tmp_path, capsys):

@@ -186,3 +186,145 @@ def test_a_batch_varying_parameter_is_estimated_online():
     assert last.loc["mu_max", "lower95"] < 0.2 < last.loc["mu_max", "upper95"]
     noise_only, _, _ = _follow(_monod(0.15), process_noise=0.05)
     assert twin < 0.5 * noise_only < 0.25 * open_loop, (twin, noise_only, open_loop)
+
+
+def _drift(q=0.05, sd=0.1, x0=2.0, hours=10, seed=0):
+    """A batch whose state X drifts randomly, ``dX = q X dW`` (the twin's process-noise
+    model), measured hourly with noise sd: the true X at each hour, the measurements."""
+    rng = np.random.default_rng(seed)
+    x = [x0]
+    for _ in range(hours):
+        x.append(x[-1] * (1 + q * rng.standard_normal()))
+    x = np.array(x)
+    return x, x[1:] + sd * rng.standard_normal(hours)
+
+
+def _still():
+    return hx.HybridModel.build(
+        name="still",
+        states=[hx.State("X", "g/L")],
+        parameters=[],
+        rates={},
+        balances={"X": "0"},
+    )
+
+
+def test_a_correctly_specified_twin_covers_the_truth_95_percent_and_its_nis_is_one():
+    """Truth simulated with the twin's own process and measurement noise (200
+    independent batches, references drawn here): the 95% band holds the final true X
+    at a rate within 3 binomial sd of 0.95, and the mean NIS per measured value is 1
+    within 3 sd of its chi-square mean (sd sqrt(2/m) for m values)."""
+    q, sd, runs, hours = 0.05, 0.1, 200, 10
+    inside, nis, values = 0, 0.0, 0
+    for seed in range(runs):
+        x, z = _drift(q, sd, hours=hours, seed=seed)
+        twin = hx.DigitalTwin(
+            _still(),
+            initial={"X": 2.0},
+            initial_sd={"X": 1e-6},
+            measurement_sd={"X": sd},
+            process_noise=q,
+        )
+        for t, y in enumerate(z, start=1):
+            twin.update(float(t), {"X": float(y)})
+        est = twin.estimate().set_index("variable").loc["X"]
+        inside += est["lower95"] <= x[-1] <= est["upper95"]
+        c = twin.consistency()
+        nis, values = nis + c["nis"] * c["values"], values + c["values"]
+    tolerance = 3 * np.sqrt(0.95 * 0.05 / runs)
+    assert abs(inside / runs - 0.95) < tolerance, inside / runs
+    assert values == runs * hours
+    assert abs(nis / values - 1.0) < 3 * np.sqrt(2 / values), nis / values
+
+
+def test_nis_flags_a_twin_that_trusts_its_model_too_much():
+    """The same truth, a twin without process noise: its bands shrink, the innovations
+    outgrow them, and the consistency summary says so."""
+    x, z = _drift(0.05, 0.02, hours=60)
+    twin = hx.DigitalTwin(
+        _still(), initial={"X": 2.0}, measurement_sd={"X": 0.02}, process_noise=0.0
+    )
+    for t, y in enumerate(z, start=1):
+        twin.update(float(t), {"X": float(y)})
+    summary = twin.consistency()
+    assert summary["verdict"] == "bands too narrow" and summary["nis"] > summary["upper"]
+    inn = twin.innovations()
+    assert list(inn.columns) == ["time", "measured", "nis"] and (inn["measured"] == 1).all()
+
+
+def test_state_bands_stay_at_or_above_zero():
+    """A state known to within 100% of its value: the normal band's lower end would be
+    negative; the twin reports it at 0 (observations keep their band)."""
+    twin = hx.DigitalTwin(_chain(), initial={"X1": 0.1, "X2": 0.5}, initial_sd={"X1": 0.1})
+    est = twin.estimate().set_index("variable")
+    assert est.loc["X1", "lower95"] == 0.0
+    assert est.loc["X1", "upper95"] == pytest.approx(0.1 + 1.959963984540054 * 0.1)
+    forecast = twin.forecast(20.0, points=5)
+    assert (forecast.query("variable in ['X1', 'X2']")["lower95"] >= 0).all()
+
+
+def _fit_with(calibration):
+    """A FitResult of the chain model holding the given calibration table."""
+    model = _chain()
+    return hx.FitResult(
+        model=model,
+        members=(model,),
+        initial=pd.DataFrame(columns=["batch", "variable", "value"]),
+        history=pd.DataFrame(columns=["step", "member", "train", "valid"]),
+        scores=(0.0,),
+        config=hx.FitConfig(),
+        calibration=calibration,
+        table=pd.DataFrame(),
+    )
+
+
+def test_from_fit_takes_the_noise_from_the_fits_residuals():
+    """Residuals made by hand: OUR off by +-10% where held out (+-50% where trained
+    on: ignored), so e = 0.1; X1 off by +-0.03 sqrt(t), so q^2 = sum r^2 t / sum t^2
+    gives q = 0.03; X2 has no residuals (q 0.02); an explicit model error wins."""
+    t = np.arange(1.0, 9.0)
+    sign = np.where(np.arange(8) % 2, 1.0, -1.0)
+    rows = [
+        ("v", t, "OUR", 10 * (1 + 0.1 * sign), True),
+        ("a", t, "OUR", 10 * (1 + 0.5 * sign), False),
+        ("a", t, "X1", 2 * (1 + 0.03 * np.sqrt(t) * sign), False),
+    ]
+    table = pd.concat(
+        pd.DataFrame(dict(batch=b, time=tt, variable=v, measured=m, predicted=np.nan, heldout=h))
+        for b, tt, v, m, h in rows
+    )
+    table["predicted"] = np.where(table["variable"] == "OUR", 10.0, 2.0)
+    twin = hx.DigitalTwin.from_fit(_fit_with(table), initial={"X1": 5.0, "X2": 0.5})
+    assert twin.noise["model_error"] == pytest.approx({"OUR": 0.1})
+    assert twin.noise["process_noise"] == pytest.approx({"X1": 0.03, "X2": 0.02})
+    assert twin.noise["model_error_time"] == {}  # alternating residuals: uncorrelated
+    mine = hx.DigitalTwin.from_fit(
+        _fit_with(table), initial={"X1": 5.0, "X2": 0.5}, model_error={"OUR": 0.3}
+    )
+    assert mine.noise["model_error"] == {"OUR": 0.3}
+
+
+def test_from_fit_sees_a_persistent_model_error_as_correlated():
+    """OUR off by a steady +10%: lag-one correlation 1 (capped at 0.99)
+    gives a correlation time of 199 spacings; a twin reading OUR every hour then
+    trusts it far less than white errors would (a wider X1 band)."""
+    t = np.arange(0.0, 40.0, 2.0)
+    r = 0.1
+    table = pd.DataFrame(
+        dict(batch="a", time=t, variable="OUR", measured=10 * (1 + r), predicted=10.0, heldout=True)
+    )
+    twin = hx.DigitalTwin.from_fit(
+        _fit_with(table), initial={"X1": 5.0, "X2": 0.5}, process_noise=0.0
+    )
+    assert twin.noise["model_error_time"]["OUR"] == pytest.approx(2.0 * 1.99 / 0.01)
+    white = hx.DigitalTwin(
+        _chain(),
+        initial={"X1": 5.0, "X2": 0.5},
+        process_noise=0.0,
+        model_error=twin.noise["model_error"],
+    )
+    for tw in (twin, white):
+        for hour in range(1, 20):
+            tw.update(float(hour), {"OUR": 14.0 * np.exp(-K1 * hour)})
+    sd = [tw.estimate().set_index("variable").loc["X1", "sd"] for tw in (twin, white)]
+    assert sd[0] > 2 * sd[1], sd

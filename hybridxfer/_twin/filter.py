@@ -41,17 +41,16 @@ import pandas as pd
 from jaxtyping import Array, Float
 
 from .._core.model import HybridModel
+from .._fit.config import FitResult
 from .._solve import TWIN, Solver
+from .calibrate import noise_from_fit
+from .checks import TwinError, _consistency, _finite, _known
 from .step import System, outputs, step
 
 __all__ = ["DigitalTwin", "TwinError"]
 
 Z95 = 1.959963984540054
-
-
-class TwinError(ValueError):
-    """An update the twin refuses (out of order, non-finite, unknown signal, failed
-    solve); the twin's state is left as it was."""
+PROCESS_NOISE = 0.02  # q of a state whose residuals do not tell it [1/sqrt(time unit)]
 
 
 @dataclass(frozen=True)
@@ -63,6 +62,9 @@ class _Snapshot:
     s: Float[Array, " n_s"]
     P: Float[Array, "n_s n_s"]
     u: np.ndarray  # held continuous inputs, (n_inputs,)
+    last: np.ndarray | None = None  # when each variable was last measured, (n_vars,)
+    nis: float = 0.0  # normalised innovation squared of the update's measurements
+    measured: int = 0  # number of measured values in the update
 
 
 @dataclass(frozen=True)
@@ -73,7 +75,7 @@ class _Record:
 
 
 class DigitalTwin:
-    """An online state estimator (soft sensor) for one running batch.
+    r"""An online state estimator (soft sensor) for one running batch.
 
     Args:
         model: the (fitted) hybrid model; its observation equations link states to
@@ -93,11 +95,24 @@ class DigitalTwin:
             as its fit's residuals tell: :func:`hybridxfer.relative_rmse`), added to
             the measurement sd in quadrature (see the module). Without it the filter
             trusts a precise sensor as though the model explained it exactly.
+        model_error_time: correlation time tau of a variable's model error [model
+            time unit]: a model that misses a signal by the same fraction for hours
+            tells less with each reading than independent errors would. An update
+            that measures the variable dt after its previous measurement counts its
+            model error as :math:`e^2 \max(1, \tau/dt)` (each reading is worth dt/tau
+            of an independent one). Default: uncorrelated.
         process_noise: q, relative drift of each state per sqrt(time unit), one
             number for every state but the reactor volume (which follows the
             recorded flows: 0), or per state.
+        batch_sd: prior sd of a batch-varying parameter's deviation in this batch
+            [unconstrained units, about relative], replacing its declared
+            ``batch_sd`` (e.g. the spread of the fitted batches' values).
         time: the starting time [model time unit].
         solver: integration of the mean and covariance between updates.
+
+    Attributes:
+        noise: the noise levels in use: ``model_error`` (e per variable) and
+            ``process_noise`` (q per state).
 
     Raises:
         TwinError: for missing or unknown names or non-finite values.
@@ -113,7 +128,9 @@ class DigitalTwin:
         initial_sd: Mapping[str, float] | None = None,
         measurement_sd: Mapping[str, float] = {},
         model_error: Mapping[str, float] | pd.Series | None = None,
-        process_noise: float | Mapping[str, float] = 0.02,
+        model_error_time: Mapping[str, float] | None = None,
+        process_noise: float | Mapping[str, float] = PROCESS_NOISE,
+        batch_sd: Mapping[str, float] | None = None,
         time: float = 0.0,
         solver: Solver = TWIN,
     ):
@@ -125,6 +142,9 @@ class DigitalTwin:
         _finite("constants", constants)
         _finite("measurement_sd", measurement_sd, positive=True)
         _finite("model_error", model_error, positive=True)
+        tau = dict(model_error_time or {})
+        _finite("model_error_time", tau, positive=True)
+        _known("model_error_time", tau, variables)
         _known("initial", initial, states)
         _known("inputs", inputs, model.input_names)
         _known("constants", constants, model.constant_names)
@@ -149,12 +169,23 @@ class DigitalTwin:
         declared = {o.name: o.sd for o in model.structure.observations if o.sd is not None}
         self.measurement_sd = {**declared, **measurement_sd}
         self._e = np.array([model_error.get(v, 0.0) for v in variables], dtype=float)
+        self._tau = np.array([tau.get(v, 0.0) for v in variables], dtype=float)
         if isinstance(process_noise, Mapping):
             _known("process_noise", process_noise, states)
             q = [process_noise.get(s, 0.0) for s in states]
         else:
             q = [0.0 if s == volume else process_noise for s in states]
+        self.noise = dict(
+            model_error={v: float(x) for v, x in zip(variables, self._e) if x > 0},
+            model_error_time={v: float(x) for v, x in zip(variables, self._tau) if x > 0},
+            process_noise={s: float(x) for s, x in zip(states, q)},
+        )
         sd_batch = np.array(model.batch_sd)
+        free = [p.name for p in model.structure.parameters if not p.fixed]
+        given = dict(batch_sd or {})
+        _finite("batch_sd", given, positive=True)
+        _known("batch_sd", given, [n for n, x in zip(free, sd_batch) if x > 0])
+        sd_batch = np.array([given.get(n, x) for n, x in zip(free, sd_batch)])
         varying = tuple(int(k) for k in np.flatnonzero(sd_batch > 0))
         self._system = System(model, varying)
         self._q = jnp.asarray(q + [0.0] * len(varying), dtype=float)
@@ -165,9 +196,41 @@ class DigitalTwin:
             jnp.concatenate([jnp.asarray(x0), jnp.zeros(len(varying))]),
             jnp.diag(jnp.asarray(sd, dtype=float) ** 2),
             np.asarray([inputs[n] for n in model.input_names], dtype=float),
+            np.full(len(variables), float(time)),
         )
         self._records: list[_Record] = []
         self._snapshots: list[_Snapshot] = [start]
+
+    @classmethod
+    def from_fit(
+        cls,
+        result: FitResult,
+        *,
+        initial: Mapping[str, float],
+        model_error: Mapping[str, float] | None = None,
+        process_noise: float | Mapping[str, float] | None = None,
+        **twin,
+    ) -> DigitalTwin:
+        """A twin of a fit's model whose noise levels come from the fit's residuals
+        (:attr:`FitResult.calibration`) and batches, as :mod:`hybridxfer._twin.calibrate`
+        describes: each observation's relative model error e and its correlation time,
+        each measured state's process noise q (an unmeasured state keeps 0.02 per
+        sqrt(time unit)), and the batch sd of the batch-varying parameters.
+
+        Args:
+            result: a fit (:func:`hybridxfer.fit`, :func:`hybridxfer.load_fit`) or a
+                transfer (its ``fit``).
+            initial: as for :class:`DigitalTwin`.
+            model_error: relative model errors given explicitly; they replace the
+                fit's for the variables they name.
+            process_noise: q given explicitly (one number or per state); replaces the
+                fit's.
+            twin: further arguments of :class:`DigitalTwin` (``inputs``,
+                ``constants``, ``measurement_sd``...).
+        """
+        result = getattr(result, "fit", result)  # a TransferResult holds its fit
+        twin |= noise_from_fit(result, model_error, process_noise, PROCESS_NOISE, twin)
+        return cls(result.model, initial=initial, **twin)
 
     # ------------------------------------------------------------------ streaming
     @property
@@ -242,6 +305,31 @@ class DigitalTwin:
         :meth:`estimate` after each update."""
         return pd.concat([self._frame(s) for s in self._snapshots], ignore_index=True)
 
+    def innovations(self) -> pd.DataFrame:
+        r"""The consistency record of each update in time order (late samples in their
+        place): columns ``time``, ``measured`` (the number m of measured values) and
+        ``nis``, the normalised innovation squared :math:`\nu^T S^{-1} \nu` of the
+        innovation :math:`\nu = z - h(x)` against its predicted covariance S (see the
+        module). For a consistent filter ``nis`` is chi-square with m degrees of
+        freedom: mean m."""
+        snaps = self._snapshots[1:]
+        return pd.DataFrame(
+            dict(
+                time=[s.time for s in snaps],
+                measured=[s.measured for s in snaps],
+                nis=[s.nis for s in snaps],
+            )
+        )
+
+    def consistency(self, last: int | None = None) -> dict:
+        """Summary of :meth:`innovations` (over the `last` updates with measurements,
+        default all): ``updates``, ``values`` (sum of m), ``nis`` (sum of NIS over sum
+        of m: 1 for a consistent filter, above 1 when the bands are too narrow, below
+        when too wide), ``lower``/``upper`` (its central 99% chi-square range) and
+        ``verdict`` (``"consistent"``, ``"bands too narrow"``, ``"bands too wide"`` or
+        ``"no measurements"``)."""
+        return _consistency(self.innovations(), last)
+
     def forecast(
         self,
         until: float,
@@ -302,7 +390,10 @@ class DigitalTwin:
         r = np.array(
             [record.sd.get(v, self.measurement_sd.get(v, 1.0)) for v in variables], dtype=float
         )
-        s, P, ok = step(
+        # a model error correlated over tau: each update tells only dt/tau of a new one
+        since = np.maximum(record.time - snap.last, 1e-12)
+        e = self._e * np.sqrt(np.maximum(1.0, self._tau / since))
+        s, P, ok, nis = step(
             self._system,
             self._q,
             self._solver,
@@ -316,7 +407,7 @@ class DigitalTwin:
             z,
             mask,
             r,
-            self._e,
+            e,
             amounts,
         )
         if not bool(ok):
@@ -324,34 +415,22 @@ class DigitalTwin:
                 f"the filter failed between t={snap.time:g} and t={record.time:g} (a non-finite "
                 "state or covariance, or the solver's step budget ran out); update ignored"
             )
-        return _Snapshot(record.time, s, P, u)
+        last = np.where(mask, record.time, snap.last)
+        return _Snapshot(record.time, s, P, u, last, float(nis), int(mask.sum()))
 
     def _frame(self, snap: _Snapshot) -> pd.DataFrame:
         out = outputs(self._system, snap.s, snap.P, jnp.asarray(snap.time), snap.u, self._c)
         mean, sd = (np.asarray(a) for a in out)
+        lower = mean - Z95 * sd
+        n = len(self.model.state_names)  # states are concentrations, volumes: >= 0
+        lower[:n] = np.maximum(lower[:n], 0.0)
         return pd.DataFrame(
             dict(
                 time=snap.time,
                 variable=self._system.names,
                 mean=mean,
                 sd=sd,
-                lower95=mean - Z95 * sd,
+                lower95=lower,
                 upper95=mean + Z95 * sd,
             )
         )
-
-
-def _known(what: str, given: Mapping, known) -> None:
-    if unknown := [k for k in given if k not in known]:
-        raise TwinError(f"{what}: unknown name(s) {unknown}; known: {', '.join(known)}")
-
-
-def _finite(what: str, given: Mapping, positive: bool = False) -> None:
-    for k, v in given.items():
-        try:
-            ok = math.isfinite(float(v)) and (not positive or float(v) > 0)
-        except (TypeError, ValueError):
-            ok = False
-        if not ok:
-            need = "a positive finite number" if positive else "a finite number"
-            raise TwinError(f"{what}: {k} = {v!r} is not {need}")

@@ -86,8 +86,15 @@ def step(
     e: Float[Array, " n_vars"],
     amounts: Float[Array, " n_events"],
 ):
-    """One filter step: advance to t1 under u_old, correct with the measured entries of
-    z (sd r, relative model error e), then apply the events. Returns (s, P, ok).
+    r"""One filter step: advance to t1 under u_old, correct with the measured entries of
+    z (sd r, relative model error e), then apply the events.
+
+    Returns:
+        (s, P, ok, nis): the corrected mean and covariance, whether the step succeeded,
+        and the normalised innovation squared :math:`\nu^T S^{-1} \nu` of the measured
+        entries (innovation :math:`\nu = z - h(s)`; chi-square with as many degrees of
+        freedom as values measured when the filter is consistent).
+
     Jitted once per model structure: twins of the same model share the compile."""
     s, P, ok = _advance(system, q, solver, s, P, t0, t1, u_old, c)
     h = lambda y: system.measure(t1, y, u_new, c)  # noqa: E731
@@ -97,14 +104,16 @@ def step(
     S = H @ P @ H.T + R
     K = jnp.linalg.solve(S, H @ P).T
     I_KH = jnp.eye(s.shape[0]) - K @ H
-    s = s + K @ jnp.where(mask, z - pred, 0.0)
+    nu = jnp.where(mask, z - pred, 0.0)
+    nis = nu @ jnp.linalg.solve(S, nu)
+    s = s + K @ nu
     s = s.at[: len(system.model.state_names)].max(0.0)  # states are never negative
     P = I_KH @ P @ I_KH.T + K @ R @ K.T
     G = jax.jacfwd(lambda y: system.events(y, amounts, c))(s)
     s, P = system.events(s, amounts, c), G @ P @ G.T
     P = (P + P.T) / 2
     ok = ok & jnp.all(jnp.isfinite(s)) & jnp.all(jnp.isfinite(P))
-    return s, P, ok
+    return s, P, ok, nis
 
 
 @eqx.filter_jit

@@ -30,6 +30,7 @@ from tqdm import tqdm
 
 from .._core.model import HybridModel
 from .._data.study import StudyError
+from .._fit.config import FitResult
 from .filter import DigitalTwin, TwinError
 
 __all__ = ["read_stream", "replay"]
@@ -76,20 +77,24 @@ def read_stream(path: str | os.PathLike) -> pd.DataFrame:
 
 
 def replay(
-    model: HybridModel,
+    model: HybridModel | FitResult,
     stream: pd.DataFrame,
     *,
     constants: Mapping[str, float] = {},
     progress: bool = False,
+    return_twin: bool = False,
     **twin,
-) -> tuple[pd.DataFrame, list[str]]:
+):
     """Run a twin through a recorded stream as if live.
 
     Args:
-        model: the hybrid model.
+        model: the hybrid model, or a fit (or transfer) whose model it is and whose
+            residuals set the twin's noise (:meth:`DigitalTwin.from_fit`).
         stream: the stream table (see the module), e.g. from :func:`read_stream`.
         constants: batch constants not in the stream.
         progress: show a progress bar (on a terminal).
+        return_twin: also return the twin (its :meth:`~DigitalTwin.history`,
+            :meth:`~DigitalTwin.innovations` and :meth:`~DigitalTwin.consistency`).
         twin: further arguments of :class:`DigitalTwin` (``measurement_sd``,
             ``process_noise``...).
 
@@ -98,6 +103,7 @@ def replay(
         mean, sd, lower95, upper95``), and a message for each row the twin refused
         (out of order, not finite, unknown name...), which it skipped.
     """
+    fit, model = (None, model) if isinstance(model, HybridModel) else (model, model.model)
     stream = stream.reset_index(drop=True)
     if "sample_time" not in stream:
         stream = stream.assign(sample_time=np.nan)
@@ -114,7 +120,8 @@ def replay(
     }
     initial, inputs = pick(model.state_names), pick(model.input_names)
     extra = start[~start["variable"].isin([*initial, *inputs])]
-    twin_ = DigitalTwin(model, initial=initial, inputs=inputs, constants=given, **twin)
+    twin = dict(initial=initial, inputs=inputs, constants=given, **twin)
+    twin_ = DigitalTwin(model, **twin) if fit is None else DigitalTwin.from_fit(fit, **twin)
     refused: list[str] = []
 
     def update(time, rows):
@@ -141,4 +148,5 @@ def replay(
         estimates.append(twin_.estimate())
     for message in refused[:5]:
         warnings.warn(f"stream {message}", stacklevel=2)
-    return pd.concat(estimates, ignore_index=True), refused
+    estimates = pd.concat(estimates, ignore_index=True)
+    return (estimates, refused, twin_) if return_twin else (estimates, refused)

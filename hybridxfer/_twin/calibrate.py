@@ -1,0 +1,169 @@
+r"""The twin's noise levels from a fit's residuals.
+
+A fit's residuals on its batches (:attr:`FitResult.calibration`: every observation at
+the fit's best values, ``heldout`` where the fit did not train on it) tell how far the
+model misses each variable:
+
+- an observation equation's relative model error (the ``model_error`` e of
+  :class:`~hybridxfer.DigitalTwin`) is the relative RMSE of its residuals,
+  :math:`e = \sqrt{\overline{((y - \hat y)/\hat y)^2}}` over the held-out points
+  (all points where fewer than :data:`MIN_POINTS` are held out);
+- a state's relative process noise q [1/sqrt(time unit)]: the open-loop relative error
+  r of a state driven by :math:`dx = f\,dt + q x\,dW` has variance about
+  :math:`q^2 t` after time t, so :math:`q^2 = \sum r^2 t / \sum t^2` (least squares
+  through the origin) over its points at t > 0.
+
+- the correlation time tau of an observation's model error (``model_error_time``):
+  from the lag-one autocorrelation :math:`\rho` of its residuals within each batch at
+  their median spacing :math:`\Delta`, :math:`\tau = \Delta (1 + \rho) / (1 - \rho)`
+  (the integral time scale of an AR(1) error; :math:`\rho` capped at
+  :data:`MAX_RHO`).
+
+The first two include the measurement noise, so they err on the cautious side.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+from .._core.model import HybridModel
+from .._fit.config import FitResult
+from .._solve import simulate
+
+__all__ = [
+    "noise_from_fit",
+    "batch_sd_from",
+    "calibration_table",
+    "model_error_from",
+    "model_error_time_from",
+    "process_noise_from",
+]
+
+MIN_POINTS = 5
+MAX_RHO = 0.99
+MIN_BATCH_SD = 1e-3  # floor of a batch-varying parameter's fitted spread
+COLUMNS = ["batch", "time", "variable", "measured", "predicted", "heldout"]
+
+
+def calibration_table(result: FitResult) -> pd.DataFrame | None:
+    """The fit's residual table (columns ``batch, time, variable, measured, predicted,
+    heldout``): :attr:`FitResult.calibration` where the fit has one, else the fitted
+    batches simulated at the fitted model (held out: the ``valid`` batches); None
+    for a fit with neither."""
+    table = getattr(result, "calibration", None)
+    if table is not None:
+        return table
+    if result.fitted is None:
+        return None
+    study = result.fitted
+    predicted = simulate(result.model, study).rename(columns={"value": "predicted"})
+    measured = study.measurements.rename(columns={"value": "measured"})
+    both = measured.merge(predicted, on=["batch", "time", "variable"])
+    valid = set(study.batches.loc[study.batches["split"] == "valid", "batch"])
+    return both.assign(heldout=both["batch"].isin(valid))[COLUMNS]
+
+
+def _relative(table: pd.DataFrame) -> pd.DataFrame:
+    t = table[(table["time"] > 0) & (table["predicted"] != 0)]
+    t = t[np.isfinite(t["measured"]) & np.isfinite(t["predicted"])]
+    return t.assign(r=(t["measured"] - t["predicted"]) / t["predicted"])
+
+
+def _preferred(rows: pd.DataFrame) -> pd.DataFrame:
+    held = rows[rows["heldout"].astype(bool)]
+    return held if len(held) >= MIN_POINTS else rows
+
+
+def model_error_from(table: pd.DataFrame, model: HybridModel) -> dict[str, float]:
+    """Relative model error e of each observation equation (see the module); an
+    observation without residuals gets none."""
+    rel, out = _relative(table), {}
+    for name in model.variable_names[len(model.state_names) :]:
+        rows = _preferred(rel[rel["variable"] == name])
+        if len(rows):
+            out[name] = float(np.sqrt(np.mean(rows["r"] ** 2)))
+    return {k: v for k, v in out.items() if v > 0}
+
+
+def process_noise_from(table: pd.DataFrame, model: HybridModel) -> dict[str, float]:
+    """Relative process noise q of each measured state [1/sqrt(time unit)] (see the
+    module); the reactor volume, which follows the recorded flows, and states without
+    residuals get none."""
+    reactor = model.structure.reactor
+    volume = reactor.volume if reactor.has_volume else None
+    rel, out = _relative(table), {}
+    for name in model.state_names:
+        rows = _preferred(rel[rel["variable"] == name])
+        if name != volume and len(rows):
+            t = rows["time"].to_numpy(float)
+            out[name] = float(np.sqrt(np.sum(rows["r"] ** 2 * t) / np.sum(t**2)))
+    return out
+
+
+def model_error_time_from(table: pd.DataFrame, model: HybridModel) -> dict[str, float]:
+    """Correlation time tau of each observation's model error [model time unit] (see
+    the module), from all its residuals (a fit's held-out points are often too few in
+    a batch); none where a batch has fewer than two points or the residuals are
+    uncorrelated."""
+    rel, out = _relative(table), {}
+    for name in model.variable_names[len(model.state_names) :]:
+        rows = rel[rel["variable"] == name].sort_values(["batch", "time"])
+        runs = [g for _, g in rows.groupby("batch") if len(g) > 1]
+        if not runs:
+            continue
+        r = [g["r"].to_numpy() for g in runs]
+        num = sum(float(np.sum(x[1:] * x[:-1])) for x in r)
+        den = sum(float(np.sum(x[:-1] ** 2)) for x in r)
+        rho = min(num / den, MAX_RHO) if den > 0 else 0.0
+        spacing = float(np.median(np.concatenate([np.diff(g["time"].to_numpy()) for g in runs])))
+        if rho > 0 and spacing > 0:
+            out[name] = spacing * (1 + rho) / (1 - rho)
+    return out
+
+
+def batch_sd_from(result: FitResult) -> dict[str, float]:
+    """Sample sd of the fitted batches' unconstrained values of each batch-varying
+    parameter (3 batches or more; at least :data:`MIN_BATCH_SD`)."""
+    table = result.batch_parameters
+    if table is None or not len(table):
+        return {}
+    params = {p.name: p for p in result.model.structure.parameters}
+    out = {}
+    for name, rows in table.groupby("name"):
+        z = [params[name].unconstrain(v) for v in rows["value"]] if name in params else []
+        if len(z) >= 3:
+            out[name] = max(float(np.std(z, ddof=1)), MIN_BATCH_SD)
+    return out
+
+
+def noise_from_fit(
+    result: FitResult,
+    model_error: Mapping[str, float] | None,
+    process_noise: float | Mapping[str, float] | None,
+    default_q: float,
+    given: Mapping,
+) -> dict:
+    """The :class:`~hybridxfer.DigitalTwin` arguments ``model_error``,
+    ``model_error_time``, ``process_noise`` and ``batch_sd`` from a fit (see the module);
+    those given explicitly win: `model_error` per variable, `process_noise` whole, and
+    ``model_error_time`` and ``batch_sd`` in `given` (the twin's other arguments)."""
+    model = result.model
+    table = calibration_table(result)
+    out = dict(model_error={} if table is None else model_error_from(table, model))
+    out["model_error"] |= dict(model_error or {})
+    if process_noise is None:
+        reactor = model.structure.reactor
+        volume = reactor.volume if reactor.has_volume else None
+        process_noise = {s: default_q for s in model.state_names if s != volume}
+        if table is not None:
+            process_noise |= process_noise_from(table, model)
+    out["process_noise"] = process_noise
+    if (spread := batch_sd_from(result)) and "batch_sd" not in given:
+        out["batch_sd"] = spread
+    if table is not None and "model_error_time" not in given:
+        tau = model_error_time_from(table, model)
+        out["model_error_time"] = {k: v for k, v in tau.items() if k in out["model_error"]}
+    return out

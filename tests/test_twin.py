@@ -250,6 +250,12 @@ def test_nis_flags_a_twin_that_trusts_its_model_too_much():
     assert summary["verdict"] == "bands too narrow" and summary["nis"] > summary["upper"]
     inn = twin.innovations()
     assert list(inn.columns) == ["time", "measured", "nis"] and (inn["measured"] == 1).all()
+    stream = pd.DataFrame(
+        [(0.0, "X", 2.0)] + [(float(t), "X", y) for t, y in enumerate(z, start=1)],
+        columns=["time", "variable", "value"],
+    )
+    with pytest.warns(UserWarning, match="the twin's bands too narrow: mean NIS"):
+        hx.replay(_still(), stream, measurement_sd={"X": 0.02}, process_noise=0.0)
 
 
 def test_state_bands_stay_at_or_above_zero():

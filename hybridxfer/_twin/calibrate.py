@@ -110,7 +110,9 @@ def model_error_time_from(table: pd.DataFrame, model: HybridModel) -> dict[str, 
     uncorrelated."""
     rel, out = _relative(table), {}
     for name in model.variable_names[len(model.state_names) :]:
-        rows = rel[rel["variable"] == name].sort_values(["batch", "time"])
+        rows = rel[rel["variable"] == name].drop_duplicates(["batch", "time"], keep="last")
+        rows = rows.sort_values(["batch", "time"])  # one residual per point: a table may
+        # hold a point twice (a full fit's prediction and a fold's held-out one)
         runs = [g for _, g in rows.groupby("batch") if len(g) > 1]
         if not runs:
             continue
@@ -126,7 +128,7 @@ def model_error_time_from(table: pd.DataFrame, model: HybridModel) -> dict[str, 
 
 def batch_sd_from(result: FitResult) -> dict[str, float]:
     """Sample sd of the fitted batches' unconstrained values of each batch-varying
-    parameter (3 batches or more; at least :data:`MIN_BATCH_SD`)."""
+    parameter (3 batches or more, not all equal; at least :data:`MIN_BATCH_SD`)."""
     table = result.batch_parameters
     if table is None or not len(table):
         return {}
@@ -134,8 +136,9 @@ def batch_sd_from(result: FitResult) -> dict[str, float]:
     out = {}
     for name, rows in table.groupby("name"):
         z = [params[name].unconstrain(v) for v in rows["value"]] if name in params else []
-        if len(z) >= 3:
-            out[name] = max(float(np.std(z, ddof=1)), MIN_BATCH_SD)
+        spread = float(np.std(z, ddof=1)) if len(z) >= 3 else 0.0
+        if spread > 0:  # all equal: the fit did not estimate them (e.g. held)
+            out[name] = max(spread, MIN_BATCH_SD)
     return out
 
 

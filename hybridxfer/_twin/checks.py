@@ -8,12 +8,36 @@ from collections.abc import Mapping
 
 import pandas as pd
 
-__all__ = ["TwinError"]
+__all__ = ["TwinError", "TwinWarning"]
+
+WINDOW = 24  # updates with measurements: the recent stretch a warning also needs
 
 
 class TwinError(ValueError):
     """An update the twin refuses (out of order, non-finite, unknown signal, failed
     solve); the twin's state is left as it was."""
+
+
+class TwinWarning(UserWarning):
+    """The twin's innovations are persistently inconsistent with its bands."""
+
+
+def inconsistency(innovations: pd.DataFrame) -> str | None:
+    """A message when the NIS is above its 99% range (the bands too narrow: the
+    dangerous side) both over all updates and over the last :data:`WINDOW` with
+    measurements (persistently: at least that many updates), else None. A NIS below
+    its range is expected where a model error is counted as correlated (each reading
+    then predicted to scatter more than it does about the tracked state)."""
+    whole, recent = _consistency(innovations), _consistency(innovations, WINDOW)
+    narrow = "bands too narrow"
+    if whole["updates"] >= WINDOW and whole["verdict"] == recent["verdict"] == narrow:
+        return (
+            f"the twin's {whole['verdict']}: mean NIS per measured value {whole['nis']:.2f} "
+            f"over {whole['values']} values ({recent['nis']:.2f} over the last "
+            f"{recent['updates']} updates), 99% range for a consistent filter "
+            f"{whole['lower']:.2f}-{whole['upper']:.2f}"
+        )
+    return None
 
 
 def _consistency(innovations: pd.DataFrame, last: int | None = None) -> dict:

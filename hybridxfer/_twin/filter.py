@@ -12,10 +12,16 @@ offline sample, or observation equations, e.g. OUR) correct the state:
     H = dh/dx,  S = H P H^T + R,  K = P H^T S^-1,
     x <- x + K (z - h(x)),   P <- (I - K H) P (I - K H)^T + K R K^T   (Joseph form),
 
-with ``R = diag(sd^2 + (e h(x))^2)``: the sensor's noise sd plus, for a variable
-given a relative model error e (the observation equation's mismatch, say), that
-fraction of its predicted value. States are concentrations or volumes,
-so the corrected mean is clipped at 0. Events (sample withdrawal, bolus) at an update
+with ``R = diag(sd^2 + (e h(x))^2 max(1, tau/dt))``: the sensor's noise sd plus, for a
+variable given a relative model error e (the observation equation's mismatch, say),
+that fraction of its predicted value, counted max(1, tau/dt) times over when the error
+persists for a correlation time tau and the variable was last measured dt ago (each
+reading then tells only dt/tau of an independent one). The normalised innovation
+squared ``NIS = (z - h(x))^T S^-1 (z - h(x))`` of each update is kept: chi-square with
+as many degrees of freedom as values measured when the bands are right. States are
+concentrations or volumes, so the corrected mean and the bands' lower ends are
+clipped at 0. :meth:`DigitalTwin.from_fit` sets e, tau, q and the batch sd from a
+fit's residuals (:mod:`hybridxfer._twin.calibrate`). Events (sample withdrawal, bolus) at an update
 act after its measurements, as in a simulation: ``x <- g(x)``, ``P <- G P G^T``.
 
 Parameters declared with a ``batch_sd`` (they vary from batch to batch) are
@@ -44,10 +50,10 @@ from .._core.model import HybridModel
 from .._fit.config import FitResult
 from .._solve import TWIN, Solver
 from .calibrate import noise_from_fit
-from .checks import TwinError, _consistency, _finite, _known
+from .checks import TwinError, TwinWarning, _consistency, _finite, _known
 from .step import System, outputs, step
 
-__all__ = ["DigitalTwin", "TwinError"]
+__all__ = ["DigitalTwin", "TwinError", "TwinWarning"]
 
 Z95 = 1.959963984540054
 PROCESS_NOISE = 0.02  # q of a state whose residuals do not tell it [1/sqrt(time unit)]

@@ -31,6 +31,7 @@ from tqdm import tqdm
 from .._core.model import HybridModel
 from .._data.study import StudyError
 from .._fit.config import FitResult
+from .checks import TwinWarning, inconsistency
 from .filter import DigitalTwin, TwinError
 
 __all__ = ["read_stream", "replay"]
@@ -101,7 +102,13 @@ def replay(
     Returns:
         The estimate after each arrival time, as known then (columns ``time, variable,
         mean, sd, lower95, upper95``), and a message for each row the twin refused
-        (out of order, not finite, unknown name...), which it skipped.
+        (out of order, not finite, unknown name...), which it skipped (each warned);
+        and, with `return_twin`, the twin.
+
+    Warns:
+        TwinWarning: when the twin's normalised innovations persistently outgrow its
+            bands (:meth:`DigitalTwin.consistency` says "bands too narrow" over all
+            updates and over the last 24 with measurements).
     """
     fit, model = (None, model) if isinstance(model, HybridModel) else (model, model.model)
     stream = stream.reset_index(drop=True)
@@ -148,5 +155,7 @@ def replay(
         estimates.append(twin_.estimate())
     for message in refused[:5]:
         warnings.warn(f"stream {message}", stacklevel=2)
+    if message := inconsistency(twin_.innovations()):
+        warnings.warn(message, TwinWarning, stacklevel=2)
     estimates = pd.concat(estimates, ignore_index=True)
     return (estimates, refused, twin_) if return_twin else (estimates, refused)

@@ -80,8 +80,9 @@ class FitResult:
         calibration: the model's predictions of the observations it was trained or
             scored on: long table ``batch, time, variable, measured, sd, predicted,
             heldout`` (`sd`: the declared measurement sd, NaN if none; `heldout`: not
-            trained on, e.g. valid batches, late points or cross-validation folds); what prediction bands are calibrated on
-            (:func:`hybridxfer.predict`). None for a model saved without it.
+            trained on, e.g. valid batches, late points or cross-validation folds); what
+            prediction bands are calibrated on (:func:`hybridxfer.predict`). None for a
+            model saved without it.
         fitted: the training batches the model was fitted to (the parameter table's
             data); None for a fit read from a saved model.
         table: the parameter table as saved (:func:`hybridxfer.load_fit`); None for a

@@ -17,9 +17,10 @@ strategy               plan
                        process-specific parameters per process
 ``auto``               the above but multitask (whose every member would
                        solve the source's batches too: ~9x the cost per
-                       member) and per-part plans (each network frozen or
-                       tuned), chosen by validation on the target's own
-                       batches
+                       member) and per-part plans (one network tuned and
+                       the others frozen, or one frozen and the others
+                       tuned: 2N plans for N networks, all mixed ones up to
+                       3), chosen by validation on the target's own batches
 =====================  =====================================================
 """
 
@@ -85,9 +86,11 @@ def candidate_plans(
     if strategy == "auto":
         # no network re-learned alone: from a random start on a few batches it was
         # seldom the best, noisy validation often picked it, and it is the slowest
-        # member (stiff solves); scratch re-learns them all (benchmarks/transfer.py)
+        # member (stiff solves); scratch re-learns them all (benchmarks/transfer.py).
+        # Per-part plans one step from the uniform ones: one network tuned, or one
+        # frozen (all mixed plans up to 3 networks; 2N of the 2^N - 2 beyond)
         for modes in itertools.product(("frozen", "tune"), repeat=len(nets)):
-            if len(set(modes)) > 1:  # uniform choices are whole-model strategies above
+            if modes.count("tune") in (1, len(nets) - 1) and len(set(modes)) > 1:
                 name = "parts[" + ",".join(f"{n}={m}" for n, m in zip(nets, modes)) + "]"
                 plans[name] = Plan(parameters=specific or None, networks=dict(zip(nets, modes)))
         return plans

@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import re
 import shutil
 
 import equinox as eqx
@@ -251,7 +252,13 @@ def test_save_load_round_trip(fitted, saved):
 def test_saved_folder_documents_the_fit(fitted, saved):
     result, _ = fitted
     values = result.model.parameter_values()
-    assert f"mu_max = {{ value = {float(values['mu_max'])!r}," in (saved / "model.toml").read_text()
+    declared = {p.name: p.value for p in result.model.structure.parameters}
+    text = (saved / "model.toml").read_text()
+    written = float(re.search(r"^mu_max = \{ value = ([^,]+),", text, re.M).group(1))
+    assert written == pytest.approx(declared["mu_max"], rel=1e-14)  # as declared
+    loaded = load_fit(saved)  # a loaded fit's declared model is the declared one
+    np.testing.assert_array_equal(loaded.model.declared().free, result.model.declared().free)
+    assert float(loaded.model.parameter_values()["mu_max"]) == float(values["mu_max"])
     table = pd.read_csv(saved / "parameters.csv")
     assert list(table.columns) == [
         "name",
@@ -260,6 +267,7 @@ def test_saved_folder_documents_the_fit(fitted, saved):
         "sd",
         "lower95",
         "upper95",
+        "flag",
         "fixed",
         "process_specific",
     ]

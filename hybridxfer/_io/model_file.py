@@ -207,7 +207,7 @@ def to_toml(model: HybridModel) -> str:
     s = model.structure
     values = model.parameter_values()
     lines = [
-        "# Written by hybridxfer; parameter values are the model's current (fitted) values.",
+        "# Written by hybridxfer; parameter values are the model's current values.",
         "",
         "[model]",
         f"name = {_toml(s.name)}",

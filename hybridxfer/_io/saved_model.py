@@ -3,8 +3,10 @@
 A saved model is a folder:
 
 ========================  ==============================================================
-``model.toml``            the model file (:func:`hybridxfer.model_file.to_toml`), with the
-                          fitted parameter values
+``model.toml``            the model file (:func:`hybridxfer.model_file.to_toml`) as
+                          declared (the fitted values: ``parameters.csv``), so that a
+                          loaded fit's ``model.declared()`` is the declared model and a
+                          transfer's ``scratch`` starts where the source's fit did
 ``weights.eqx``           every member's arrays, best member first (equinox serialisation,
                           never pickle): network weights, network input normalisation and
                           the unconstrained free parameters; authoritative
@@ -129,7 +131,7 @@ def save_fit(result: FitResult, folder: str | os.PathLike) -> Path:
         for record in _records(folder / META):  # they describe the earlier model
             (folder / record).unlink(missing_ok=True)
         (folder / META).unlink(missing_ok=True)  # the folder does not load until the end
-        _write(folder / MODEL, to_toml(result.model))
+        _write(folder / MODEL, to_toml(result.model.declared()))
         tmp = folder / (WEIGHTS + ".tmp")
         eqx.tree_serialise_leaves(tmp, arrays)
         os.replace(tmp, folder / WEIGHTS)

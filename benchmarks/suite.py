@@ -1,0 +1,247 @@
+"""Benchmark: the transfer suite (issue 26): every family of ``benchmarks/families``,
+its related and unrelated targets, n target batches, several seeds of data draw and
+network initialisation.
+
+Per cell (family, target, n, seed): ``hx.transfer(strategy="auto")`` from the family's
+source fit (its baselines ``none`` and ``scratch`` are among auto's candidates and
+scored too), and the reference *truth-refit*: the truth's own equations with its
+process constants refit to the same n batches (scipy least squares). Per target: the
+truth itself (the noise floor) and *scratch-10*, the hybrid model fitted afresh on 10
+target batches. Score: test NRMSE (RMSE / range of the measured values) of each
+scored variable on the target's 6 test batches, predicted from their t = 0 values,
+inputs and constants; ``mean`` averages the scored variables. Cells are appended to
+``OUT/suite-<family>.jsonl`` as they finish; a rerun skips those done.
+
+    PYTHONPATH=. python benchmarks/suite.py [--families ...] [--targets ...]
+        [--ns 1 2 3 5 10] [--seeds 5] [--steps 200] [--source-steps 400]
+        [--out benchmarks/results/suite]
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import time
+import warnings
+import zlib
+from dataclasses import replace
+from pathlib import Path
+
+import equinox as eqx
+import jax
+import numpy as np
+import pandas as pd
+import scipy.optimize
+
+import hybridxfer as hx
+
+try:
+    import families
+except ImportError:  # imported as benchmarks.suite
+    from benchmarks import families
+
+REFIT_SOLVER = hx.Solver(rtol=1e-8, atol=1e-10)  # the reference: solves as tight as it needs
+POOL_FOR_SCRATCH = 10
+STRATEGIES = ("auto", "none", "scratch")
+
+
+def draw(family: hx.Study, target: str, seed: int, n: int) -> list[str]:
+    """n training batches of the target's pool, nested in n for a given seed."""
+    pool = family.select(process=target, split="train").batch_names
+    rng = np.random.default_rng([seed, zlib.crc32(target.encode())])
+    return list(rng.permutation(pool)[:n])
+
+
+def scores(prediction: pd.DataFrame, test: hx.Study, scored) -> dict:
+    e = hx.nrmse(prediction, test.measurements)
+    out = {v: float(e[v]) for v in scored}
+    return out | {"mean": float(np.mean(list(out.values())))}
+
+
+def source_fit(fam, family: hx.Study, steps: int) -> hx.FitResult:
+    """The family's source fit (train, early stopping on valid). Fitted in every run (it
+    is deterministic), not loaded from a saved model: a loaded model's declared values
+    are its fitted ones, so ``scratch`` would start from the source's fit."""
+    config = hx.FitConfig(steps=steps, members=2)
+    return hx.fit(fam.hybrid_model(), family, process=fam.SOURCE, config=config, progress=False)
+
+
+def truth_refit(fam, family: hx.Study, target: str, batches: list[str]) -> hx.HybridModel:
+    """The truth's equations, process constants free (unconstrained), fitted to the
+    batches by least squares of range-scaled residuals."""
+    study = family.select(batches=batches)
+    model = fam.refit_model()
+    obs = study.measurements[study.measurements["variable"].isin(model.variable_names)]
+    obs = obs[obs["time"] > 0]
+    scale = obs.groupby("variable")["value"].agg(lambda v: max(v.max() - v.min(), 1e-12))
+    keys = ["batch", "time", "variable"]
+
+    def fitted(z) -> hx.HybridModel:
+        return eqx.tree_at(lambda m: m.free, model, jax.numpy.asarray(z))
+
+    def residuals(z):
+        try:
+            pred = hx.simulate(fitted(z), study, solver=REFIT_SOLVER)
+        except hx.SimulationError:
+            return np.full(len(obs), 1e3)
+        both = obs.merge(pred, on=keys, suffixes=("", "_pred"))
+        return ((both["value_pred"] - both["value"]) / both["variable"].map(scale)).to_numpy()
+
+    sol = scipy.optimize.least_squares(
+        residuals, np.asarray(model.free), diff_step=1e-4, xtol=1e-8, max_nfev=200
+    )
+    return fitted(sol.x)
+
+
+def cell(fam, family, src, target, n, seed, steps) -> dict:
+    batches = draw(family, target, seed, n)
+    source_batches = family.select(process=fam.SOURCE).batch_names
+    study = family.select(batches=[*source_batches, *batches])
+    test = family.select(process=target, split="test")
+    config = replace(hx.FitConfig(steps=steps), seed=seed)
+    t0 = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = hx.transfer(src, study, process=target, config=config)
+    seconds = time.perf_counter() - t0
+    row = dict(target=target, n=n, seed=seed, batches=batches, seconds=seconds)
+    row |= dict(chosen=result.strategy, warning=result.similarity.warning is not None)
+    row["python_warnings"] = sorted({str(w.message)[:200] for w in caught})
+    row["auto"] = scores(hx.predict(result.model, test), test, fam.SCORED)
+    for name in ("none", "scratch"):
+        row[name] = scores(hx.predict(result.candidate_fits[name].model, test), test, fam.SCORED)
+    t0 = time.perf_counter()
+    row["truth-refit"] = scores(
+        hx.predict(truth_refit(fam, family, target, batches), test), test, fam.SCORED
+    )
+    row["refit_seconds"] = time.perf_counter() - t0
+    return row
+
+
+def per_target(fam, family, target, steps) -> dict:
+    """The target's references that do not depend on n: the truth (noise floor) and
+    the hybrid model fitted afresh on 10 target batches."""
+    test = family.select(process=target, split="test")
+    truth = fam.truth_simulation(family, target)
+    ten = family.select(batches=draw(family, target, 0, POOL_FOR_SCRATCH))
+    model = fam.hybrid_model()
+    fit = hx.fit(model, ten, process=target, config=hx.FitConfig(steps=steps * 2), progress=False)
+    return dict(
+        target=target,
+        floor=scores(truth, test, fam.SCORED),
+        scratch10=scores(hx.predict(fit.model, test), test, fam.SCORED),
+    )
+
+
+def run_family(module: str, args) -> list[dict]:
+    fam = families.load(module)
+    family = fam.make_family(0)
+    out = args.out / f"suite-{module}.jsonl"
+    done = [json.loads(line) for line in out.read_text().splitlines()] if out.exists() else []
+    keys = {(r.get("kind"), r["target"], r.get("n"), r.get("seed")) for r in done}
+    src = source_fit(fam, family, args.source_steps)
+    targets = args.targets or [*fam.RELATED_TARGETS, *fam.UNRELATED_TARGETS]
+    with out.open("a") as f:
+        for target in targets:
+            if ("target", target, None, None) not in keys:
+                row = dict(kind="target") | per_target(fam, family, target, args.steps)
+                f.write(json.dumps(row) + "\n")
+                f.flush()
+                done.append(row)
+                print(module, json.dumps(row), flush=True)
+            for n in args.ns:
+                for seed in range(args.seeds):
+                    if ("cell", target, n, seed) in keys:
+                        continue
+                    row = dict(kind="cell") | cell(fam, family, src, target, n, seed, args.steps)
+                    f.write(json.dumps(row) + "\n")
+                    f.flush()
+                    done.append(row)
+                    print(
+                        module,
+                        json.dumps({k: row[k] for k in ("target", "n", "seed", "chosen")}),
+                        flush=True,
+                    )
+    return done
+
+
+def summary(module: str, rows: list[dict]) -> pd.DataFrame:
+    """Median over seeds of each strategy's mean scored NRMSE, per target and n, with
+    the per-target references."""
+    fam = families.load(module)
+    refs = {r["target"]: r for r in rows if r.get("kind") == "target"}
+    cells = [r for r in rows if r.get("kind") == "cell"]
+    flat = [
+        dict(target=r["target"], n=r["n"], seed=r["seed"], warning=r["warning"])
+        | {
+            s.removeprefix("truth-"): r[s]["mean"]
+            for s in ("auto", "none", "scratch", "truth-refit")
+        }
+        for r in cells
+    ]
+    if not flat:
+        return pd.DataFrame()
+    frame = pd.DataFrame(flat)
+    table = frame.groupby(["target", "n"]).median(numeric_only=True).drop(columns="seed")
+    table["warned"] = frame.groupby(["target", "n"])["warning"].mean()
+    table["scratch10"] = [
+        refs.get(t, {}).get("scratch10", {}).get("mean", np.nan) for t, _ in table.index
+    ]
+    table["floor"] = [refs.get(t, {}).get("floor", {}).get("mean", np.nan) for t, _ in table.index]
+    table["related"] = [t in fam.RELATED_TARGETS for t, _ in table.index]
+    return table.reset_index()
+
+
+def markdown(module: str, rows: list[dict], info: dict) -> str:
+    fam = families.load(module)
+    table = summary(module, rows)
+    lines = [
+        f"## {fam.NAME}\n",
+        f"Truth: {fam.CITATION}. Scored: {', '.join(fam.SCORED)} (mean of their NRMSE).\n",
+        "| target | n | auto | none | scratch | truth-refit | scratch-10 | floor "
+        "| auto / refit | auto / scratch | auto / min(none, scratch) | warned |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in table.itertuples():
+        best = min(r.none, r.scratch)
+        lines.append(
+            f"| {r.target}{'' if r.related else ' (unrelated)'} | {r.n} | {r.auto:.3f} "
+            f"| {r.none:.3f} | {r.scratch:.3f} | {r.refit:.3f} | {r.scratch10:.3f} "
+            f"| {r.floor:.3f} | {r.auto / r.refit:.2f} | {r.auto / r.scratch:.2f} "
+            f"| {r.auto / best:.2f} | {r.warned:.0%} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--families", nargs="+", default=None, help="default: every available one")
+    p.add_argument("--targets", nargs="+", default=None, help="default: every target")
+    p.add_argument("--ns", nargs="+", type=int, default=[1, 2, 3, 5, 10])
+    p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--steps", type=int, default=200)
+    p.add_argument("--source-steps", type=int, default=400)
+    p.add_argument("--out", type=Path, default=Path("benchmarks/results/suite"))
+    a = p.parse_args()
+    a.out.mkdir(parents=True, exist_ok=True)
+    info = dict(platform=platform.platform(), cpu_count=os.cpu_count(), jax=jax.__version__)
+    info |= dict(ns=a.ns, seeds=a.seeds, steps=a.steps, source_steps=a.source_steps)
+    info["date"] = datetime.datetime.now().isoformat(timespec="seconds")
+    parts = [
+        "# Transfer suite\n",
+        __doc__.split("\n\n")[1].replace("\n", " ") + "\n",
+        f"Machine: {info['platform']}, {info['cpu_count']} CPUs, jax {info['jax']}, "
+        f"{info['date']}; n {a.ns}, seeds {a.seeds}, steps {a.steps}, source steps "
+        f"{a.source_steps}. Median over seeds of the mean scored NRMSE.\n",
+    ]
+    for module in a.families or families.available():
+        rows = run_family(module, a)
+        parts.append(markdown(module, rows, info))
+    text = "\n".join(parts)
+    (a.out / "suite.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -42,7 +42,7 @@ _LAZY = {  # module: the names it gives, imported on first use
     "._uncertainty.prediction": ("predict",),
     "._io.saved_model": ("SavedModelError", "load_fit", "save_fit", "write_record"),
     "._transfer": ("STRATEGIES", "Similarity", "TransferResult", "save_transfer", "transfer"),
-    "._twin.filter": ("DigitalTwin", "TwinError"),
+    "._twin.filter": ("DigitalTwin", "TwinError", "TwinWarning"),
     "._twin.stream": ("read_stream", "replay"),
     "._report": (
         "plot_history",
@@ -103,6 +103,7 @@ __all__ = [
     "StudyError",
     "TransferResult",
     "TwinError",
+    "TwinWarning",
     "Validation",
     "fit",
     "load_fit",

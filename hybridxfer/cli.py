@@ -113,10 +113,11 @@ def _predict(args) -> None:
 
     result = hx.load_fit(args.model_dir)
     study = hx.read_study(args.study)
-    pred = hx.predict(result.members, study, times=args.points)
+    pred = hx.predict(result, study, times=args.points, level=args.level, cover=args.cover)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     pred.to_csv(args.out, index=False)
-    print(f"wrote {args.out} ({len(study.batch_names)} batches, {len(result.members)} members)")
+    band = pred.attrs.get("band", "no band")
+    print(f"wrote {args.out} ({len(study.batch_names)} batches; lower/upper: {band})")
 
 
 def _report(args) -> None:
@@ -279,6 +280,15 @@ def parser() -> argparse.ArgumentParser:
     pred.add_argument("study", help="study folder (t=0 values, inputs, constants)")
     pred.add_argument("--out", required=True, help="CSV file to write")
     pred.add_argument("--points", type=int, default=None, help="output points per batch")
+    pred.add_argument(
+        "--level", type=float, default=0.95, help="probability of the band (default 0.95)"
+    )
+    pred.add_argument(
+        "--cover",
+        choices=["state", "measurement"],
+        default="state",
+        help="what the band holds: the true state (default) or a new measurement",
+    )
     pred.set_defaults(run=_predict)
 
     rep = sub.add_parser("report", help="plots and parameter table of a saved model")

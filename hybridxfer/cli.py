@@ -45,15 +45,29 @@ def _demo(args) -> None:
     run_demo(args.out, steps=args.steps)
 
 
+def _solver(args, base):
+    """`base` (a :class:`~hybridxfer.Solver`) with the solver options given on the
+    command line (``--solver``, ``--rtol``, ``--atol``, ``--max-steps``)."""
+    from ._io.names import SOLVERS
+
+    given = lambda value, default: default if value is None else value  # noqa: E731
+    return type(base)(
+        SOLVERS[args.solver]() if args.solver else base.solver,
+        rtol=given(args.rtol, base.rtol),
+        atol=given(args.atol, base.atol),
+        max_steps=given(args.max_steps, base.max_steps),
+        forward_mode=base.forward_mode,
+    )
+
+
 def _simulate(args) -> None:
     import hybridxfer as hx
 
-    from ._io.names import SOLVERS
+    from ._solve import DEFAULT
 
     model = hx.load_model(args.model)
     study = hx.read_study(args.study)
-    solver = hx.Solver(SOLVERS[args.solver](), rtol=args.rtol, atol=args.atol)
-    sim = hx.simulate(model, study, times=args.points, solver=solver)
+    sim = hx.simulate(model, study, times=args.points, solver=_solver(args, DEFAULT))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     sim.to_csv(out / "simulation.csv", index=False)
@@ -68,12 +82,15 @@ def _fit(args) -> None:
 
     model = hx.load_model(args.model)
     study = hx.read_study(args.study)
+    from ._solve import TRAINING
+
     config = hx.FitConfig(
         steps=args.steps,
         learning_rate=args.lr,
         members=args.members,
         seed=args.seed,
         likelihood=args.likelihood,
+        solver=_solver(args, TRAINING),
     )
     out = Path(args.out)
     result = hx.fit(
@@ -93,6 +110,8 @@ def _transfer(args) -> None:
             f"--strategy {args.strategy!r}: expected one of {', '.join(hx.STRATEGIES)}"
         )
     source = hx.load_fit(args.model_dir)
+    solver = _solver(args, source.config.solver)
+    source = replace(source, config=replace(source.config, solver=solver))
     study = hx.read_study(args.study)
     config = replace(source.config, steps=args.steps) if args.steps else None
     result = hx.transfer(
@@ -226,10 +245,39 @@ def _table(frame) -> str:
     return frame.to_string(index=False, float_format=lambda x: f"{x:.4g}")
 
 
+def _describe(solver) -> str:
+    """A Solver's settings in words, e.g. ``tsit5, rtol 1e-06, atol 1e-09, 4096 steps``."""
+    from ._io.names import solver_name
+
+    return (
+        f"{solver_name(solver.solver)}, rtol {solver.rtol:g}, atol {solver.atol:g}, "
+        f"{solver.max_steps} steps"
+    )
+
+
+def _solver_arguments(p: argparse.ArgumentParser, default: str) -> None:
+    """The solver options of a command whose default solver is `default`; the solver
+    and its options are saved with a fitted model."""
+    from ._io.names import SOLVERS
+
+    p.add_argument(
+        "--solver",
+        choices=list(SOLVERS),
+        help=f"ODE solver (default: {default}); kvaerno5 (implicit) for stiff models",
+    )
+    p.add_argument("--rtol", type=float, help="relative tolerance of the adaptive step")
+    p.add_argument("--atol", type=float, help="absolute tolerance of the adaptive step")
+    p.add_argument(
+        "--max-steps", type=int, help="step budget per solve interval (output time or event)"
+    )
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="hybridxfer", description="Hybrid mechanistic-ML bioreactor models with transfer."
     )
+    from ._solve import DEFAULT, TRAINING
+
     sub = p.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo", help="run the main job on the built-in data")
@@ -242,12 +290,7 @@ def parser() -> argparse.ArgumentParser:
     sim.add_argument("study", help="study folder (measurements.csv, inputs.csv, batches.csv)")
     sim.add_argument("--out", required=True, help="output folder")
     sim.add_argument("--points", type=int, default=101, help="output points per batch")
-    from ._io.names import SOLVERS
-    from ._solve import DEFAULT
-
-    sim.add_argument("--solver", default="tsit5", choices=list(SOLVERS))
-    sim.add_argument("--rtol", type=float, default=DEFAULT.rtol)
-    sim.add_argument("--atol", type=float, default=DEFAULT.atol)
+    _solver_arguments(sim, _describe(DEFAULT))
     sim.set_defaults(run=_simulate)
 
     fit = sub.add_parser("fit", help="fit a hybrid model to the train batches of a process")
@@ -260,6 +303,7 @@ def parser() -> argparse.ArgumentParser:
     fit.add_argument("--members", type=int, default=1, help="random restarts / ensemble size")
     fit.add_argument("--seed", type=int, default=0)
     fit.add_argument("--likelihood", default="scaled", choices=["scaled", "gaussian"])
+    _solver_arguments(fit, _describe(TRAINING))
     fit.set_defaults(run=_fit)
 
     tr = sub.add_parser("transfer", help="transfer a fitted model to another process")
@@ -273,6 +317,7 @@ def parser() -> argparse.ArgumentParser:
     tr.add_argument(
         "--steps", type=int, default=None, help="maximum gradient steps (default: transfer's)"
     )
+    _solver_arguments(tr, "the source fit's")
     tr.set_defaults(run=_transfer)
 
     pred = sub.add_parser("predict", help="predict every batch of a study")

@@ -177,3 +177,22 @@ def test_fit_predict_report_transfer(tmp_path, capsys):
     )
     record = ("transfer.txt", "candidates.csv", "transfer.png")
     assert not any((target / f).exists() for f in record)
+
+
+def test_solver_options_on_fit_and_transfer_change_only_what_is_given():
+    """--solver/--rtol/--atol/--max-steps reach the fit's solver (saved with the model);
+    options not given keep the base's (the fit's training solver, or the source's)."""
+    import diffrax
+
+    from hybridxfer._solve import TRAINING
+    from hybridxfer.cli import _solver, parser
+
+    args = parser().parse_args(
+        ["fit", "m.toml", "study", "--process", "A", "--out", "o", "--solver", "kvaerno5"]
+        + ["--rtol", "1e-7"]
+    )
+    solver = _solver(args, TRAINING)
+    assert isinstance(solver.solver, diffrax.Kvaerno5)
+    assert (solver.rtol, solver.atol, solver.max_steps) == (1e-7, TRAINING.atol, 1024)
+    plain = parser().parse_args(["transfer", "src", "study", "--process", "B", "--out", "o"])
+    assert _solver(plain, TRAINING) == TRAINING

@@ -14,3 +14,7 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 def test_notebook_runs(path):
     notebook = nbformat.read(path, as_version=4)
     NotebookClient(notebook, timeout=600, resources={"metadata": {"path": str(ROOT)}}).execute()
+    if path.name == "01_hybrid_fit.ipynb":  # a fit's progress shows in a notebook too
+        outputs = [o for c in notebook.cells for o in c.get("outputs", [])]
+        text = "".join(o.get("text", "") for o in outputs if o.get("name") == "stderr")
+        assert "fit: 100%" in text, text[-500:]

@@ -168,7 +168,8 @@ def fit(
     all) trains one member per plan (``config.members`` is then ignored), all at once.
     The returned models carry `process`'s values of process-specific parameters; the
     result's parameter table (:attr:`FitResult.parameters`) is computed on the
-    training batches when first asked for.
+    training batches when first asked for. `progress` shows a progress bar on stderr,
+    in a terminal and in a notebook alike.
 
     Raises:
         StudyError: no training batches, or data the model cannot use.
@@ -235,7 +236,7 @@ def train(
         state, start, history = checkpoints.load(folder, state, fingerprint)
 
     rejected, at_start = 0, None
-    bar = tqdm(total=config.steps, initial=start, disable=None if progress else True, desc="fit")
+    bar = tqdm(total=config.steps, initial=start, disable=not progress, desc="fit")
     n = start
     groups = scheduler.groups(len(members), scheduler.workers())
     parts = [(scheduler.take(state, g), scheduler.take(controls, g)) for g in groups]

@@ -145,7 +145,7 @@ def replay(
     estimates = [twin_.estimate()]
     arrivals = (rest["time"] != rest["time"].shift()).cumsum()  # runs of equal times, in order
     groups = rest.groupby(arrivals)
-    bar = tqdm(groups, total=groups.ngroups, desc="twin", disable=None if progress else True)
+    bar = tqdm(groups, total=groups.ngroups, desc="twin", disable=not progress)
     for _, rows in bar:
         time = float(rows["time"].iloc[0])
         for _, group in rows.groupby(rows["sample_time"].fillna(-1.0), sort=False):

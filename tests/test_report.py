@@ -76,3 +76,33 @@ def test_plot_history_and_plot_network_return_figures(empty_folder):
     assert len(hx.plot_network(model, "g", study).axes) == 2  # and the rate mu reading it
     with pytest.raises(KeyError):
         hx.plot_network(model, "h")
+
+
+def test_reliability_counts_measurements_inside_the_bands():
+    """reliability(): at each level, the fraction of measurements inside the fit's
+    measurement band, counted here by hand from hx.predict's band."""
+    from tests.helpers import monod_model
+
+    rng = np.random.default_rng(3)
+    parameters = [hx.Parameter("mu_max", 0.3, "1/h"), hx.Parameter("K", 1.0, "g/L")]
+    truth = monod_model([*parameters, hx.Parameter("Y", 0.5, "g/g")])
+    t0 = [(f"B{i}", 0.0, v, x) for i in range(6) for v, x in (("X", 0.1 + 0.02 * i), ("S", 10.0))]
+    seed = hx.study_from_frames(pd.DataFrame(t0, columns=["batch", "time", "variable", "value"]))
+    sim = hx.simulate(truth, seed, times={b: np.arange(0.0, 20.0, 2.0) for b in seed.batch_names})
+    noisy = sim["value"] * (1 + 0.05 * rng.standard_normal(len(sim)))
+    sim = sim.assign(value=np.where(sim["time"] == 0, sim["value"], noisy))
+    split = ["train"] * 3 + ["valid", "test", "test"]
+    batches = pd.DataFrame(dict(batch=seed.batch_names, process="A", split=split))
+    study = hx.study_from_frames(sim, None, batches)
+    fit = hx.fit(truth, study, config=hx.FitConfig(steps=20), progress=False)
+    test = study.select(split="test")
+    table = hx.reliability(fit, test, levels=(0.5, 0.9)).set_index(["variable", "level"])
+    pred = hx.predict(fit, test, level=0.9, cover="measurement").merge(
+        test.measurements.rename(columns={"value": "y"})
+    )
+    pred = pred[(pred["variable"] == "X") & (pred["time"] > 0)]
+    inside = ((pred["y"] >= pred["lower"]) & (pred["y"] <= pred["upper"])).mean()
+    assert table.loc[("X", 0.9), "coverage"] == inside
+    assert table.loc[("X", 0.9), "width"] > table.loc[("X", 0.5), "width"]
+    fig = hx.plot_reliability(table.reset_index())
+    assert len(fig.axes[0].lines) == 1 + 2  # the diagonal, X and S

@@ -4,8 +4,16 @@ matplotlib is imported only when a plot is drawn.
 """
 
 from .networks import plot_network
+from .reliability import plot_reliability
 from .report import write_report
 from .trajectories import plot_history, plot_simulation
 from .transfer import plot_transfer
 
-__all__ = ["plot_history", "plot_network", "plot_simulation", "plot_transfer", "write_report"]
+__all__ = [
+    "plot_history",
+    "plot_network",
+    "plot_reliability",
+    "plot_simulation",
+    "plot_transfer",
+    "write_report",
+]

@@ -12,9 +12,10 @@ from .._data.study import Study
 from .._fit import FitResult
 from .._fit.intervals import CORRELATED
 from .._transfer import TransferResult
-from .._uncertainty.prediction import predict
+from .._uncertainty import predict, reliability
 from .figures import save_figure
 from .networks import plot_network
+from .reliability import plot_reliability
 from .trajectories import plot_history, plot_simulation
 from .transfer import plot_transfer
 
@@ -38,7 +39,8 @@ def write_report(
     :func:`~hybridxfer.plot_network`, along the study's train batches if it has
     any); and, given a study, predictions with ensemble bands (``predictions.csv``,
     ``predictions/<variable>.png``, :func:`~hybridxfer.plot_simulation`) and their
-    NRMSE per split (train / valid / test) and variable.
+    NRMSE per split (train / valid / test) and variable, and, given test batches, the
+    bands' reliability on them (``reliability.png``, :func:`~hybridxfer.plot_reliability`).
 
     Args:
         result: the fit to report.
@@ -83,6 +85,12 @@ def write_report(
             scores[split] = nrmse(pred[pred["batch"].isin(part.batch_names)], part.measurements)
         table = pd.DataFrame(scores).rename_axis("variable").reset_index()
         lines += ["## Prediction error (NRMSE = RMSE / range)", "", _markdown(table), ""]
+        lines += [f"Bands (lower, upper): {pred.attrs.get('band', 'none')}.", ""]
+        if result.calibration is not None and "test" in scores:  # not calibrated on
+            table = reliability(result, study.select(split="test"))
+            png = save_figure(plot_reliability(table), out / "reliability.png")
+            lines += ["## Reliability of the bands (test batches)", ""]
+            lines += [_markdown(table), "", f"![reliability]({png.name})", ""]
         (out / "predictions").mkdir(exist_ok=True)
         for variable in dict.fromkeys(pred["variable"]):
             fig = plot_simulation(

@@ -2,5 +2,6 @@
 
 from .bands import COVERS, band_widths
 from .prediction import predict
+from .reliability import LEVELS, reliability
 
-__all__ = ["COVERS", "band_widths", "predict"]
+__all__ = ["COVERS", "LEVELS", "band_widths", "predict", "reliability"]

@@ -37,6 +37,11 @@ import pandas as pd
 
 import hybridxfer as hx
 
+try:
+    from families._common import default_counts, noisy_measurements, splits_and_shifts
+except ImportError:  # imported as benchmarks.process_family
+    from benchmarks.families._common import default_counts, noisy_measurements, splits_and_shifts
+
 DAYS, SAMPLE_EVERY, NOISE, SAMPLE_VOLUME = 14, 2, 0.05, 0.005
 STATES = """
 [states]
@@ -181,14 +186,13 @@ def make_family(seed: int = 0, counts: dict[str, tuple[int, int, int]] | None = 
             and every target (12, 0, 6): a pool of 12 to draw training batches from
             and 6 fixed test batches.
     """
-    counts = counts or {p: (8, 2, 0) if p == "A" else (12, 0, 6) for p in PROCESSES}
+    counts = counts or default_counts(PROCESSES, "A")
     rng = np.random.default_rng(seed)
     times = np.arange(0, DAYS + 1, SAMPLE_EVERY) * 24.0
     columns = ["batch", "time", "variable", "value"]
     parts = []
     for process, count in counts.items():
-        splits = [s for s, k in zip(("train", "valid", "test"), count) for _ in range(k)]
-        shifts = np.concatenate([rng.permutation(np.arange(k) % 4 != 3) for k in count])
+        splits, shifts = splits_and_shifts(rng, count)
         consts = PROCESSES[process]
         meas, inputs, rows = [], [], []
         for i, (split, shift) in enumerate(zip(splits, shifts)):
@@ -200,12 +204,9 @@ def make_family(seed: int = 0, counts: dict[str, tuple[int, int, int]] | None = 
             pd.DataFrame(meas, columns=columns), pd.DataFrame(inputs, columns=columns), rows
         )
         sim = hx.simulate(truth_model(process), study, times={b: times for b in study.batch_names})
-        sim = sim[(sim["variable"] != "V") & ~((sim["variable"] == "P") & (sim["time"] == 0))]
-        noisy = sim["value"] * (1 + NOISE * rng.standard_normal(len(sim)))
-        v0 = study.measurements[study.measurements["variable"] == "V"]
         parts.append(
             (
-                pd.concat([sim.assign(value=noisy.clip(lower=0.0).round(4)), v0]),
+                noisy_measurements(sim, study, rng, NOISE, 4),
                 study.inputs,
                 study.batches[["batch", "process", "split", "Sf"]],
             )

@@ -65,6 +65,8 @@ import pandas as pd
 
 import hybridxfer as hx
 
+from ._common import default_counts, noisy_measurements, splits_and_shifts
+
 NAME = "cho-glutamine"
 CITATION = (
     "Xing, Bishop, Leister, Li (2010) Biotechnol. Prog. 26(1):208-219, doi:10.1002/btpr.284; "
@@ -312,14 +314,13 @@ def make_family(seed: int = 0, counts: dict[str, tuple[int, int, int]] | None = 
         counts: per process (train, valid, test) batch counts; default A (8, 2, 0) and
             every target (12, 0, 6).
     """
-    counts = counts or {p: (8, 2, 0) if p == SOURCE else (12, 0, 6) for p in PROCESSES}
+    counts = counts or default_counts(PROCESSES, SOURCE)
     rng = np.random.default_rng(seed)
     times = np.arange(0, DAYS + 1) * 24.0
     columns = ["batch", "time", "variable", "value"]
     parts = []
     for process, count in counts.items():
-        splits = [s for s, k in zip(("train", "valid", "test"), count) for _ in range(k)]
-        shifts = np.concatenate([rng.permutation(np.arange(k) % 4 != 3) for k in count])
+        splits, shifts = splits_and_shifts(rng, count)
         consts = PROCESSES[process] or {}
         meas, inputs, rows = [], [], []
         for i, (split, shift) in enumerate(zip(splits, shifts)):
@@ -331,12 +332,9 @@ def make_family(seed: int = 0, counts: dict[str, tuple[int, int, int]] | None = 
             pd.DataFrame(meas, columns=columns), pd.DataFrame(inputs, columns=columns), rows
         )
         sim = hx.simulate(truth_model(process), study, times={b: times for b in study.batch_names})
-        sim = sim[(sim["variable"] != "V") & ~((sim["variable"] == "P") & (sim["time"] == 0))]
-        noisy = sim["value"] * (1 + NOISE * rng.standard_normal(len(sim)))
-        v0 = study.measurements[study.measurements["variable"] == "V"]
         parts.append(
             (
-                pd.concat([sim.assign(value=noisy.clip(lower=0.0).round(5)), v0]),
+                noisy_measurements(sim, study, rng, NOISE, 5),
                 study.inputs,
                 study.batches[["batch", "process", "split", "Sglc", "Sgln"]],
             )

@@ -49,6 +49,8 @@ import pandas as pd
 
 import hybridxfer as hx
 
+from ._common import default_counts, noisy_measurements, splits_and_shifts
+
 NAME = "penicillin"
 CITATION = (
     "Bajpai & Reuss 1980, J. Chem. Technol. Biotechnol. 30:332-344; parameters, "
@@ -252,14 +254,13 @@ def make_family(seed: int = 0, counts: dict[str, tuple[int, int, int]] | None = 
         counts: per process (train, valid, test) batch counts; default A (8, 2, 0) and
             every target (12, 0, 6).
     """
-    counts = counts or {p: (8, 2, 0) if p == SOURCE else (12, 0, 6) for p in PROCESSES}
+    counts = counts or default_counts(PROCESSES, SOURCE)
     rng = np.random.default_rng(seed)
     times = np.arange(0, DAYS + 1) * 24.0
     columns = ["batch", "time", "variable", "value"]
     parts = []
     for process, count in counts.items():
-        splits = [s for s, k in zip(("train", "valid", "test"), count) for _ in range(k)]
-        shifts = np.concatenate([rng.permutation(np.arange(k) % 4 != 3) for k in count])
+        splits, shifts = splits_and_shifts(rng, count)
         scale, s_f = SCALE.get(process, (1.0, 600.0))
         meas, inputs, rows = [], [], []
         for i, (split, shift) in enumerate(zip(splits, shifts)):
@@ -272,10 +273,7 @@ def make_family(seed: int = 0, counts: dict[str, tuple[int, int, int]] | None = 
             pd.DataFrame(meas, columns=columns), pd.DataFrame(inputs, columns=columns), truth_rows
         )
         sim = hx.simulate(truth_model(process), study, times={b: times for b in study.batch_names})
-        sim = sim[(sim["variable"] != "V") & ~((sim["variable"] == "P") & (sim["time"] == 0))]
-        noisy = sim["value"] * (1 + NOISE * rng.standard_normal(len(sim)))
-        v0 = study.measurements[study.measurements["variable"] == "V"]
-        measured = pd.concat([sim.assign(value=noisy.clip(lower=0.0).round(6)), v0])
+        measured = noisy_measurements(sim, study, rng, NOISE, 6)
         parts.append((measured, study.inputs, pd.DataFrame(rows)))
     meas, inputs, batches = (pd.concat(t, ignore_index=True) for t in zip(*parts))
     return hx.study_from_frames(meas, inputs, batches, name="penicillin-family")

@@ -64,6 +64,8 @@ import pandas as pd
 
 import hybridxfer as hx
 
+from ._common import default_counts, noisy_measurements, splits_and_shifts
+
 NAME = "pichia-methanol"
 CITATION = (
     "Haldane methanol kinetics (Zhang et al. 2000, Biotechnol. Bioeng. 70:1-8), Pirt "
@@ -309,12 +311,11 @@ def make_family(seed: int = 0, counts: dict[str, tuple[int, int, int]] | None = 
         counts: per process (train, valid, test) batch counts; default A (8, 2, 0) and
             every target (12, 0, 6).
     """
-    counts = counts or {p: (8, 2, 0) if p == SOURCE else (12, 0, 6) for p in PROCESSES}
+    counts = counts or default_counts(PROCESSES, SOURCE)
     rng = np.random.default_rng(seed)
     parts = []
     for process, count in counts.items():
-        splits = [s for s, k in zip(("train", "valid", "test"), count) for _ in range(k)]
-        shifts = np.concatenate([rng.permutation(np.arange(k) % 4 != 3) for k in count])
+        splits, shifts = splits_and_shifts(rng, count)
         consts = PROCESSES[process]
         recipes = {
             f"{process}-{i + 1:02d}": _recipe(rng, shift, 1.0 if consts else 1 / 3)
@@ -336,12 +337,9 @@ def make_family(seed: int = 0, counts: dict[str, tuple[int, int, int]] | None = 
             for b, t in new.items():
                 recipes[b]["alarms"].append(t)
             study, sim = _simulate(process, recipes, rows)
-        sim = sim[(sim["variable"] != "V") & ~((sim["variable"] == "P") & (sim["time"] == 0))]
-        noisy = sim["value"] * (1 + NOISE * rng.standard_normal(len(sim)))
-        v0 = study.measurements[study.measurements["variable"] == "V"]
         parts.append(
             (
-                pd.concat([sim.assign(value=noisy.clip(lower=0.0).round(4)), v0]),
+                noisy_measurements(sim, study, rng, NOISE, 4),
                 study.inputs,
                 study.batches[["batch", "process", "split", *FEED_CONSTANTS]],
             )

@@ -189,16 +189,18 @@ def transfer(
     views = np.array([[view(n, v) for v in view_names] for n in names])
     views = np.where(np.isfinite(views), views, np.inf)
     fitted = target.select(split="train")
-    fits = {  # each candidate's full member; none: the source as is
-        n: replace(source, process=process)
-        if n == "none"
-        else result.result([index[n, "full"]], config, process, fitted)
-        for n in names
-    }
-    fits = {  # calibrated on what each did not train on (none: every target observation)
-        n: replace(fit, calibration=_calibration(result, index, n, probe, len(folds)))
-        for n, fit in fits.items()
-    }
+
+    def candidate_fit(name: str) -> FitResult:
+        """Its full member (none: the source as is), calibrated on what it did not train
+        on (none: every target observation)."""
+        fit = (
+            replace(source, process=process)
+            if name == "none"
+            else result.result([index[name, "full"]], config, process, fitted)
+        )
+        return replace(fit, calibration=_calibration(result, index, name, probe, len(folds)))
+
+    fits = {n: candidate_fit(n) for n in names}
     # per view the loss relative to the best candidate's, then their geometric mean:
     # every view counts alike, a ratio's scale is the same
     table = pd.DataFrame(dict(candidate=names) | dict(zip(view_names, views.T)))

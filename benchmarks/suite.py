@@ -59,6 +59,15 @@ def scores(prediction: pd.DataFrame, test: hx.Study, scored) -> dict:
     return out | {"mean": float(np.mean(list(out.values())))}
 
 
+def model_scores(model: hx.HybridModel, test: hx.Study, scored) -> dict:
+    """`scores` of the model's predictions of the test batches; a model whose solve
+    fails on a test batch scores inf, with the error."""
+    try:
+        return scores(hx.predict(model, test), test, scored)
+    except hx.SimulationError as e:
+        return {v: np.inf for v in (*scored, "mean")} | {"error": str(e)}
+
+
 def source_fit(fam, family: hx.Study, steps: int) -> hx.FitResult:
     """The family's source fit (train, early stopping on valid). Fitted in every run (it
     is deterministic), not loaded from a saved model: a loaded model's declared values
@@ -108,13 +117,11 @@ def cell(fam, family, src, target, n, seed, steps) -> dict:
     row = dict(target=target, n=n, seed=seed, batches=batches, seconds=seconds)
     row |= dict(chosen=result.strategy, warning=result.similarity.warning is not None)
     row["python_warnings"] = sorted({str(w.message)[:200] for w in caught})
-    row["auto"] = scores(hx.predict(result.model, test), test, fam.SCORED)
+    row["auto"] = model_scores(result.model, test, fam.SCORED)
     for name in ("none", "scratch"):
-        row[name] = scores(hx.predict(result.candidate_fits[name].model, test), test, fam.SCORED)
+        row[name] = model_scores(result.candidate_fits[name].model, test, fam.SCORED)
     t0 = time.perf_counter()
-    row["truth-refit"] = scores(
-        hx.predict(truth_refit(fam, family, target, batches), test), test, fam.SCORED
-    )
+    row["truth-refit"] = model_scores(truth_refit(fam, family, target, batches), test, fam.SCORED)
     row["refit_seconds"] = time.perf_counter() - t0
     return row
 
@@ -130,7 +137,7 @@ def per_target(fam, family, target, steps) -> dict:
     return dict(
         target=target,
         floor=scores(truth, test, fam.SCORED),
-        scratch10=scores(hx.predict(fit.model, test), test, fam.SCORED),
+        scratch10=model_scores(fit.model, test, fam.SCORED),
     )
 
 

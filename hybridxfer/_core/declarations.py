@@ -3,9 +3,13 @@ and the error of an inconsistent declaration."""
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass
 
-__all__ = ["Constant", "Input", "ModelError", "Observation", "State"]
+__all__ = ["Constant", "Input", "ModelError", "Observation", "State", "checked_range"]
+
+UNBOUNDED = (-math.inf, math.inf)
 
 
 class ModelError(ValueError):
@@ -33,12 +37,19 @@ class State:
             the t=0 measurement if any, else `guess`); or an expression over
             batch constants and parameters, e.g. ``"X0"``.
         guess: starting value of an estimated initial value without a measurement.
+        range: ``(lo, hi)``, the physically possible values [unit]; measurements
+            outside it are refused. Default ``(0, inf)``: concentrations, cell densities
+            and titres are non-negative. ``(-inf, inf)`` allows any value.
     """
 
     name: str
     unit: str
     initial: float | str | None = None
     guess: float = 0.0
+    range: tuple[float, float] = (0.0, math.inf)
+
+    def __post_init__(self):
+        object.__setattr__(self, "range", checked_range(self.range))
 
 
 @dataclass(frozen=True)
@@ -84,13 +95,34 @@ class Observation:
         unit: physical unit, e.g. ``"mmol/(L h)"``.
         expression: the observation equation's right-hand side.
         sd: typical measurement standard deviation [unit], the digital twin's default.
+        range: ``(lo, hi)``, the physically possible values [unit]; measurements
+            outside it are refused. Default: any value.
     """
 
     name: str
     unit: str
     expression: str
     sd: float | None = None
+    range: tuple[float, float] = UNBOUNDED
 
     def __post_init__(self):
+        object.__setattr__(self, "range", checked_range(self.range))
         if self.sd is not None and not self.sd > 0:
             raise ValueError(f"sd must be > 0, got {self.sd}")
+
+
+def checked_range(bounds) -> tuple[float, float]:
+    """`bounds` as a ``(lo, hi)`` pair of floats with ``lo < hi`` (either may be infinite).
+
+    Raises:
+        ValueError: not two numbers, a NaN, or ``lo >= hi``.
+    """
+    pair = tuple(bounds) if isinstance(bounds, list | tuple) else ()
+    if len(pair) != 2 or not all(
+        isinstance(x, numbers.Real) and not isinstance(x, bool) for x in pair
+    ):
+        raise ValueError(f"range must be [lo, hi] (two numbers), got {bounds!r}")
+    lo, hi = (float(x) for x in pair)
+    if not lo < hi:
+        raise ValueError(f"range must be [lo, hi] with lo < hi, got [{lo:g}, {hi:g}]")
+    return lo, hi

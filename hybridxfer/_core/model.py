@@ -13,7 +13,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from .declarations import Constant, Input, ModelError, Observation, State
 from .expressions import Expression, ExpressionError, parse_expression
-from .networks import Network, NetworkFactor
+from .networks import MAX_WEIGHTS, Network, NetworkFactor
 from .parameters import Parameter
 from .reactor import AbstractReactor, Batch
 
@@ -180,6 +180,13 @@ class HybridModel(eqx.Module):
             observations=tuple(observations),
             observation_exprs=observation_exprs,
         )
+        weights = sum(n.n_weights for n in networks)
+        if weights > MAX_WEIGHTS:
+            raise ModelError(
+                f"the networks need {weights:,} weights together, over the limit of "
+                f"{MAX_WEIGHTS:,} ({8 * MAX_WEIGHTS // 10**6} MB of float64)",
+                "networks",
+            )
         if networks and key is None:
             raise ModelError("a model with networks needs a PRNG key to initialise them")
         keys = jax.random.split(key, len(networks)) if networks else []
@@ -246,6 +253,17 @@ class HybridModel(eqx.Module):
         """For each entry of `state_names`, whether its initial value is fitted per batch."""
         est = tuple(s.initial == "estimate" for s in self.structure.states)
         return est + ((False,) if self.structure.reactor.has_volume else ())
+
+    @property
+    def ranges(self) -> dict[str, tuple[float, float]]:
+        """Physically possible values ``(lo, hi)`` of every entry of `variable_names`
+        (declared with ``range``; the reactor's volume is non-negative)."""
+        s = self.structure
+        out = {x.name: x.range for x in s.states}
+        if s.reactor.has_volume:
+            out[s.reactor.volume] = (0.0, float("inf"))
+        out.update({o.name: o.range for o in s.observations})
+        return out
 
     @property
     def units(self) -> dict[str, str]:

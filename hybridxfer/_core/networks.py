@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 import equinox as eqx
@@ -10,9 +11,36 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
-__all__ = ["Network", "NetworkFactor", "OUTPUTS"]
+from .declarations import ModelError
+
+__all__ = ["ACTIVATIONS", "MAX_DEPTH", "MAX_WEIGHTS", "Network", "NetworkFactor", "OUTPUTS"]
 
 OUTPUTS = ("positive", "bounded", "free")
+# hidden-layer activations by name, all functions of jax.nn (a whitelist: a model file
+# names one, and no other attribute of jax.nn is ever looked up)
+ACTIVATIONS = (
+    "tanh",
+    "relu",
+    "softplus",
+    "sigmoid",
+    "gelu",
+    "silu",
+    "swish",
+    "elu",
+    "celu",
+    "selu",
+    "leaky_relu",
+    "log_sigmoid",
+    "hard_tanh",
+    "relu6",
+    "mish",
+    "identity",
+)
+# Size limits, checked before any weight is allocated. A correction factor of a
+# bioreactor rate needs hundreds to a few thousand weights; 10^6 float64 weights are
+# 8 MB per copy (a fit holds several: members, optimiser moments, gradients).
+MAX_WEIGHTS = 1_000_000  # weights and biases of one network, and of all of a model's
+MAX_DEPTH = 16  # hidden layers of one network
 
 
 @dataclass(frozen=True)
@@ -29,7 +57,12 @@ class Network:
         hidden: widths of the hidden layers.
         output: ``"positive"`` (softplus), ``"bounded"`` (``scale * sigmoid``) or ``"free"``.
         scale: upper bound of a bounded output.
-        activation: hidden-layer activation, a name in ``jax.nn`` (default ``"tanh"``).
+        activation: hidden-layer activation, one of :data:`ACTIVATIONS` (functions
+            of ``jax.nn``; default ``"tanh"``).
+
+    Raises:
+        ModelError: a malformed field, an unknown output or activation, or a network
+            over :data:`MAX_DEPTH` hidden layers or :data:`MAX_WEIGHTS` weights.
     """
 
     name: str
@@ -40,18 +73,57 @@ class Network:
     activation: str = "tanh"
 
     def __post_init__(self):
-        object.__setattr__(self, "inputs", tuple(self.inputs))
-        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
+        inputs, hidden = self.inputs, self.hidden
+        if not isinstance(inputs, list | tuple) or not all(isinstance(x, str) for x in inputs):
+            self._refuse("inputs", f"inputs must be a list of names, got {inputs!r}")
+        object.__setattr__(self, "inputs", tuple(inputs))
         if not self.inputs:
-            raise ValueError(f"network {self.name!r} needs at least one input")
-        if self.output not in OUTPUTS:
-            raise ValueError(
-                f"network {self.name!r}: output {self.output!r} is not one of {', '.join(OUTPUTS)}"
-            )
+            self._refuse("inputs", "needs at least one input")
+        if not isinstance(hidden, list | tuple) or not all(_is_int(h) for h in hidden):
+            self._refuse("hidden", f"hidden must be a list of layer widths, got {hidden!r}")
+        object.__setattr__(self, "hidden", tuple(int(h) for h in hidden))
+        if any(h < 1 for h in self.hidden):
+            self._refuse("hidden", f"hidden layer widths must be >= 1, got {list(hidden)}")
         if len(set(self.hidden)) > 1:
-            raise ValueError(f"network {self.name!r}: hidden layers must have equal widths")
-        if not hasattr(jax.nn, self.activation):
-            raise ValueError(f"network {self.name!r}: unknown activation {self.activation!r}")
+            self._refuse("hidden", "hidden layers must have equal widths")
+        if len(self.hidden) > MAX_DEPTH:
+            self._refuse(
+                "hidden", f"{len(self.hidden)} hidden layers exceed the limit of {MAX_DEPTH}"
+            )
+        if self.n_weights > MAX_WEIGHTS:
+            self._refuse(
+                "hidden",
+                f"hidden = {list(self.hidden)} needs {self.n_weights:,} weights, over the "
+                f"limit of {MAX_WEIGHTS:,} ({8 * MAX_WEIGHTS // 10**6} MB of float64); "
+                "a rate factor needs far fewer, e.g. hidden = [16, 16]",
+            )
+        if not isinstance(self.output, str) or self.output not in OUTPUTS:
+            self._refuse("output", f"output {self.output!r} is not one of {', '.join(OUTPUTS)}")
+        if not isinstance(self.activation, str) or self.activation not in ACTIVATIONS:
+            self._refuse(
+                "activation",
+                f"unknown activation {self.activation!r} "
+                f"(expected one of {', '.join(ACTIVATIONS)})",
+            )
+        if not (_is_number(self.scale) and 0 < self.scale < np.inf):
+            self._refuse("scale", f"scale must be a positive number, got {self.scale!r}")
+
+    def _refuse(self, key: str, message: str):
+        raise ModelError(f"network {self.name!r}: {message}", f"networks.{self.name}.{key}")
+
+    @property
+    def n_weights(self) -> int:
+        """Number of weights and biases of the MLP ``len(inputs) -> hidden -> 1``."""
+        widths = (len(self.inputs), *self.hidden, 1)
+        return sum((a + 1) * b for a, b in zip(widths[:-1], widths[1:]))
+
+
+def _is_int(x) -> bool:
+    return isinstance(x, numbers.Integral) and not isinstance(x, bool)
+
+
+def _is_number(x) -> bool:
+    return isinstance(x, numbers.Real) and not isinstance(x, bool)
 
 
 class NetworkFactor(eqx.Module):

@@ -58,10 +58,10 @@ _TABLES = {
 }
 _FIELDS = {
     "model": {"name", "time_unit", "description"},
-    "states": {"unit", "initial", "guess"},
+    "states": {"unit", "initial", "guess", "range"},
     "inputs": {"unit", "interpolation"},
     "constants": {"unit"},
-    "observations": {"unit", "expression", "sd"},
+    "observations": {"unit", "expression", "sd", "range"},
     "parameters": {
         "value",
         "unit",
@@ -142,6 +142,8 @@ def parse_model(text: str, *, source: str = "<model>", key: jax.Array | None = N
     def build(where: str, cls, name: str, spec: dict):
         try:
             return cls(name, **spec)
+        except ModelError as e:  # names the key
+            fail(e.where, str(e).removeprefix(f"{e.where}: "))
         except (TypeError, ValueError) as e:
             fail(where, str(e))
 

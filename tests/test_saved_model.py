@@ -226,6 +226,7 @@ def test_save_load_round_trip(fitted, saved):
             "initial.csv",
             "calibration.csv",
             "meta.json",
+            ".hybridxfer.lock",  # the writer lock (free)
         ]
     )
     pd.testing.assert_frame_equal(loaded.calibration, result.calibration, check_exact=True)
@@ -301,15 +302,29 @@ def test_missing_folder_or_file(tmp_path, copy):
     _fails(copy, "model.toml", "missing")
 
 
+def _reseal(folder):
+    """Recompute meta.json's checksums after a file was changed: a forger's folder,
+    which the checks behind the checksums must still refuse."""
+    meta = json.loads((folder / "meta.json").read_text())
+    meta["files"] = {
+        n: saved_model.hashlib.sha256((folder / n).read_bytes()).hexdigest() for n in meta["files"]
+    }
+    saved_model._write_meta(folder / "meta.json", meta)
+
+
 def test_truncated_weights(copy):
     data = (copy / "weights.eqx").read_bytes()
     (copy / "weights.eqx").write_bytes(data[: len(data) // 2])
+    _fails(copy, "weights.eqx", "checksum differs from meta.json's")
+    _reseal(copy)
     _fails(copy, "weights.eqx is corrupted or does not match model.toml")
 
 
 def test_weights_of_another_model(copy):
     other = hx.load_model(demo_model_path())
     eqx.tree_serialise_leaves(copy / "weights.eqx", [eqx.filter(other, eqx.is_array)] * 2)
+    _fails(copy, str(copy / "weights.eqx"), "checksum differs")
+    _reseal(copy)
     _fails(copy, str(copy / "weights.eqx"), "corrupted or does not match model.toml")
 
 
@@ -317,7 +332,7 @@ def test_weights_of_another_fit_of_the_same_model(fitted, copy):
     result, _ = fitted
     others = [m.init_networks(jax.random.PRNGKey(7)) for m in result.members]
     eqx.tree_serialise_leaves(copy / "weights.eqx", [eqx.filter(m, eqx.is_array) for m in others])
-    _fails(copy, "weights.eqx is corrupted or does not match model.toml", "checksum")
+    _fails(copy, str(copy / "weights.eqx"), "checksum differs from meta.json's")
 
 
 def test_newer_format(copy):
@@ -337,6 +352,8 @@ def test_garbled_or_foreign_meta(copy):
 def test_model_file_that_does_not_parse(copy):
     text = (copy / "model.toml").read_text()
     (copy / "model.toml").write_text(text.replace('"mu_max * monod', '"mu_max ** * monod'))
+    _fails(copy, "model.toml", "checksum differs")
+    _reseal(copy)
     _fails(copy, "model.toml", "line")
 
 
@@ -381,6 +398,7 @@ def test_a_save_over_a_folder_from_before_records_removes_its_transfer_files(fit
         (copy / name).write_text("x")
     save_fit(result, copy)
     assert sorted(p.name for p in copy.glob("*.*") if p.suffix != ".eqx") == [
+        ".hybridxfer.lock",
         "calibration.csv",
         "history.csv",
         "initial.csv",

@@ -15,6 +15,7 @@ the same result (:mod:`.checkpoint`).
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -231,48 +232,51 @@ def train(
 
     folder = Path(checkpoint) if checkpoint is not None else None
     fingerprint = checkpoints.fingerprint(model, data, config, members) if folder else None
-    history, start = [], 0
-    if folder is not None and (folder / "state.eqx").exists():
-        state, start, history = checkpoints.load(folder, state, fingerprint)
+    # one writer per checkpoint folder: a second fit into it is refused at once
+    lock = checkpoints.writer(folder) if folder is not None else contextlib.nullcontext()
+    with lock:
+        history, start = [], 0
+        if folder is not None and (folder / "state.eqx").exists():
+            state, start, history = checkpoints.load(folder, state, fingerprint)
 
-    rejected, at_start = 0, None
-    bar = tqdm(total=config.steps, initial=start, disable=not progress, desc="fit")
-    n = start
-    groups = scheduler.groups(len(members), scheduler.workers())
-    parts = [(scheduler.take(state, g), scheduler.take(controls, g)) for g in groups]
+        rejected, at_start = 0, None
+        bar = tqdm(total=config.steps, initial=start, disable=not progress, desc="fit")
+        n = start
+        groups = scheduler.groups(len(members), scheduler.workers())
+        parts = [(scheduler.take(state, g), scheduler.take(controls, g)) for g in groups]
 
-    def run(part):  # one group's step, on one core (the GIL is released while it runs)
-        return jax.block_until_ready(step(part[0], part[1], data, scales, patience, settings))
+        def run(part):  # one group's step, on one core (the GIL is released while it runs)
+            return jax.block_until_ready(step(part[0], part[1], data, scales, patience, settings))
 
-    with ThreadPoolExecutor(len(groups)) as pool:
-        while n < config.steps and not _stopped(parts, config):
-            # the first step compiles once, then the groups run at once
-            outs = list(pool.map(run, parts)) if n > start else [run(p) for p in parts]
-            parts = [(o[0], c) for o, (_, c) in zip(outs, parts)]
-            losses, finite = (scheduler.join([o[k] for o in outs], groups) for k in (1, 2))
-            if n == 0:
-                at_start = losses, scheduler.join([o[3] for o in outs], groups)
-            n += 1
-            history += [(n, r, *losses[r]) for r in range(len(members))]
-            rejected = rejected + 1 if not finite.any() else 0
-            if not finite.all():
-                params = scheduler.join([p.params for p, _ in parts], groups)
-                warn_rejected(params, data, names, finite, n, config.solver)
-            if rejected > MAX_REJECTED:
-                raise FitError(
-                    f"fit: {MAX_REJECTED} steps in a row gave a non-finite loss or gradient "
-                    f"(step {n})"
-                )
-            bar.update(1)
-            best = min(np.asarray(p.best_valid).min() for p, _ in parts)
-            bar.set_postfix(train=f"{losses[:, 0].min():.4g}", valid=f"{best:.4g}")
-            if folder is not None and n % config.checkpoint_every == 0:
-                state = scheduler.join([p for p, _ in parts], groups)
-                checkpoints.save(folder, state, n, history, fingerprint)
-    bar.close()
-    state = scheduler.join([p for p, _ in parts], groups)
-    if folder is not None:
-        checkpoints.save(folder, state, n, history, fingerprint)
+        with ThreadPoolExecutor(len(groups)) as pool:
+            while n < config.steps and not _stopped(parts, config):
+                # the first step compiles once, then the groups run at once
+                outs = list(pool.map(run, parts)) if n > start else [run(p) for p in parts]
+                parts = [(o[0], c) for o, (_, c) in zip(outs, parts)]
+                losses, finite = (scheduler.join([o[k] for o in outs], groups) for k in (1, 2))
+                if n == 0:
+                    at_start = losses, scheduler.join([o[3] for o in outs], groups)
+                n += 1
+                history += [(n, r, *losses[r]) for r in range(len(members))]
+                rejected = rejected + 1 if not finite.any() else 0
+                if not finite.all():
+                    params = scheduler.join([p.params for p, _ in parts], groups)
+                    warn_rejected(params, data, names, finite, n, config.solver)
+                if rejected > MAX_REJECTED:
+                    raise FitError(
+                        f"fit: {MAX_REJECTED} steps in a row gave a non-finite loss or gradient "
+                        f"(step {n})"
+                    )
+                bar.update(1)
+                best = min(np.asarray(p.best_valid).min() for p, _ in parts)
+                bar.set_postfix(train=f"{losses[:, 0].min():.4g}", valid=f"{best:.4g}")
+                if folder is not None and n % config.checkpoint_every == 0:
+                    state = scheduler.join([p for p, _ in parts], groups)
+                    checkpoints.save(folder, state, n, history, fingerprint)
+        bar.close()
+        state = scheduler.join([p for p, _ in parts], groups)
+        if folder is not None:
+            checkpoints.save(folder, state, n, history, fingerprint)
     p_primary = study.processes.index(process) if process is not None else 0
     return Members(
         best=state.best,

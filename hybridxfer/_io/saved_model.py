@@ -20,8 +20,23 @@ A saved model is a folder:
                           scored on: ``batch, time, variable, measured, sd,
                           predicted, heldout``, on which prediction bands are calibrated
 ``meta.json``             format version, library versions, creation time, scores, fit
-                          settings, a checksum of ``weights.eqx``, and ``records``
+                          settings, ``records``, ``files`` (the sha256 of every other file
+                          above) and ``sha256`` (of ``meta.json``'s own content)
 ========================  ==============================================================
+
+Integrity (format 2): loading reads each file once, checks its sha256 against
+``meta.json``'s ``files`` and parses those very bytes; a missing or wrong checksum, a
+model file present but not listed, a symbolic link in place of a file, or a
+``meta.json`` that is too large, too deeply nested or edited (its ``sha256``) is
+refused in one line naming the file. The checksums detect corruption and edits, not
+forgery (they carry no key). Format 1 folders (whose checksum covered the weights
+only) are refused with their version named: fit again.
+
+One writer per folder: :func:`save_fit` and :func:`write_record` hold the folder's
+writer lock (:func:`hybridxfer._fit.checkpoint.writer`); a second writer is refused at
+once, naming the holder. Every file is written to a fresh temporary file created
+exclusively in the folder, then renamed into place, and never through a symbolic link
+(one planted at a file's path is refused).
 
 Higher layers keep *records* beside the model (a transfer's ``transfer.txt``, say)
 with :func:`write_record`, which lists each in ``meta.json``'s ``records``.
@@ -40,9 +55,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import importlib.metadata
+import io
 import json
 import os
 import platform
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -54,6 +71,7 @@ import pandas as pd
 
 from .._core.model import HybridModel
 from .._fit import FitConfig, FitResult
+from .._fit.checkpoint import write_atomic, writer
 from .._solve import Solver
 from .model_file import ModelFileError, parse_model, to_toml
 from .names import solver_from_dict, solver_to_dict
@@ -67,8 +85,9 @@ __all__ = [
     "write_record",
 ]
 
-FORMAT_VERSION = 1
-"""Major version of the folder layout; a reader refuses any other major version."""
+FORMAT_VERSION = 2
+"""Major version of the folder layout; a reader refuses any other major version
+(2: checksums of every file, mandatory; 1: of ``weights.eqx`` only, optional)."""
 
 MODEL, WEIGHTS, META = "model.toml", "weights.eqx", "meta.json"
 HISTORY, INITIAL = "history.csv", "initial.csv"
@@ -84,6 +103,9 @@ BATCH_PARAMETER_COLUMNS = ("batch", "name", "value")
 CALIBRATION_COLUMNS = ("batch", "time", "variable", "measured", "sd", "predicted", "heldout")
 PARAMETER_COLUMNS = ("name", "value", "unit", "fixed", "process_specific")
 LIBRARIES = ("jax", "equinox", "diffrax", "optax", "numpy")
+MAX_META_BYTES = 1 << 20  # meta.json: its size and JSON nesting depth, checked
+MAX_META_DEPTH = 16  # before it is parsed
+MAX_MEMBERS = 10_000
 # pandas < 3 parses floats to within an ulp unless asked; pandas 3 is exact by default
 _EXACT_FLOATS = {"float_precision": "round_trip"} if int(pd.__version__.split(".")[0]) < 3 else {}
 
@@ -113,8 +135,9 @@ def save_fit(result: FitResult, folder: str | os.PathLike) -> Path:
         The folder's path.
 
     Raises:
-        SavedModelError: `folder` is not a folder, the members do not share the model's
-            structure, or a file cannot be written.
+        SavedModelError: `folder` is not a folder, another writer holds it, a file's
+            path is a symbolic link, the members do not share the model's structure, or
+            a file cannot be written.
     """
     folder = Path(folder)
     members = tuple(result.members) or (result.model,)
@@ -126,36 +149,47 @@ def save_fit(result: FitResult, folder: str | os.PathLike) -> Path:
         raise SavedModelError(f"{folder}: cannot save: the members differ in their networks")
     if folder.exists() and not folder.is_dir():
         raise SavedModelError(f"{folder}: cannot save: exists and is not a folder")
+    weights = io.BytesIO()
+    eqx.tree_serialise_leaves(weights, arrays)
+    contents = {
+        MODEL: to_toml(result.model.declared()),
+        WEIGHTS: weights.getvalue(),
+        NORMALISATION: json.dumps(normalisation(result.model), indent=2) + "\n",
+        PARAMETERS: result.parameters.to_csv(index=False),
+        HISTORY: result.history.to_csv(index=False),
+        INITIAL: result.initial.to_csv(index=False),
+        BATCH_PARAMETERS: _csv(result.batch_parameters),
+        CALIBRATION: _csv(result.calibration),
+    }
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        for record in _records(folder / META):  # they describe the earlier model
-            (folder / record).unlink(missing_ok=True)
-        (folder / META).unlink(missing_ok=True)  # the folder does not load until the end
-        _write(folder / MODEL, to_toml(result.model.declared()))
-        tmp = folder / (WEIGHTS + ".tmp")
-        eqx.tree_serialise_leaves(tmp, arrays)
-        os.replace(tmp, folder / WEIGHTS)
-        _write(folder / NORMALISATION, json.dumps(normalisation(result.model), indent=2) + "\n")
-        _write(folder / PARAMETERS, result.parameters.to_csv(index=False))
-        _write(folder / HISTORY, result.history.to_csv(index=False))
-        _write(folder / INITIAL, result.initial.to_csv(index=False))
-        _write_optional(folder / BATCH_PARAMETERS, result.batch_parameters)
-        _write_optional(folder / CALIBRATION, result.calibration)
-        meta = dict(
-            format_version=FORMAT_VERSION,
-            hybridxfer=_hybridxfer_version(),
-            versions={lib: _version(lib) for lib in LIBRARIES}
-            | {"python": platform.python_version()},
-            created=datetime.now(UTC).isoformat(timespec="seconds"),
-            model=result.model.name,
-            members=len(members),
-            scores=[float(s) for s in result.scores],
-            process=result.process,
-            config=_to_dict(result.config),
-            weights_sha256=_sha256(folder / WEIGHTS),
-            records=[],
-        )
-        _write(folder / META, json.dumps(meta, indent=2) + "\n")
+        with writer(folder, SavedModelError):
+            _refuse_links(folder, OWN)
+            for record in _records(folder / META):  # they describe the earlier model
+                (folder / record).unlink(missing_ok=True)
+            (folder / META).unlink(missing_ok=True)  # the folder does not load until the end
+            files = {}
+            for name, content in contents.items():
+                if content is None:  # an optional table: remove an earlier save's
+                    (folder / name).unlink(missing_ok=True)
+                    continue
+                data = content.encode("utf-8") if isinstance(content, str) else content
+                _write(folder / name, data)
+                files[name] = hashlib.sha256(data).hexdigest()
+            meta = dict(
+                format_version=FORMAT_VERSION,
+                hybridxfer=_hybridxfer_version(),
+                versions={lib: _version(lib) for lib in LIBRARIES}
+                | {"python": platform.python_version()},
+                created=datetime.now(UTC).isoformat(timespec="seconds"),
+                model=result.model.name,
+                members=len(members),
+                scores=[float(s) for s in result.scores],
+                process=result.process,
+                config=_to_dict(result.config),
+                records=[],
+                files=files,
+            )
+            _write_meta(folder / META, meta)
     except OSError as e:
         raise SavedModelError(
             f"{e.filename or folder}: cannot write saved model ({e.strerror})"
@@ -177,18 +211,20 @@ def write_record(folder: str | os.PathLike, name: str, content: str | bytes) -> 
 
     Raises:
         SavedModelError: `folder` is not a saved model, `name` is not a plain file name
-            or is one of the model's files, or a file cannot be written.
+            or is one of the model's files, another writer holds the folder, or a file
+            cannot be written.
     """
     folder = Path(folder)
     if not (folder / META).is_file():
         raise SavedModelError(f"{folder}: no {META}; save the model (save_fit) first")
-    if Path(name).name != name or name in OWN or name in (".", "..") or name.endswith(".tmp"):
+    if not _plain_record(name):
         raise SavedModelError(f"{folder}: {name!r} cannot be a record (a model file or a path)")
-    meta = _read_meta(folder / META)
     try:
-        _write(folder / name, content)
-        meta["records"] = list(dict.fromkeys([*meta.get("records", []), name]))
-        _write(folder / META, json.dumps(meta, indent=2) + "\n")
+        with writer(folder, SavedModelError):
+            meta = _read_meta(folder / META, _read_file(folder, META))
+            _write(folder / name, content)
+            meta["records"] = list(dict.fromkeys([*meta.get("records", []), name]))
+            _write_meta(folder / META, meta)
     except OSError as e:
         raise SavedModelError(
             f"{e.filename or folder}: cannot write the record {name!r} ({e.strerror})"
@@ -196,39 +232,77 @@ def write_record(folder: str | os.PathLike, name: str, content: str | bytes) -> 
     return folder / name
 
 
+def _plain_record(name) -> bool:
+    """Whether `name` may be a record: a plain, visible file name, not a model file."""
+    return (
+        isinstance(name, str)
+        and Path(name).name == name
+        and name not in OWN
+        and not name.startswith(".")
+        and not name.endswith(".tmp")
+    )
+
+
 def _records(meta: Path) -> list[str]:
     """The records that the ``meta.json`` at `meta` lists: those of :func:`write_record`,
     or :data:`UNLISTED_RECORDS` if it lists none (saved before records were listed) or
-    cannot be read; plain file names only."""
+    cannot be read; plain file names only (:func:`_plain_record`)."""
     try:
-        listed = json.loads(meta.read_text(encoding="utf-8")).get("records", UNLISTED_RECORDS)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        listed = json.loads(_read_file(meta.parent, meta.name)).get("records", UNLISTED_RECORDS)
+    except (OSError, SavedModelError, UnicodeDecodeError, ValueError, AttributeError):
         listed = UNLISTED_RECORDS
     names = listed if isinstance(listed, list | tuple) else []
-    return [n for n in names if isinstance(n, str) and Path(n).name == n and n not in OWN]
+    return [n for n in names if _plain_record(n)]
 
 
 def _write(path: Path, content: str | bytes) -> None:
-    """Replace `path` by `content` (text as UTF-8, or bytes) atomically: write a
-    temporary file, then rename."""
-    tmp = path.with_name(path.name + ".tmp")
-    data = content.encode("utf-8") if isinstance(content, str) else content
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    """Replace `path` by `content` (text as UTF-8, or bytes) atomically, through a fresh
+    temporary file (:func:`~hybridxfer._fit.checkpoint.write_atomic`).
+
+    Raises:
+        SavedModelError: `path` is a symbolic link (never written through, nor replaced).
+    """
+    _refuse_links(path.parent, [path.name])
+    write_atomic(path, content)
+
+
+def _write_meta(path: Path, meta: dict) -> None:
+    """Write `meta` with its own checksum (:func:`_meta_sha256`) as ``sha256``."""
+    meta = {k: v for k, v in meta.items() if k != "sha256"}
+    _write(path, json.dumps({**meta, "sha256": _meta_sha256(meta)}, indent=2) + "\n")
+
+
+def _meta_sha256(meta: Mapping) -> str:
+    """sha256 of `meta` without its ``sha256``, as canonical JSON (sorted keys, no
+    spaces): a reformatted ``meta.json`` keeps it, an edited value does not."""
+    rest = {k: v for k, v in meta.items() if k != "sha256"}
+    return hashlib.sha256(
+        json.dumps(rest, sort_keys=True, separators=(",", ":")).encode()
+    ).hexdigest()
+
+
+def _refuse_links(folder: Path, names) -> None:
+    """Refuse symbolic links at the model's file names in `folder`: a saved model is
+    read and written only inside its folder."""
+    for name in names:
+        if (folder / name).is_symlink():
+            raise SavedModelError(
+                f"{folder / name}: is a symbolic link; a saved model's files must be plain "
+                "files inside its folder"
+            )
 
 
 # --------------------------------------------------------------------- loading
 def load_fit(folder: str | os.PathLike) -> FitResult:
-    """Read a fit written by :func:`save_fit`.
+    """Read a fit written by :func:`save_fit`, each file checked against its checksum
+    in ``meta.json``.
 
     Raises:
-        SavedModelError: in one line naming the file, for a missing folder or file, an
-            unreadable ``meta.json``, a format version this hybridxfer cannot read, a
-            ``model.toml`` that does not parse, a ``weights.eqx`` that is corrupted or
-            does not match ``model.toml``, or an unreadable table.
+        SavedModelError: in one line naming the file, for a missing folder or file, a
+            symbolic link, an unreadable, oversized or edited ``meta.json``, a format
+            version this hybridxfer cannot read, a missing or wrong checksum, a model
+            file not listed in ``meta.json``, a ``model.toml`` that does not parse, a
+            ``weights.eqx`` that does not match ``model.toml``, or an unreadable table.
     """
     folder = Path(folder)
     if not folder.exists():
@@ -243,35 +317,42 @@ def load_fit(folder: str | os.PathLike) -> FitResult:
             f"{folder}: missing file(s) {', '.join(missing)}; not a saved model, or its "
             "saving was interrupted"
         )
-    meta = _read_meta(folder / META)
+    meta = _read_meta(folder / META, _read_file(folder, META))
+    data = _verified(folder, meta)
 
     path = folder / MODEL
     try:
         template = parse_model(
-            path.read_text(encoding="utf-8"), source=str(path), key=jax.random.PRNGKey(0)
+            data[MODEL].decode("utf-8"), source=str(path), key=jax.random.PRNGKey(0)
         )
     except ModelFileError as e:
         raise SavedModelError(str(e)) from None
-    except (OSError, UnicodeDecodeError) as e:
+    except UnicodeDecodeError as e:
         raise SavedModelError(f"{path}: cannot read ({e})") from None
-    members = _read_weights(folder / WEIGHTS, template, meta)
+    members = _read_weights(folder / WEIGHTS, data[WEIGHTS], template, meta["members"])
 
-    history = _read_table(folder / HISTORY, HISTORY_COLUMNS)
-    initial = _read_table(folder / INITIAL, INITIAL_COLUMNS, dtype={"batch": str, "variable": str})
+    history = _read_table(folder / HISTORY, data[HISTORY], HISTORY_COLUMNS)
+    initial = _read_table(
+        folder / INITIAL, data[INITIAL], INITIAL_COLUMNS, dtype={"batch": str, "variable": str}
+    )
     parameters = _read_table(
-        folder / PARAMETERS, PARAMETER_COLUMNS, dtype={"name": str, "unit": str}
+        folder / PARAMETERS, data[PARAMETERS], PARAMETER_COLUMNS, dtype={"name": str, "unit": str}
     )
     batch_parameters = _read_optional(
-        folder / BATCH_PARAMETERS, BATCH_PARAMETER_COLUMNS, dtype={"batch": str, "name": str}
+        folder / BATCH_PARAMETERS, data, BATCH_PARAMETER_COLUMNS, dtype={"batch": str, "name": str}
     )
     calibration = _read_optional(
-        folder / CALIBRATION, CALIBRATION_COLUMNS, dtype={"batch": str, "variable": str}
+        folder / CALIBRATION, data, CALIBRATION_COLUMNS, dtype={"batch": str, "variable": str}
     )
     try:
         scores = tuple(float(s) for s in meta["scores"])
         config = _from_dict(FitConfig, meta["config"])
     except (KeyError, TypeError, ValueError) as e:
         raise SavedModelError(f"{folder / META}: bad scores or config ({_first_line(e)})") from None
+    if len(scores) != meta["members"]:
+        raise SavedModelError(
+            f"{folder / META}: {len(scores)} scores for {meta['members']} members"
+        )
     return FitResult(
         model=members[0],
         members=tuple(members),
@@ -286,11 +367,64 @@ def load_fit(folder: str | os.PathLike) -> FitResult:
     )
 
 
-def _read_meta(path: Path) -> dict:
+def _read_file(folder: Path, name: str, limit: int | None = None) -> bytes:
+    """The bytes of `folder`/`name`, a plain file (not a symbolic link) of at most
+    `limit` bytes."""
+    path = folder / name
+    _refuse_links(folder, [name])
     try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise SavedModelError(f"{path}: not valid JSON ({e})") from None
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if limit is not None and size > limit:
+                raise SavedModelError(
+                    f"{path}: {size} bytes, more than a saved model's {name} has "
+                    f"(at most {limit}); not written by save_fit"
+                )
+            return f.read()
+    except OSError as e:
+        raise SavedModelError(f"{path}: cannot read ({e.strerror})") from None
+
+
+def _verified(folder: Path, meta: dict) -> dict[str, bytes]:
+    """The bytes of every model file that ``meta.json``'s ``files`` lists, each checked
+    against its sha256; a model file present but not listed, or listed but missing, is
+    refused."""
+    files = meta["files"]
+    present = [n for n in OWN if n != META and _exists(folder / n)]
+    if unlisted := [n for n in present if n not in files]:
+        raise SavedModelError(
+            f"{folder / unlisted[0]}: not listed in {META}'s checksums; not written by "
+            "save_fit (remove it, or save the model again)"
+        )
+    data = {}
+    for name, expected in files.items():
+        if not _exists(folder / name):
+            raise SavedModelError(f"{folder / name}: missing; {META} lists it")
+        data[name] = _read_file(folder, name)
+        if hashlib.sha256(data[name]).hexdigest() != expected:
+            raise SavedModelError(
+                f"{folder / name}: checksum differs from {META}'s: the file was changed or "
+                "corrupted after saving"
+            )
+    return data
+
+
+def _read_meta(path: Path, text: bytes) -> dict:
+    """``meta.json`` from its bytes: size, nesting depth, version, members, files and
+    its own checksum checked (before anything is allocated from it)."""
+    if len(text) > MAX_META_BYTES:
+        raise SavedModelError(
+            f"{path}: {len(text)} bytes, more than a saved model's meta.json has "
+            f"(at most {MAX_META_BYTES}); not written by save_fit"
+        )
+    if (depth := _json_depth(text)) > MAX_META_DEPTH:
+        raise SavedModelError(
+            f"{path}: nested {depth} deep (at most {MAX_META_DEPTH}); not written by save_fit"
+        )
+    try:
+        meta = json.loads(text.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise SavedModelError(f"{path}: not valid JSON ({_first_line(e)})") from None
     if not isinstance(meta, dict) or "format_version" not in meta:
         raise SavedModelError(f"{path}: no format_version; not written by hybridxfer save_fit")
     version = meta["format_version"]
@@ -301,17 +435,45 @@ def _read_meta(path: Path) -> dict:
         hint = (
             "upgrade hybridxfer to read it"
             if major > FORMAT_VERSION
+            else "fit again (its checksums do not cover every file)"
+            if major == 1
             else "read it with the hybridxfer that saved it, or fit again"
         )
         raise SavedModelError(
-            f"{path}: saved by hybridxfer {meta.get('hybridxfer', '(unknown)')} with format "
-            f"{version}; this is hybridxfer {_hybridxfer_version()} reading format "
-            f"{FORMAT_VERSION}: {hint}"
+            f"{path}: saved by hybridxfer {meta.get('hybridxfer', '(unknown)')!s:.40} with "
+            f"format {version!s:.20}; this is hybridxfer {_hybridxfer_version()} reading "
+            f"format {FORMAT_VERSION}: {hint}"
+        )
+    if "sha256" not in meta:
+        raise SavedModelError(f"{path}: no checksum (sha256); not written by save_fit")
+    if meta["sha256"] != _meta_sha256(meta):
+        raise SavedModelError(
+            f"{path}: checksum (sha256) differs from its content: edited or corrupted after saving"
         )
     n = meta.get("members")
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise SavedModelError(f"{path}: members must be a positive integer, not {n!r}")
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_MEMBERS:
+        raise SavedModelError(
+            f"{path}: members must be an integer from 1 to {MAX_MEMBERS}, not {n!r:.40}"
+        )
+    files = meta.get("files")
+    if not isinstance(files, dict) or not all(
+        name in OWN and name != META and isinstance(h, str) and re.fullmatch("[0-9a-f]{64}", h)
+        for name, h in files.items()
+    ):
+        raise SavedModelError(
+            f"{path}: no valid checksums (files: model file name -> sha256); not written "
+            "by save_fit"
+        )
     return meta
+
+
+def _json_depth(text: bytes) -> int:
+    """The deepest nesting of ``[`` and ``{`` in JSON `text`, outside strings (found
+    without parsing: JSON nested deeper than Python's recursion limit cannot be)."""
+    bare = re.sub(rb'"(?:[^"\\]|\\.)*"', b'""', text)
+    b = np.frombuffer(bare, dtype=np.uint8)
+    steps = np.isin(b, list(b"[{")).astype(np.int64) - np.isin(b, list(b"]}"))
+    return int(np.cumsum(steps).max(initial=0))
 
 
 def _major(version) -> int | None:
@@ -325,7 +487,11 @@ def _major(version) -> int | None:
     return None
 
 
-def _read_weights(path: Path, template: HybridModel, meta: dict) -> list[HybridModel]:
+def _read_weights(
+    path: Path, data: bytes, template: HybridModel, members: int
+) -> list[HybridModel]:
+    """The `members` models in ``weights.eqx``'s bytes `data`, each the arrays of
+    `template`; their count checked against the file's size before any is allocated."""
     arrays, static = eqx.partition(template, eqx.is_array)
 
     def fail(why: str):
@@ -333,37 +499,38 @@ def _read_weights(path: Path, template: HybridModel, meta: dict) -> list[HybridM
             f"{path}: weights.eqx is corrupted or does not match model.toml ({why})"
         ) from None
 
+    each = sum(x.nbytes for x in jax.tree.leaves(arrays))
+    if members * each > len(data):
+        fail(f"meta.json's {members} members need {members * each} bytes; it has {len(data)}")
     try:
-        with open(path, "rb") as f:
-            loaded = eqx.tree_deserialise_leaves(f, [arrays] * meta["members"])
-            trailing = f.read(1)
+        f = io.BytesIO(data)
+        loaded = eqx.tree_deserialise_leaves(f, [arrays] * members)
+        trailing = f.read(1)
     except (OSError, EOFError, ValueError, RuntimeError, TypeError) as e:
         fail(_first_line(e))
     if trailing:
         fail("more data than the model has arrays")
-    expected = meta.get("weights_sha256")
-    if expected is not None and _sha256(path) != expected:
-        fail("checksum differs from meta.json's")
     return [eqx.combine(a, static) for a in loaded]
 
 
-def _write_optional(path: Path, table: pd.DataFrame | None) -> None:
-    """Write `table` to `path`, or remove an earlier save's file if it is None or empty."""
-    if table is not None and len(table):
-        _write(path, table.to_csv(index=False))
-    else:
-        path.unlink(missing_ok=True)
+def _csv(table: pd.DataFrame | None) -> str | None:
+    """An optional table as CSV text; None if it is None or empty (no file)."""
+    return table.to_csv(index=False) if table is not None and len(table) else None
 
 
-def _read_optional(path: Path, columns: tuple[str, ...], dtype=None) -> pd.DataFrame | None:
-    """The table at `path` (see :func:`_read_table`), or None if there is none."""
-    return _read_table(path, columns, dtype) if path.is_file() else None
+def _read_optional(
+    path: Path, data: Mapping[str, bytes], columns: tuple[str, ...], dtype=None
+) -> pd.DataFrame | None:
+    """The table of `path` (see :func:`_read_table`) from its verified bytes in `data`,
+    or None if there is none."""
+    return _read_table(path, data[path.name], columns, dtype) if path.name in data else None
 
 
-def _read_table(path: Path, columns: tuple[str, ...], dtype=None) -> pd.DataFrame:
+def _read_table(path: Path, data: bytes, columns: tuple[str, ...], dtype=None) -> pd.DataFrame:
+    """The CSV table of `path` from its bytes `data`, with at least `columns`."""
     try:
-        frame = pd.read_csv(path, dtype=dtype, **_EXACT_FLOATS)
-    except (OSError, UnicodeDecodeError, ValueError, pd.errors.ParserError) as e:
+        frame = pd.read_csv(io.BytesIO(data), dtype=dtype, **_EXACT_FLOATS)
+    except (UnicodeDecodeError, ValueError, pd.errors.ParserError) as e:
         raise SavedModelError(f"{path}: cannot read ({_first_line(e)})") from None
     missing = [c for c in columns if c not in frame.columns]
     if missing:
@@ -420,8 +587,9 @@ def _same_arrays(a, b) -> bool:
     )
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def _exists(path: Path) -> bool:
+    """Whether `path` exists, or is a symbolic link (even a dangling one)."""
+    return path.exists() or path.is_symlink()
 
 
 def _version(package: str) -> str:

@@ -5,6 +5,7 @@ expression limits in model files. Each bad input must give one line naming the f
 
 import hashlib
 import json
+import os
 import shutil
 import threading
 
@@ -18,6 +19,7 @@ from hybridxfer._fit import checkpoint as checkpoints
 from hybridxfer._io import saved_model
 from hybridxfer._io.saved_model import SavedModelError, load_fit, save_fit
 from hybridxfer._solve import Solver
+from hybridxfer.demo import demo_model_path
 from tests.helpers import monod_model
 
 CONFIG = FitConfig(steps=3, members=2, warmup=1, solver=Solver(rtol=1e-5, atol=1e-8))
@@ -325,3 +327,51 @@ def test_hostile_record_names_in_meta_json_are_not_removed(fitted, copy, tmp_pat
         save_fit(fitted, copy)
     assert (copy / "keep.txt").exists() and (copy / ".hybridxfer.lock").exists()
     assert outside.exists()
+
+
+# ------------------------------------------------------- 4. expressions
+HOSTILE = {
+    "1000-term sum": " + ".join(["mu"] * 1000),
+    "100k unary minuses": "-" * 100_000 + "mu",
+    "exponent tower": "9**9**9**9",
+    "tower on a name": "mu ** 9**9**9",
+    "400-digit literal": "1" + "0" * 399 + " * mu",
+    "1e309": "1e309 * mu",
+    "deep parentheses": "(" * 1000 + "mu" + ")" * 1000,
+    "deep calls": "exp(" * 120 + "mu" + ")" * 120,
+    "long product of names": " * ".join(["mu"] * 600),
+    "wide call": "max(" + ",".join(["mu"] * 600) + ")",
+    "division by zero": "mu * (1 / 0)",
+    "complex power": "mu * (-8) ** 0.5",
+    "log of zero": "mu * log(0)",
+    "dunder attribute": "mu.__class__",
+    "call of an import": "__import__('os').system('touch /tmp/h1-pwned')",
+    "lambda": "(lambda: 0)()",
+}
+
+
+@pytest.mark.parametrize("what", HOSTILE)
+def test_a_hostile_expression_is_refused_in_one_line_naming_file_and_line(tmp_path, what):
+    text = demo_model_path().read_text()
+    line = next(i for i, t in enumerate(text.splitlines(), 1) if t.startswith("q_glc"))
+    path = tmp_path / "model.toml"
+    path.write_text(
+        text.replace('"pirt(mu, Y_xglc, m_glc) * monod(Glc, 0.05)"', repr(HOSTILE[what]))
+    )
+    with pytest.raises(hx.ModelFileError) as e:
+        hx.load_model(path)
+    message = str(e.value)
+    assert message.startswith(f"{path}, line {line}: [rates.q_glc]"), message
+    assert "\n" not in message and len(message) < 400, message
+    assert not os.path.exists("/tmp/h1-pwned")
+
+
+def test_expressions_at_the_limits_still_parse_and_fold_numbers_exactly():
+    from hybridxfer._core.expressions import MAX_DEPTH, parse_expression
+
+    terms = MAX_DEPTH + 1  # a sum of n terms nests n - 1 deep
+    total = parse_expression(" + ".join(["x"] * terms), {"x"})
+    assert float(total({"x": 0.5})) == terms * 0.5
+    folded = parse_expression("2**10 * x - -(3 / 4) + exp(0) + 1e100 * 0", {"x"})
+    assert float(folded({"x": 1.0})) == 1024.0 + 0.75 + 1.0
+    assert folded.names == frozenset({"x"})

@@ -243,9 +243,9 @@ def test_missing_column(tmp_path, table, column):
 
 
 def test_unexpected_column(tmp_path):
-    text = MEASUREMENTS.replace("value,sd", "value,SD")
+    text = MEASUREMENTS.replace("value,sd", "value,error")
     assert_study_error(
-        tmp_path / "s", r"measurements\.csv: unexpected column 'SD'", measurements=text
+        tmp_path / "s", r"measurements\.csv: unexpected column 'error'", measurements=text
     )
 
 

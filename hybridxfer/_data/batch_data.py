@@ -181,6 +181,8 @@ def study_needs(model: HybridModel) -> StudyNeeds:
         inputs=model.input_names,
         events=r.events,
         constants=model.constant_names,
+        ranges=tuple((v, *bounds) for v, bounds in model.ranges.items()),
+        units=(*model.units.items(), ("time", s.time_unit)),
     )
 
 

@@ -1,6 +1,7 @@
 """The study: tidy, long-format bioreactor data, and its validation.
 
-A study is a folder with three CSV files (times in the model's time unit, e.g. h):
+A study is a folder with three CSV files, or an Excel workbook with three sheets of the
+same names (times in the model's time unit, e.g. h, unless a header says otherwise):
 
 - ``measurements.csv``: ``batch,time,variable,value`` and optionally ``sd``. One row per
   sample; a missing sample is an absent row.
@@ -10,20 +11,27 @@ A study is a folder with three CSV files (times in the model's time unit, e.g. h
 - ``batches.csv``: ``batch,process,split`` and then any per-batch numeric constants. One
   row per batch; ``split`` is ``train``, ``valid`` or ``test``.
 
+``measurements`` and ``inputs`` may also be wide (``batch,time`` and one column per
+variable, as lab exports are); headers may carry units (``F [mL/h]``), and long tables
+a ``unit`` column; read with ``units=model``, values are converted to the model's
+declared units (see :mod:`hybridxfer._data.tables`).
+
 Everything is checked when the study is read, so that bad data fails here with a message
 naming the file, the row (as a spreadsheet numbers it: header = row 1, first data row =
 row 2) and the column, never as a NaN deep inside an ODE solve.
 """
 
+import dataclasses
 import os
 import warnings
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from .._core.model import HybridModel
 from .tables import (
     BATCH_COLUMNS,
     SPLITS,
@@ -31,6 +39,7 @@ from .tables import (
     at,
     first_true,
     read_csv,
+    read_workbook,
     row,
     table_label,
     validated,
@@ -60,6 +69,8 @@ class StudyNeeds:
         events: event inputs (optional per batch; a value is an amount added at that
             instant).
         constants: batch constants; columns of ``batches``, finite numbers for every batch.
+        ranges: ``(variable, lo, hi)``: the physically possible measured values.
+        units: ``(name, unit)``: the unit of each variable, input, constant and ``time``.
     """
 
     variables: tuple[str, ...] = ()
@@ -67,6 +78,8 @@ class StudyNeeds:
     inputs: tuple[str, ...] = ()
     events: tuple[str, ...] = ()
     constants: tuple[str, ...] = ()
+    ranges: tuple[tuple[str, float, float], ...] = ()
+    units: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -89,13 +102,42 @@ class Study:
         batches: columns ``batch``, ``process``, ``split`` (str), then the batch
             constants (float64; NaN where a cell was empty). One row per batch, in file
             order.
-        name: the folder path, or ``"DataFrame"``; used in messages.
+        name: the folder or workbook path, or ``"DataFrame"``; used in messages.
+        units: the unit of each variable, constant and ``time`` whose data declared
+            one (after conversion: the wanted unit); others are in the model's units.
+        columns: for each table read wide, each variable's column header, for messages.
     """
 
     measurements: pd.DataFrame
     inputs: pd.DataFrame
     batches: pd.DataFrame
     name: str = "study"
+    units: Mapping[str, str] = field(default_factory=dict)
+    columns: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        """A short summary: processes with their batches per split, variables, inputs,
+        constants and time span (not the tables)."""
+        b = self.batches
+        per_process = "; ".join(
+            f"{p}: "
+            + ", ".join(f"{(g['split'] == x).sum()} {x}" for x in SPLITS if x in set(g["split"]))
+            for p, g in b.groupby("process", sort=False)
+        )
+        times = pd.concat([self.measurements["time"], self.inputs["time"]])
+        unit = f" {self.units['time']}" if "time" in self.units else ""
+        lines = [
+            f"Study {self.name!r}: {len(b)} batches in {len(self.processes)} process(es) "
+            f"({per_process})",
+            f"  measurements: {len(self.measurements)} values of "
+            + _listed(self.measurements["variable"], self.units),
+            f"  inputs: {_listed(self.inputs['variable'], self.units) or 'none'}",
+            f"  constants: {_listed(self.constant_names, self.units) or 'none'}",
+            f"  time: {times.min():g} to {times.max():g}{unit}",
+        ]
+        return "\n".join(lines)
+
+    __str__ = __repr__
 
     @property
     def batch_names(self) -> tuple[str, ...]:
@@ -159,11 +201,11 @@ class Study:
                 + ")"
             )
         kept = b["batch"][keep]
-        return Study(
+        return dataclasses.replace(
+            self,
             measurements=self.measurements[self.measurements["batch"].isin(kept)],
             inputs=self.inputs[self.inputs["batch"].isin(kept)],
             batches=b[keep],
-            name=self.name,
         )
 
     def check(self, needs: StudyNeeds) -> None:
@@ -176,11 +218,16 @@ class Study:
             needs: what the model needs.
 
         Raises:
-            StudyError: a needed batch constant is missing (column or cell), a batch has
-                no value at time 0 of a needed input, or a batch has no measurement at
-                time 0 of a state in ``needs.initial_from_data``.
+            StudyError: a measured value outside its variable's range (naming the row
+                and column), data in units other than the model's (read the study with
+                ``units=model`` to convert them), a needed batch constant is missing
+                (column or cell), a batch has no value at time 0 of a needed input, or a
+                batch has no measurement at time 0 of a state in
+                ``needs.initial_from_data``.
         """
         self._warn_unknown(needs)
+        self._check_units(dict(needs.units))
+        self._check_ranges(needs.ranges)
         self._check_constants(needs.constants)
         self._check_inputs(needs.inputs)
         self._check_initial(needs.initial_from_data)
@@ -223,6 +270,32 @@ class Study:
                 UserWarning,
                 stacklevel=3,
             )
+
+    def _check_units(self, wanted: dict[str, str]) -> None:
+        for name, unit in self.units.items():
+            if wanted.get(name, unit) != unit:
+                raise StudyError(
+                    f"{self.name}: {name} is given in {unit!r}, the model's unit is "
+                    f"{wanted[name]!r}; read the study with units=model "
+                    "(hybridxfer.read_study(path, units=model)) to convert it"
+                )
+
+    def _check_ranges(self, ranges: tuple[tuple[str, float, float], ...]) -> None:
+        m = self.measurements
+        variable, value = m["variable"].to_numpy(), m["value"].to_numpy(dtype=float)
+        outside = np.zeros(len(m), dtype=bool)
+        for name, lo, hi in ranges:
+            outside |= (variable == name) & ((value < lo) | (value > hi))
+        bad = first_true(outside)
+        if bad is None:
+            return
+        name, lo, hi = next(r for r in ranges if r[0] == variable[bad])
+        column = self.columns.get("measurements", {}).get(name, "value")
+        raise StudyError(
+            f"{at(self._label('measurements'), m, bad, column)}: {name} = {value[bad]:g} is "
+            f"outside its physical range [{lo:g}, {hi:g}] (a wrong sign, unit or typo? "
+            "declare another range in the model file: range = [lo, hi] on the state)"
+        )
 
     def _check_constants(self, constants: tuple[str, ...]) -> None:
         label = self._label("batches")
@@ -270,41 +343,55 @@ class Study:
                     )
 
 
-def read_study(folder: str | os.PathLike) -> Study:
-    """Read and validate a study folder.
+def read_study(
+    path: str | os.PathLike, units: Mapping[str, str] | HybridModel | None = None
+) -> Study:
+    """Read and validate a study folder or Excel workbook.
 
     Files are read as UTF-8 (a byte-order mark is allowed); header names and text cells
     are stripped of surrounding spaces; blank lines are skipped but still counted in
     row numbers.
 
     Args:
-        folder: a folder with ``measurements.csv``, ``batches.csv`` and optionally
-            ``inputs.csv`` (absent: no inputs).
+        path: a folder with ``measurements.csv``, ``batches.csv`` and optionally
+            ``inputs.csv`` (absent: no inputs), or an ``.xlsx`` workbook with sheets of
+            these names. ``measurements`` and ``inputs`` may be long or wide.
+        units: the model (its declared units, and its time unit for ``time``) or a
+            mapping of names to units: values whose data declare another unit (a
+            ``unit`` column, ``F [mL/h]`` headers) are converted to these. None: values
+            are kept as given, and :meth:`Study.check` refuses units other than the
+            model's.
 
     Returns:
-        The validated :class:`Study`, with ``name`` the folder path.
+        The validated :class:`Study`, with ``name`` the folder or workbook path.
 
     Raises:
-        StudyError: a missing folder or file, or any bad cell (see
+        StudyError: a missing folder, file or sheet, or any bad cell (see
             :func:`study_from_frames`).
     """
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise StudyError(f"study folder '{folder}' does not exist or is not a folder")
-    name = str(folder)
+    path = Path(path)
+    name = str(path)
+    if path.suffix.lower() == ".xlsx" and path.is_file():
+        return _build(**read_workbook(path, name), name=name, units=units)
+    if path.suffix.lower() in (".xls", ".xlsm", ".ods", ".csv") and path.is_file():
+        raise StudyError(
+            f"'{path}': a study is a folder of CSV files or an .xlsx workbook (save it as .xlsx)"
+        )
+    if not path.is_dir():
+        raise StudyError(f"study folder '{path}' does not exist or is not a folder")
     frames = {}
     for table in ("measurements", "inputs", "batches"):
-        path = folder / f"{table}.csv"
-        if path.is_file():
-            frames[table] = read_csv(path, table_label(name, table))
+        file = path / f"{table}.csv"
+        if file.is_file():
+            frames[table] = read_csv(file, table_label(name, table))
         elif table == "inputs":
             frames[table] = None
         else:
             raise StudyError(
-                f"{folder}: missing file '{table}.csv' (a study needs measurements.csv and "
+                f"{path}: missing file '{table}.csv' (a study needs measurements.csv and "
                 "batches.csv; inputs.csv is optional)"
             )
-    return _build(frames["measurements"], frames["inputs"], frames["batches"], name)
+    return _build(**frames, name=name, units=units)
 
 
 def study_from_frames(
@@ -312,8 +399,10 @@ def study_from_frames(
     inputs: pd.DataFrame | None = None,
     batches: pd.DataFrame | None = None,
     name: str = "DataFrame",
+    units: Mapping[str, str] | HybridModel | None = None,
 ) -> Study:
-    """Build and validate a study from DataFrames, with the same columns as the files.
+    """Build and validate a study from DataFrames, with the same columns as the files
+    (``measurements`` and ``inputs`` long or wide).
 
     The index of the frames is ignored (rows are numbered by position).
 
@@ -327,6 +416,7 @@ def study_from_frames(
             frames (``measurements row 7 column 'value': ...``, rows numbered from 2 for
             the first positional row, as in a file); otherwise they name
             ``{name}/measurements.csv``.
+        units: as for :func:`read_study`.
 
     Returns:
         The validated :class:`Study`. Text columns become ``str``; ``time``, ``value``,
@@ -346,7 +436,7 @@ def study_from_frames(
         None if frame is None else pd.DataFrame(frame).reset_index(drop=True)
         for frame in (measurements, inputs, batches)
     ]
-    return _build(*frames, name=name)
+    return _build(*frames, name=name, units=units)
 
 
 def write_study(study: Study, folder: str | os.PathLike) -> Path:
@@ -359,13 +449,20 @@ def write_study(study: Study, folder: str | os.PathLike) -> Path:
 
     Returns:
         The folder, as a :class:`~pathlib.Path`; :func:`read_study` of it gives back
-        the same tables (floats are written with full precision; the index is not
-        written, so a selected study comes back with the rows numbered anew).
+        the same tables and units (declared units are written in a ``unit`` column
+        and in headers such as ``time [min]``; floats are written with full precision;
+        the index is not written, so a selected study comes back with the rows
+        numbered anew).
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    units = study.units
     for table in ("measurements", "inputs", "batches"):
-        getattr(study, table).to_csv(folder / f"{table}.csv", index=False)
+        frame = getattr(study, table)
+        if table != "batches" and any(v in units for v in frame["variable"]):
+            frame = frame.assign(unit=frame["variable"].map(units).fillna(""))
+        headers = {c: f"{c} [{units[c]}]" for c in frame.columns if c in units}
+        frame.rename(columns=headers).to_csv(folder / f"{table}.csv", index=False)
     return folder
 
 
@@ -373,11 +470,19 @@ def _names(names: str | Sequence[str]) -> tuple[str, ...]:
     return (names,) if isinstance(names, str) else tuple(names)
 
 
+def _listed(names, units: Mapping[str, str]) -> str:
+    """Unique names in order, each with its unit where known: ``Xv, F [mL/h]``."""
+    return ", ".join(f"{n} [{units[n]}]" if n in units else n for n in dict.fromkeys(names))
+
+
 def _build(
     measurements: pd.DataFrame,
     inputs: pd.DataFrame | None,
     batches: pd.DataFrame | None,
     name: str,
+    units: Mapping[str, str] | HybridModel | None = None,
 ) -> Study:
-    m, i, b = validated(measurements, inputs, batches, name)
-    return Study(measurements=m, inputs=i, batches=b, name=name)
+    if isinstance(units, HybridModel):
+        units = {**units.units, "time": units.structure.time_unit}
+    t = validated(measurements, inputs, batches, name, units)
+    return Study(t.measurements, t.inputs, t.batches, name, t.units, t.columns)

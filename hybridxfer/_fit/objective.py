@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import warnings
+from collections.abc import Sequence
 
 import equinox as eqx
 import jax
@@ -12,6 +12,8 @@ from jaxtyping import Array, Bool, Float
 
 from .._core.model import HybridModel
 from .._data.batch_data import BatchData
+from .._data.outliers import robust_span
+from .._data.tables import StudyError, first_true
 from .._solve import Solver, solve_batches, solve_rows
 
 __all__ = [
@@ -75,13 +77,35 @@ def initial_states(params: Trainable, data: BatchData) -> Float[Array, "B n_stat
     return jnp.where(estimated, jnp.exp(params.initial), default)
 
 
-def variable_scales(data: BatchData, mask: Bool[Array, "B M"]) -> Float[Array, " n_vars"]:
-    """Scale of each variable: its range over the observations in `mask` (1 if none or flat)."""
+def variable_scales(
+    data: BatchData, mask: Bool[Array, "B M"], names: Sequence[str] = ()
+) -> Float[Array, " n_vars"]:
+    """Scale of each variable: the robust span of its observations in `mask`, their
+    range without far-out values (:func:`hybridxfer._data.outliers.robust_span`; the
+    plain range where none is far out), 1 if none or flat. One absurd but finite value
+    (e.g. ``1e308``) thus cannot make a variable's residuals vanish.
+
+    Args:
+        names: the variables' names (``model.variable_names``), for messages.
+
+    Raises:
+        StudyError: an observation that is not finite once divided by its scale
+            (naming the variable).
+    """
     values = np.where(np.asarray(mask)[..., None], np.asarray(data.values), np.nan)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
-        span = np.nanmax(values, axis=(0, 1)) - np.nanmin(values, axis=(0, 1))
-    return jax.device_put(np.where(np.isfinite(span) & (span > 0), span, 1.0))
+    values = values.reshape(-1, values.shape[-1])
+    span = np.array([robust_span(column) for column in values.T])
+    scales = np.where(np.isfinite(span) & (span > 0), span, 1.0)
+    with np.errstate(over="ignore"):
+        scaled = values / scales
+    bad = first_true(np.any(np.isfinite(values) & ~np.isfinite(scaled), axis=0))
+    if bad is not None:
+        name = names[bad] if bad < len(names) else f"number {bad}"
+        raise StudyError(
+            f"variable {name!r}: a measured value is not finite once divided by the "
+            f"variable's scale {scales[bad]:g}; check its values for a unit slip or typo"
+        )
+    return jax.device_put(scales)
 
 
 def scaled_residuals(

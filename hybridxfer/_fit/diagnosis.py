@@ -1,49 +1,43 @@
-"""Diagnosis of rejected steps: where a member's solve went bad."""
+"""Diagnosis of rejected steps: where a member's solve went bad, and why."""
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 
+import jax.numpy as jnp
 import numpy as np
 
 from .._data.batch_data import BatchData
-from .._solve import Solver, first_failure, solve_batches
+from .._solve import Solver, solve
+from .._solve.failure import SolveFailure, field_failure, locate
 from .objective import Trainable, initial_states
 from .scheduler import take
 
-__all__ = ["warn_rejected"]
+__all__ = ["at_start", "rejection"]
 
 
-def warn_rejected(
-    params: Trainable,
-    data: BatchData,
-    batches: Sequence[str],
-    finite: np.ndarray,
-    step: int,
-    solver: Solver,
-) -> None:
-    """Warn, for each member whose step was rejected (`finite` False; `params` stacked
-    over members), where its solve failed: the batch, time and variables of the first
-    non-finite state or of the solver stopping, or else that the gradient was not
+def at_start(
+    params: Trainable, data: BatchData, batches: Sequence[str], member: int
+) -> SolveFailure | None:
+    """Member `member`'s first batch with non-finite rates or balances at its start
+    (t=0), found without solving (:func:`~hybridxfer._solve.failure.field_failure`),
+    or None. `params` are stacked over members."""
+    p, n = take(params, member), len(batches)
+    y0 = initial_states(p, data)[:n]
+    return field_failure(p.batch_model(data), data, batches, jnp.zeros(n), y0)
+
+
+def rejection(
+    params: Trainable, data: BatchData, batches: Sequence[str], member: int, solver: Solver
+) -> str:
+    """Why member `member`'s step was rejected (`params` stacked over members): the
+    batch, time and rates of the first non-finite value, or where the solver stopped
+    (:func:`~hybridxfer._solve.failure.locate`), or else that the gradient was not
     finite."""
-    for r in np.flatnonzero(~finite):
-        p = take(params, int(r))
-        ys, ok = solve_batches(p.batch_model(data), data, solver, initial_states(p, data))
-        failure = first_failure(
-            np.asarray(ys), np.asarray(ok), data, batches, p.model.variable_names, solver.max_steps
-        )
-        if failure is None:
-            where = "the gradient was not finite"
-        elif failure.kind == "non-finite":
-            where = (
-                f"batch {failure.batch!r}: non-finite {', '.join(failure.variables)} "
-                f"at t={failure.time:g}"
-            )
-        else:
-            where = (
-                f"batch {failure.batch!r}: the solver stopped before t={failure.time:g} "
-                f"(step budget max_steps={solver.max_steps} per segment ran out, or the step "
-                "size collapsed)"
-            )
-        warnings.warn(f"fit step {step}, member {r}: step rejected: {where}", stacklevel=4)
+    p = take(params, member)
+    model, y0 = p.batch_model(data), initial_states(p, data)
+    failure = locate(model, data, batches, solver, y0=y0)  # the start, without solving
+    if failure is None:
+        ys, ok = solve(model, data, solver, y0)
+        failure = locate(model, data, batches, solver, np.asarray(ys), np.asarray(ok), y0)
+    return "the gradient was not finite" if failure is None else failure.message

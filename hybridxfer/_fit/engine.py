@@ -6,17 +6,23 @@ they step in groups, one per core, in threads (:mod:`.scheduler`). Each step sol
 every member's batches in one flat vmap and scores the train and validation
 observations from that one solve; each member keeps its best parameters on
 validation and stops after `patience` steps without improvement. The best member is
-the fitted model; all members form an ensemble for prediction bands. A step whose
-loss or gradient is not finite is rejected for that member and reported with the
-batch and time that went bad (:mod:`.diagnosis`). With a checkpoint folder, the
-state is saved every `checkpoint_every` steps and a restarted fit resumes from it to
-the same result (:mod:`.checkpoint`).
+the fitted model; all members form an ensemble for prediction bands.
+
+A step whose loss or gradient is not finite is rejected for that member: its values
+and optimiser state stay, so its next step would be the same step, rejected again.
+The member is reported once, with the batch, time and rate that went bad
+(:mod:`.diagnosis`), and left behind; a step that every member rejects stops the fit
+at once with that diagnosis, and so, before any step is compiled, do equations that
+are not finite at every member's start. With a checkpoint folder (one writer at a
+time: :func:`.checkpoint.writer`), the state is saved every `checkpoint_every` steps
+and a restarted fit resumes from it to the same result (:mod:`.checkpoint`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -37,15 +43,13 @@ from . import checkpoint as checkpoints
 from . import scheduler
 from .config import FitConfig, FitError, FitResult
 from .controls import member_keys, member_start, stack
-from .diagnosis import warn_rejected
+from .diagnosis import at_start, rejection
 from .objective import Trainable, initial_states, variable_scales
 from .plan import Plan
 from .step import State, StepSettings, initial_opt_state, step
 from .validation import Validation, check_held_out
 
 __all__ = ["Members", "fit", "train"]
-
-MAX_REJECTED = 20  # steps in a row with every member rejected before a fit gives up
 
 
 @dataclass(frozen=True)
@@ -174,7 +178,9 @@ def fit(
 
     Raises:
         StudyError: no training batches, or data the model cannot use.
-        FitError: if every member's steps keep failing (non-finite loss or gradient).
+        FitError: every member's equations are not finite at the start, or every
+            member's step was rejected (a non-finite loss or gradient), naming the
+            batch, time and rate; another fit holds the checkpoint folder.
     """
     plans = [plan] * config.members if isinstance(plan, Plan) else list(plan)
     validations = (
@@ -218,6 +224,9 @@ def train(
         for m, k in zip(members, keys)
     ]
     params, controls = (stack([s[i] for s in starts]) for i in (0, 1))
+    failures = [at_start(params, data, names, r) for r in range(len(members))]
+    if all(f is not None for f in failures):  # found in milliseconds, without a solve
+        raise FitError(f"fit: cannot start: {failures[0].message}")
     settings, patience = StepSettings.of(config), np.asarray(config.patience)
     state = State(
         params=params,
@@ -239,7 +248,7 @@ def train(
         if folder is not None and (folder / "state.eqx").exists():
             state, start, history = checkpoints.load(folder, state, fingerprint)
 
-        rejected, at_start = 0, None
+        left, step0 = set(), None  # members left behind; losses and predictions at step 0
         bar = tqdm(total=config.steps, initial=start, disable=not progress, desc="fit")
         n = start
         groups = scheduler.groups(len(members), scheduler.workers())
@@ -255,18 +264,12 @@ def train(
                 parts = [(o[0], c) for o, (_, c) in zip(outs, parts)]
                 losses, finite = (scheduler.join([o[k] for o in outs], groups) for k in (1, 2))
                 if n == 0:
-                    at_start = losses, scheduler.join([o[3] for o in outs], groups)
+                    step0 = losses, scheduler.join([o[3] for o in outs], groups)
                 n += 1
                 history += [(n, r, *losses[r]) for r in range(len(members))]
-                rejected = rejected + 1 if not finite.any() else 0
                 if not finite.all():
                     params = scheduler.join([p.params for p, _ in parts], groups)
-                    warn_rejected(params, data, names, finite, n, config.solver)
-                if rejected > MAX_REJECTED:
-                    raise FitError(
-                        f"fit: {MAX_REJECTED} steps in a row gave a non-finite loss or gradient "
-                        f"(step {n})"
-                    )
+                    _rejected(params, data, names, finite, left, n, config.solver)
                 bar.update(1)
                 best = min(np.asarray(p.best_valid).min() for p, _ in parts)
                 bar.set_postfix(train=f"{losses[:, 0].min():.4g}", valid=f"{best:.4g}")
@@ -281,8 +284,8 @@ def train(
     return Members(
         best=state.best,
         scores=np.asarray(state.best_valid),
-        start=None if at_start is None else at_start[0],
-        start_predictions=None if at_start is None else at_start[1],
+        start=None if step0 is None else step0[0],
+        start_predictions=None if step0 is None else step0[1],
         best_predictions=np.asarray(state.best_ys),
         weights=np.asarray(controls.weights),
         history=pd.DataFrame(history, columns=["step", "member", "train", "valid"]),
@@ -319,6 +322,25 @@ def _setup(model: HybridModel, study: Study, process, members):
         process is None or study.batches["process"].to_numpy() == process
     )
     return study, data, variable_scales(data, np.asarray(data.mask) & own[:, None])
+
+
+def _rejected(params, data, names, finite: np.ndarray, left: set, n: int, solver) -> None:
+    """Stop the fit if no member's step `n` was finite; else warn once about each member
+    newly left behind (a rejected step changes nothing: it would be repeated)."""
+    if not finite.any():
+        why = rejection(params, data, names, 0, solver)
+        raise FitError(
+            f"fit step {n}: every member's step was rejected: {why} (a rejected step "
+            "changes nothing; the fit stops)"
+        )
+    for r in np.flatnonzero(~finite):
+        if int(r) not in left:
+            left.add(int(r))
+            why = rejection(params, data, names, int(r), solver)
+            warnings.warn(
+                f"fit step {n}, member {r}: step rejected, the member is left at its values: {why}",
+                stacklevel=4,
+            )
 
 
 def _stopped(parts, config: FitConfig) -> bool:

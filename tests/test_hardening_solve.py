@@ -1,0 +1,128 @@
+"""Issue 28, failing solves: a NaN made by the model's equations is reported as such,
+quickly, naming the batch, the time where the solve failed (not the next output time)
+and the rate; a fit whose every member's step is rejected stops at once.
+
+The reference: zero-order consumption S' = -k, S(0) = 10, k = 1/h, so S(t) = 10 - t,
+and a rate ``q = k * (1 + 0 * log(S - 2))`` that is NaN exactly when S < 2: from
+t* = 8 h on."""
+
+import time
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import hybridxfer as hx
+from hybridxfer._data.batch_data import batch_data
+from hybridxfer._fit import FitConfig, FitError, fit
+from hybridxfer._solve import Solver, solve
+from hybridxfer._solve.failure import GRID, ZOOMS, field_failure, first_failure, locate
+
+SOLVER = Solver(rtol=1e-6, atol=1e-9, max_steps=256)
+T_STAR = 8.0
+FIT = FitConfig(steps=10, members=2, solver=SOLVER)
+
+
+def _model(floor: float, k: float = 1.0) -> hx.HybridModel:
+    return hx.HybridModel.build(
+        name="nan",
+        states=[hx.State("S", "g/L"), hx.State("X", "g/L")],
+        parameters=[hx.Parameter("k", k, "g/(L h)"), hx.Parameter("Y", 0.5, "1")],
+        rates={"q": f"k * (1 + 0 * log(S - {floor}))", "growth": "Y * q"},
+        balances={"S": "-q", "X": "growth"},
+    )
+
+
+def _study(times=(0.0, 5.0, 10.0, 15.0)) -> hx.Study:
+    rows = []
+    for b, s0 in (("ok", 20.0), ("bad", 10.0)):  # "ok" reaches S = 2 only after 18 h
+        rows += [(b, t, "S", max(s0 - t, 0.5)) for t in times]
+        rows += [(b, t, "X", 0.1 + 0.5 * t) for t in times]
+    return hx.study_from_frames(
+        pd.DataFrame(rows, columns=["batch", "time", "variable", "value"]),
+        batches=pd.DataFrame({"batch": ["ok", "bad"], "process": "p", "split": "train"}),
+    )
+
+
+def test_a_nan_at_the_start_is_named_without_solving():
+    model, study = _model(100.0), _study()
+    data = batch_data(model, study)
+    start = time.perf_counter()
+    failure = locate(model, data, study.batch_names, SOLVER)
+    assert time.perf_counter() - start < 10.0
+    assert (failure.batch, failure.time, failure.kind) == ("ok", 0.0, "non-finite")
+    assert failure.rates == ("q", "growth") and failure.variables == ("S", "X")
+    assert failure.message.startswith("batch 'ok': the model's equations give a non-finite value")
+    assert "at t=0: rate(s) q, growth, the balance of S, X (at S=20, X=0.1)" in failure.message
+
+
+def test_a_nan_inside_the_solve_is_located_where_it_happens():
+    model, study = _model(2.0), _study()
+    data = batch_data(model, study)
+    ys, ok = (np.asarray(a) for a in solve(model, data, SOLVER))
+    names = study.batch_names
+    # what the solve's output alone tells: the next output time, as the solver stopping
+    plain = first_failure(ys, ok, data, names, model.variable_names, SOLVER.max_steps)
+    assert (plain.batch, plain.time, plain.kind) == ("bad", 10.0, "stopped")
+    failure = locate(model, data, names, SOLVER, ys, ok)
+    assert (failure.batch, failure.kind, failure.rates) == ("bad", "non-finite", ("q", "growth"))
+    resolution = (10.0 - 5.0) / GRID**ZOOMS
+    assert T_STAR < failure.time <= T_STAR + resolution, failure.time
+    assert f"non-finite value at t={failure.time:.6g}: rate(s) q, growth" in failure.message
+    # the state named: just past S(t*) = 2, where log(S - 2) is NaN
+    s = float(failure.message.split("(at S=")[1].split(",")[0])
+    assert 2.0 - 2 * resolution < s < 2.0, failure.message
+
+
+def test_equations_finite_everywhere_are_not_blamed():
+    model, ok_only = _model(2.0), _study().select(batches="ok")
+    data = batch_data(model, ok_only)
+    t = np.array([0.0])
+    assert field_failure(model, data, ok_only.batch_names, t, np.array([[3.0, 1.0]])) is None
+    bad = field_failure(model, data, ok_only.batch_names, t, np.array([[1.0, 1.0]]))
+    assert bad.rates == ("q", "growth") and bad.time == 0.0
+    ys, ok = (np.asarray(a) for a in solve(model, data, SOLVER))
+    assert locate(model, data, ok_only.batch_names, SOLVER, ys, ok) is None
+
+
+def test_a_fit_whose_equations_fail_at_the_start_stops_before_any_step():
+    model, study = _model(100.0), _study()
+    start = time.perf_counter()
+    with pytest.raises(FitError) as e:
+        fit(model, study, config=FitConfig(steps=50, members=2, solver=SOLVER), progress=False)
+    assert time.perf_counter() - start < 10.0
+    message = str(e.value)
+    assert message.startswith("fit: cannot start: batch 'ok': the model's equations give")
+    assert "rate(s) q, growth" in message and "\n" not in message
+
+
+def _declared_half():
+    """The model declared with k = 0.5 (S >= 2.5 up to t = 15: finite), at k = 1."""
+    return _model(2.0, k=0.5).with_parameters(k=1.0)
+
+
+def test_a_fit_whose_every_step_is_rejected_stops_at_the_first():
+    model, study = _declared_half(), _study()
+    with pytest.raises(FitError) as e:
+        fit(model, study, config=FIT, progress=False)
+    message = str(e.value)
+    assert message.startswith("fit step 1: every member's step was rejected: batch 'bad'")
+    assert "rate(s) q, growth" in message and "a rejected step changes nothing" in message
+    t = float(message.split("non-finite value at t=")[1].split(":")[0])
+    assert T_STAR < t <= T_STAR + 5.0 / GRID**ZOOMS
+
+
+def test_a_member_left_behind_is_warned_about_once_and_the_others_go_on():
+    # member 0 starts at the declared k = 0.5; member 1 at k = 1, failing at t* = 8
+    model, study = _declared_half(), _study()
+    plans = [hx.Plan(from_declared=True), hx.Plan()]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = fit(model, study, config=FIT, plan=plans, progress=False)
+    rejected = [str(w.message) for w in caught if "step rejected" in str(w.message)]
+    assert len(rejected) == 1 and rejected[0].startswith("fit step 1, member 1: step rejected")
+    assert "rate(s) q, growth" in rejected[0]
+    history = result.history
+    assert history["step"].max() == FIT.steps
+    assert np.isfinite(history[history["member"] == 0]["train"]).all()

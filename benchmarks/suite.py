@@ -42,6 +42,7 @@ except ImportError:  # imported as benchmarks.suite
     from benchmarks import families
 
 REFIT_SOLVER = hx.Solver(rtol=1e-8, atol=1e-10)  # the reference: solves as tight as it needs
+PREDICT_SOLVER = hx.Solver()  # hx.predict's default
 POOL_FOR_SCRATCH = 10
 STRATEGIES = ("auto", "none", "scratch")
 
@@ -59,13 +60,55 @@ def scores(prediction: pd.DataFrame, test: hx.Study, scored) -> dict:
     return out | {"mean": float(np.mean(list(out.values())))}
 
 
-def model_scores(model: hx.HybridModel, test: hx.Study, scored) -> dict:
+def model_scores(
+    model: hx.HybridModel, test: hx.Study, scored, solver: hx.Solver = PREDICT_SOLVER
+) -> dict:
     """`scores` of the model's predictions of the test batches; a model whose solve
     fails on a test batch scores inf, with the error."""
     try:
-        return scores(hx.predict(model, test), test, scored)
+        return scores(hx.predict(model, test, solver=solver), test, scored)
     except hx.SimulationError as e:
         return {v: np.inf for v in (*scored, "mean")} | {"error": str(e)}
+
+
+def candidate_records(result: hx.TransferResult, test: hx.Study, scored) -> dict:
+    """Every candidate's validation views and test scores, and its test predictions of
+    the scored variables (``values``, in the order of ``keys``): enough to score other
+    selection rules, or averages of candidates, without training again."""
+    keys = None
+    records = []
+    for row in result.candidates.to_dict("records"):
+        model = result.candidate_fits[row["candidate"]].model
+        record = {k: v.item() if isinstance(v, np.generic) else v for k, v in row.items()}
+        record["test"] = model_scores(model, test, scored)
+        try:
+            pred = hx.predict(model, test)
+        except hx.SimulationError:
+            records.append(record)
+            continue
+        pred = pred[pred["variable"].isin(scored)].sort_values(["batch", "variable", "time"])
+        keys = keys or [[b, float(t), v] for b, t, v in pred[["batch", "time", "variable"]].values]
+        record["values"] = pred["value"].tolist()
+        records.append(record)
+    return dict(keys=keys, candidates=records)
+
+
+def band_coverage(fit: hx.FitResult, fam, family: hx.Study, target: str) -> dict:
+    """Per scored variable: how often the fit's 95% state band holds the noise-free
+    truth on the target's test batches (t > 0), and its mean width over the truth's
+    range."""
+    test = family.select(process=target, split="test")
+    truth = fam.truth_simulation(family, target).rename(columns={"value": "truth"})
+    keys = ["batch", "time", "variable"]
+    both = hx.predict(fit, test).merge(truth[[*keys, "truth"]], on=keys).query("time > 0")
+    out = {}
+    for v in fam.SCORED:
+        part = both[both["variable"] == v]
+        inside = (part["truth"] >= part["lower"]) & (part["truth"] <= part["upper"])
+        span = max(np.ptp(part["truth"].to_numpy()), 1e-300)
+        width = float((part["upper"] - part["lower"]).mean() / span)
+        out[v] = dict(coverage=float(inside.mean()), width=width)
+    return out
 
 
 def source_fit(fam, family: hx.Study, steps: int) -> hx.FitResult:
@@ -120,8 +163,14 @@ def cell(fam, family, src, target, n, seed, steps) -> dict:
     row["auto"] = model_scores(result.model, test, fam.SCORED)
     for name in ("none", "scratch"):
         row[name] = model_scores(result.candidate_fits[name].model, test, fam.SCORED)
+    row |= candidate_records(result, test, fam.SCORED)
+    try:
+        row["band"] = band_coverage(result.fit, fam, family, target)
+    except hx.SimulationError as e:
+        row["band"] = {"error": str(e)}
     t0 = time.perf_counter()
-    row["truth-refit"] = model_scores(truth_refit(fam, family, target, batches), test, fam.SCORED)
+    refit = truth_refit(fam, family, target, batches)
+    row["truth-refit"] = model_scores(refit, test, fam.SCORED, solver=REFIT_SOLVER)
     row["refit_seconds"] = time.perf_counter() - t0
     return row
 

@@ -22,6 +22,7 @@ import pandas as pd
 from .._core.model import HybridModel
 from .._data.study import Study, StudyError
 from .._fit import FitConfig, FitResult, Members, train
+from .._uncertainty.noise import with_noise
 from . import protocol
 from .selection import choose
 from .similarity import Similarity, anchor_sd, similarity
@@ -198,7 +199,8 @@ def transfer(
             if name == "none"
             else result.result([index[name, "full"]], config, process, fitted)
         )
-        return replace(fit, calibration=_calibration(result, index, name, probe, len(folds)))
+        table = _calibration(result, index, name, probe, len(folds))
+        return replace(fit, calibration=with_noise(table, source.calibration))
 
     fits = {n: candidate_fit(n) for n in names}
     # per view the loss relative to the best candidate's, then their geometric mean:

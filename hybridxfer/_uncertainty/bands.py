@@ -11,14 +11,17 @@ a relative error with an absolute floor near zero. On the held-out observations
 ``|y - y_hat| / s_v`` give the split-conformal quantile q_v at the level (the
 ceil((n + 1) level)-th smallest of n): a band ``y_hat +- q_v s_v(y_hat)`` that holds
 a *new measurement* with that probability. The *true state* is closer by the
-measurement noise where the study declares it (its ``sd`` column): with m_h the
-held-out errors' mean square and m_sd that of the declared sd (both scaled), the state
-band shrinks by ``sqrt(max(1 - m_sd / m_h, 0))``; without a declared sd the state band
-is the measurement band, which holds the true state at least as often (an estimate of
-the noise from the residuals themselves, e.g. from their successive differences,
-took model error for noise and under-covered: 0.60-0.71 for a source fit). Observations
-at t = 0 (initial values, taken from the data) do not count. States are
-concentrations and volumes: a band never goes below 0.
+measurement noise: with m_n the noise's mean square and m_h the held-out errors' (both
+scaled), the state band shrinks by ``sqrt(max(1 - m_n / m_h+, 0))``, m_h+ = n m_h /
+chi2_0.05(n) the one-sided 95% upper bound on m_h from its n errors: a band shrinks
+only as far as the held-out errors show with confidence (with few held-out batches
+their mean square is itself uncertain, and the point estimate shrank the band to 0
+in some 2-batch transfers). The noise is the
+study's declared ``sd`` where it has one; else the table's ``noise`` column (a
+transfer's estimate, pooled with its source's residuals); else estimated from the
+table's own residuals (:mod:`.noise`: white noise told apart from the model's smooth
+error within each batch). Observations at t = 0 (initial values, taken from the data)
+do not count. States are concentrations and volumes: a band never goes below 0.
 """
 
 from __future__ import annotations
@@ -28,9 +31,10 @@ import math
 import numpy as np
 import pandas as pd
 
+from .noise import FLOOR, noise_scale, scaled_residuals
+
 __all__ = ["COVERS", "FLOOR", "band_widths"]
 
-FLOOR = 0.05
 COVERS = ("state", "measurement")
 
 
@@ -48,20 +52,36 @@ def band_widths(calibration: pd.DataFrame, level: float, cover: str) -> pd.DataF
     if not 0 < level < 1:
         raise ValueError(f"level must lie in (0, 1), not {level}")
     rows = {}
-    calibration = calibration[calibration["time"] > 0]
-    for variable, part in calibration.groupby("variable", sort=False):
-        measured = part["measured"].to_numpy(float)
-        floor = FLOOR * max(np.ptp(measured), np.finfo(float).tiny)
-        error = measured - part["predicted"].to_numpy(float)
-        scaled = error / (np.abs(part["predicted"].to_numpy(float)) + floor)
-        held = np.abs(scaled[part["heldout"].to_numpy(bool) & np.isfinite(scaled)])
-        if not len(held):
+    estimate = None
+    for variable, part in scaled_residuals(calibration).items():
+        held = part["heldout"].to_numpy(bool) & np.isfinite(part["r"])
+        error = np.abs(part["r"].to_numpy()[held])
+        if not len(error):
             continue
-        k = min(math.ceil((len(held) + 1) * level), len(held))
-        q = np.sort(held)[k - 1]
-        sd = part["sd"].to_numpy(float) / (np.abs(part["predicted"].to_numpy(float)) + floor)
-        sd = sd[part["heldout"].to_numpy(bool) & np.isfinite(scaled) & np.isfinite(sd)]
-        if cover == "state" and len(sd):
-            q *= math.sqrt(max(1 - np.mean(sd**2) / np.mean(held**2), 0.0))
-        rows[variable] = dict(floor=floor, q=q, heldout=len(held))
+        k = min(math.ceil((len(error) + 1) * level), len(error))
+        q = np.sort(error)[k - 1]
+        if cover == "state":
+            scale = np.abs(part["predicted"].to_numpy(float)[held]) + part["floor"].iloc[0]
+            noise = _noise(part[held]) / scale
+            if not np.isfinite(noise).all():
+                estimate = estimate or noise_scale([calibration])
+                noise = np.where(np.isfinite(noise), noise, estimate.get(variable, 0.0))
+            upper = np.mean(error**2) * len(error) / _chi2_lower(len(error))
+            q *= math.sqrt(max(1 - np.mean(noise**2) / upper, 0.0))
+        rows[variable] = dict(floor=part["floor"].iloc[0], q=q, heldout=len(error))
     return pd.DataFrame.from_dict(rows, orient="index", columns=["floor", "q", "heldout"])
+
+
+def _chi2_lower(k: int, z: float = -1.6448536269514722) -> float:
+    """The 5% quantile of chi-square with k degrees of freedom (Wilson-Hilferty:
+    ``k (1 - 2/(9k) + z sqrt(2/(9k)))^3``, z the normal 5% quantile; within 1% for
+    k >= 10, smaller, so more cautious, below)."""
+    return k * max(1 - 2 / (9 * k) + z * math.sqrt(2 / (9 * k)), 1e-3) ** 3
+
+
+def _noise(part: pd.DataFrame) -> np.ndarray:
+    """The measurement noise's sd per row: declared, else the ``noise`` column, else NaN."""
+    sd = part["sd"].to_numpy(float)
+    if "noise" in part:
+        sd = np.where(np.isfinite(sd), sd, part["noise"].to_numpy(float))
+    return sd

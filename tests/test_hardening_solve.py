@@ -34,14 +34,14 @@ def _model(floor: float, k: float = 1.0) -> hx.HybridModel:
     )
 
 
-def _study(times=(0.0, 5.0, 10.0, 15.0)) -> hx.Study:
+def _study(times=(0.0, 5.0, 10.0, 15.0), starts=(("ok", 20.0), ("bad", 10.0))) -> hx.Study:
     rows = []
-    for b, s0 in (("ok", 20.0), ("bad", 10.0)):  # "ok" reaches S = 2 only after 18 h
+    for b, s0 in starts:  # "ok" reaches S = 2 only after 18 h
         rows += [(b, t, "S", max(s0 - t, 0.5)) for t in times]
         rows += [(b, t, "X", 0.1 + 0.5 * t) for t in times]
     return hx.study_from_frames(
         pd.DataFrame(rows, columns=["batch", "time", "variable", "value"]),
-        batches=pd.DataFrame({"batch": ["ok", "bad"], "process": "p", "split": "train"}),
+        batches=pd.DataFrame({"batch": [b for b, _ in starts], "process": "p", "split": "train"}),
     )
 
 
@@ -87,7 +87,9 @@ def test_equations_finite_everywhere_are_not_blamed():
 
 
 def test_a_fit_whose_equations_fail_at_the_start_stops_before_any_step():
-    model, study = _model(100.0), _study()
+    # three batches: their arrays are padded to a bucket of rows
+    model, study = _model(100.0), _study(starts=(("ok", 20.0), ("bad", 10.0), ("c", 5.0)))
+    assert batch_data(model, study).times.shape[0] > 3
     start = time.perf_counter()
     with pytest.raises(FitError) as e:
         fit(model, study, config=FitConfig(steps=50, members=2, solver=SOLVER), progress=False)

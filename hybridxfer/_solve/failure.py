@@ -211,7 +211,9 @@ def _derivatives(model: HybridModel, data: BatchData, times, states):
     there)."""
     B = states.shape[0]
     free = (
-        model.free if model.free.ndim == 2 else jnp.broadcast_to(model.free, (B, *model.free.shape))
+        model.free[:B]
+        if model.free.ndim == 2
+        else jnp.broadcast_to(model.free, (B, *model.free.shape))
     )
 
     def one(free, t, y, input_times, input_values, constants):

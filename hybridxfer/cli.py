@@ -1,5 +1,5 @@
-"""Command line: ``hybridxfer demo | simulate | fit | transfer | predict | report | twin``
-(DESIGN.md §5).
+"""Command line: ``hybridxfer demo | simulate | fit | transfer | predict | report | twin |
+sweep`` (DESIGN.md §5).
 
 Exit code 0 on success; on bad input one line ``hybridxfer: error: ...`` and exit 2.
 """
@@ -24,6 +24,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
 
     return (
         hx.FitError,
+        hx.JobError,
         hx.SavedModelError,
         hx.ExpressionError,
         hx.ModelError,
@@ -32,6 +33,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
         hx.ReactorError,
         hx.SimulationError,
         hx.StudyError,
+        hx.SweepError,
         hx.TwinError,
         UsageError,
         FileNotFoundError,
@@ -185,6 +187,26 @@ def _twin(args) -> None:
             f"range {nis['lower']:.2f}-{nis['upper']:.2f} over {nis['values']} values): "
             f"{nis['verdict']}"
         )
+
+
+def _sweep(args) -> None:
+    import hybridxfer as hx
+
+    if args.workers < 1:
+        raise UsageError(f"--workers {args.workers}: expected 1 or more")
+    backend = "ray" if args.ray is not None else "processes" if args.workers > 1 else "serial"
+    table = hx.run_sweep(
+        args.sweep,
+        args.out,
+        backend=backend,
+        address=args.ray or None,
+        workers=args.workers,
+        progress=True,
+    )
+    print(
+        f"wrote {Path(args.out) / 'results.csv'} ({len(table)} rows): "
+        f"{table.attrs['computed']} jobs run, {table.attrs['reused']} done before"
+    )
 
 
 DPI = 110  # of the PNGs the command line writes
@@ -362,6 +384,31 @@ def parser() -> argparse.ArgumentParser:
         help="relative state drift per sqrt(time) (default: from the saved fit's residuals)",
     )
     tw.set_defaults(run=_twin)
+
+    sw = sub.add_parser(
+        "sweep",
+        help="fit a source once and transfer it to each process x strategy x seed of a "
+        "sweep file, resumably",
+    )
+    sw.add_argument("sweep", help="sweep file (TOML: model, study, source, processes, ...)")
+    sw.add_argument(
+        "--out", required=True, help="folder for results.csv, jobs/ (each job's result), models/"
+    )
+    sw.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        metavar="ADDRESS",
+        help="run the jobs as Ray tasks: on the cluster at ADDRESS (ray start --head prints "
+        "it), or without ADDRESS on a Ray instance started for this run",
+    )
+    sw.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="without --ray: local worker processes (default 1: one job after another)",
+    )
+    sw.set_defaults(run=_sweep)
     return p
 
 

@@ -19,6 +19,7 @@ LAYERS = (  # lowest first; a module may import its own layer and those before i
     "_io",
     "_transfer",
     "_twin",
+    "_scale",
     "_report",
     "hybridxfer",  # the top: __init__, arrays, cli, demo
 )

@@ -185,7 +185,7 @@ class HybridModel(eqx.Module):
             raise ModelError(
                 f"the networks need {weights:,} weights together, over the limit of "
                 f"{MAX_WEIGHTS:,} ({8 * MAX_WEIGHTS // 10**6} MB of float64)",
-                "networks",
+                f"networks.{max(networks, key=lambda n: n.n_weights).name}",
             )
         if networks and key is None:
             raise ModelError("a model with networks needs a PRNG key to initialise them")

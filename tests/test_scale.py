@@ -72,8 +72,12 @@ def files(tmp_path_factory):
 
 
 def _fit_jobs(files):
+    """Two fits of B; the second saved in FILES/fit-b1."""
     model, study = str(files / "model.toml"), str(files / "study")
-    return [hx.FitJob(model, study, "B", steps=STEPS, seed=seed) for seed in (0, 1)]
+    return [
+        hx.FitJob(model, study, "B", steps=STEPS, seed=0),
+        hx.FitJob(model, study, "B", steps=STEPS, seed=1, save=str(files / "fit-b1")),
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -110,6 +114,16 @@ def test_a_fit_job_row_is_the_fit_it_describes(files, serial):
         "nrmse_X",
         "nrmse_S",
     ]
+
+
+def test_a_predict_job_writes_the_prediction_of_the_saved_fit(files, serial, tmp_path):
+    study = hx.read_study(files / "study")
+    job = hx.PredictJob(str(files / "fit-b1"), str(files / "study"), str(tmp_path / "p.csv"))
+    table = hx.run_many([job])
+    expected = hx.predict(hx.load_fit(files / "fit-b1"), study)
+    written = pd.read_csv(tmp_path / "p.csv")
+    pd.testing.assert_frame_equal(written, expected, check_dtype=False, rtol=1e-12)
+    assert table[["batches", "rows"]].values.tolist() == [[8, len(expected)]]
 
 
 def test_a_second_run_reads_every_result_back_and_redoes_nothing(files, serial):

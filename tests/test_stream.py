@@ -18,7 +18,7 @@ def _stream_frame(extra=()):
 
 def test_replay_equals_a_twin_fed_by_hand_and_skips_refused_rows():
     frame = _stream_frame(extra=[(6.0, "OUR", float("nan"))]).sort_values("time", kind="stable")
-    with pytest.warns(UserWarning, match=r"row\(s\) \d+: update: OUR = nan"):
+    with pytest.warns(UserWarning, match=r"row \d+: update: OUR = nan is not a finite number"):
         estimates, refused = hx.replay(
             _chain(),
             frame,
@@ -109,3 +109,52 @@ def test_a_row_out_of_order_in_the_file_is_refused_not_reordered():
     with pytest.warns(UserWarning, match="out of order"):
         _, refused = hx.replay(_chain(), frame, measurement_sd={"X2": 0.1})
     assert len(refused) == 1 and "row(s) 8" in refused[0]
+
+
+def _fed_batch():
+    """Monod growth in a fed-batch reactor sampled by withdrawal (event input Vs)."""
+    return hx.HybridModel.build(
+        name="fed",
+        states=[hx.State("X", "g/L"), hx.State("S", "g/L")],
+        inputs=[hx.Input("F", "L/h"), hx.Input("Vs", "L")],
+        parameters=[hx.Parameter("mu", 0.2, "1/h"), hx.Parameter("K", 1.0, "g/L")],
+        rates={"r": "mu * S / (K + S) * X"},
+        balances={"X": "r", "S": "-2 * r"},
+        reactor=hx.FedBatch(feed_rate="F", feed={"S": 50.0}, withdrawal="Vs"),
+    )
+
+
+def test_a_bad_value_in_an_arrival_refuses_that_value_only():
+    """One arrival (t = 2) with a NaN, an unknown name, a negative sd and a negative
+    concentration beside a valid sample and a withdrawal: the four are refused by row,
+    the valid value and the withdrawal applied as if they had come alone."""
+    start = [(0.0, "X", 0.5, np.nan), (0.0, "S", 10.0, np.nan), (0.0, "V", 1.0, np.nan)]
+    start.append((0.0, "F", 0.01, np.nan))
+    arrival = [
+        (2.0, "X", np.nan, 0.05),  # row 6
+        (2.0, "DO", 40.0, np.nan),  # row 7
+        (2.0, "S", 7.0, -0.1),  # row 8
+        (2.0, "X", -0.2, 0.05),  # row 9
+        (2.0, "S", 8.0, 0.2),  # row 10: valid
+        (2.0, "Vs", 0.05, np.nan),  # row 11: the withdrawal
+    ]
+    later = [(3.0, "S", 7.5, 0.2)]
+    stream = pd.DataFrame(start + arrival + later, columns=["time", "variable", "value", "sd"])
+    with pytest.warns(UserWarning, match=r"stream row 6: update: X = nan is not a finite"):
+        estimates, refused, twin = hx.replay(_fed_batch(), stream, return_twin=True)
+    assert refused == [
+        "row 6: update: X = nan is not a finite number",
+        "row 7: update: unknown name(s) ['DO']; known: X, S, V, F, Vs",
+        "row 8: update: sd: S = -0.1 is not a positive finite number",
+        "row 9: update: X = -0.2 is outside its physical range [0, inf]",
+    ]
+    by_hand = hx.DigitalTwin(
+        _fed_batch(), initial={"X": 0.5, "S": 10.0, "V": 1.0}, inputs={"F": 0.01}
+    )
+    by_hand.update(2.0, {"S": 8.0, "Vs": 0.05}, sd={"S": 0.2})
+    at_2 = estimates[estimates["time"] == 2.0].reset_index(drop=True)
+    pd.testing.assert_frame_equal(at_2, by_hand.estimate(), rtol=1e-12)
+    volume = at_2.set_index("variable").loc["V", "mean"]
+    assert abs(volume - (1.0 + 2 * 0.01 - 0.05)) < 0.005  # withdrawn: 1.02 without
+    by_hand.update(3.0, {"S": 7.5}, sd={"S": 0.2})
+    pd.testing.assert_frame_equal(twin.estimate(), by_hand.estimate(), rtol=1e-12)

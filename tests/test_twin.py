@@ -104,6 +104,7 @@ def test_a_late_sample_gives_what_it_would_have_given_in_time():
         (3.0, {"OUR": float("nan")}, "not a finite number"),
         (3.0, {"DO": 40.0}, r"unknown name\(s\) \['DO'\]"),
         (3.0, {"X1": 4.0}, r"no measurement sd for \['X1'\]"),
+        (3.0, {"X2": -0.1}, r"X2 = -0.1 is outside its physical range \[0, inf\]"),
     ],
 )
 def test_refused_updates_leave_the_twin_unchanged(time, values, message):

@@ -220,7 +220,8 @@ def _derivatives(model: HybridModel, data: BatchData, times, states):
         m = eqx.tree_at(lambda m: m.free, model, free)
         u = input_values_at(t, input_times, input_values, model.linear_inputs)
         rates = m.rates(t, y, u, constants)
-        named = jnp.stack([jnp.asarray(rates[k], dtype=float) for k in _rate_names(model)])
+        named = [jnp.asarray(rates[k], dtype=float) for k in _rate_names(model)]
+        named = jnp.stack(named) if named else jnp.zeros(0)  # a model may name no rate
         return named, m.vector_field(t, y, u, constants)
 
     return jax.vmap(one)(

@@ -52,6 +52,7 @@ from .._solve import TWIN, Solver
 from .calibrate import noise_from_fit
 from .checks import TwinError, TwinWarning, _consistency, _finite, _known
 from .step import System, outputs, step
+from .values import refusals
 
 __all__ = ["DigitalTwin", "TwinError", "TwinWarning"]
 
@@ -260,9 +261,10 @@ class DigitalTwin:
         that lies before the twin's time, the twin replays from it.
 
         Raises:
-            TwinError: `time` before the twin's time, an unknown name, a non-finite
-                value, a variable without a measurement sd, or a failed solve; the
-                twin is then unchanged.
+            TwinError: `time` before the twin's time, a value :meth:`refusals` refuses
+                (an unknown name, a value that is not finite or outside its physical
+                range, a bad sd, a variable without one), or a failed solve; the twin is
+                then unchanged.
         """
         if not math.isfinite(time) or time < self.time:
             raise TwinError(
@@ -275,20 +277,8 @@ class DigitalTwin:
                 f"sample_time {sample_time!r} must lie between the start "
                 f"({self._snapshots[0].time:g}) and the arrival time {time:g}"
             )
-        m = self.model
-        _known("update", values, (*m.variable_names, *m.input_names, *m.event_names))
-        _finite("update", values)
-        _known("sd", sd, values)
-        _finite("sd", sd, positive=True)
-        if missing := [
-            v
-            for v in values
-            if v in m.variable_names and v not in sd and v not in self.measurement_sd
-        ]:
-            raise TwinError(
-                f"no measurement sd for {missing}: give measurement_sd= to the twin, sd= to "
-                "update, or sd in the observation's declaration"
-            )
+        if refused := self.refusals(values, sd):
+            raise TwinError("update: " + "; ".join(refused.values()))
         record = _Record(float(at), dict(values), dict(sd))
         k = bisect.bisect_right([r.time for r in self._records], record.time)
         records = [record, *self._records[k:]]
@@ -297,6 +287,12 @@ class DigitalTwin:
             snapshots.append(self._apply(snapshots[-1], r))
         self._records = self._records[:k] + records
         self._snapshots = snapshots
+
+    def refusals(self, values: Mapping[str, float], sd: Mapping[str, float] = {}) -> dict[str, str]:
+        """The values (and sds) of an update that the twin refuses, each name with why
+        (:func:`hybridxfer._twin.values.refusals`); empty if the update is acceptable.
+        A stream's replay applies the rest of an arrival (:func:`~hybridxfer.replay`)."""
+        return refusals(self.model, self.measurement_sd, values, sd)
 
     def estimate(self) -> pd.DataFrame:
         """The current estimate: columns ``time, variable, mean, sd, lower95, upper95``

@@ -102,8 +102,11 @@ def replay(
     Returns:
         The estimate after each arrival time, as known then (columns ``time, variable,
         mean, sd, lower95, upper95``), and a message for each row the twin refused
-        (out of order, not finite, unknown name...), which it skipped (each warned);
-        and, with `return_twin`, the twin.
+        (:meth:`DigitalTwin.refusals`: not finite, unknown name, outside its physical
+        range, a bad sd...), which it skipped, applying the rest of that arrival's
+        values and events; or for an arrival whose update failed as a whole (out of
+        order, a failed solve). The first five are warned; and, with `return_twin`, the
+        twin.
 
     Warns:
         TwinWarning: when the twin's normalised innovations persistently outgrow its
@@ -132,9 +135,19 @@ def replay(
     refused: list[str] = []
 
     def update(time, rows):
+        """Apply the rows of one arrival, each value the twin refuses left out (and
+        listed, by row), the rest applied."""
+        values, sd = {}, {}
+        for i, name, value, s in zip(rows.index, rows["variable"], rows["value"], rows["sd"]):
+            given = {} if pd.isna(s) else {name: s}
+            if why := twin_.refusals({name: value}, given):
+                refused.append(f"row {i + 2}: update: {why[name]}")
+            else:
+                values[name] = value
+                sd |= given
+        if not values:
+            return
         try:
-            values = dict(zip(rows["variable"], rows["value"]))
-            sd = {v: s for v, s in zip(rows["variable"], rows["sd"]) if np.isfinite(s)}
             late = rows["sample_time"].iloc[0]
             twin_.update(time, values, sd=sd, sample_time=None if np.isnan(late) else late)
         except TwinError as e:

@@ -375,3 +375,19 @@ def test_expressions_at_the_limits_still_parse_and_fold_numbers_exactly():
     folded = parse_expression("2**10 * x - -(3 / 4) + exp(0) + 1e100 * 0", {"x"})
     assert float(folded({"x": 1.0})) == 1024.0 + 0.75 + 1.0
     assert folded.names == frozenset({"x"})
+
+
+@pytest.mark.parametrize(
+    "solver, why",
+    [
+        ({"name": "tsit5", "max_steps": 10**12}, "solver max_steps = 1000000000000 is out of"),
+        ({"name": "tsit5", "rtol": "abc"}, "solver rtol = 'abc' is out of its type or range"),
+        ({"name": "__class__"}, "solver '__class__' is not one of tsit5, dopri5, kvaerno5"),
+        ("tsit5", "solver settings must be an object, not str"),
+    ],
+)
+def test_hostile_solver_settings_in_meta_json_are_refused(copy, solver, why):
+    meta = _meta(copy)
+    meta["config"]["solver"] = solver
+    saved_model._write_meta(copy / "meta.json", meta)
+    _fails(copy, "meta.json: bad scores or config", why)

@@ -5,6 +5,7 @@ Solver names become classes here only (reactor modes: :mod:`.model_file`).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -13,6 +14,7 @@ import diffrax as dfx
 from .._solve import Solver
 
 __all__ = [
+    "MAX_STEPS",
     "SOLVERS",
     "solver_from_dict",
     "solver_name",
@@ -49,15 +51,36 @@ def solver_to_dict(solver: Solver) -> dict[str, Any]:
     )
 
 
+MAX_STEPS = 10_000_000  # a step budget per segment beyond any model's need
+
+
 def solver_from_dict(d: Mapping[str, Any]) -> Solver:
-    """The Solver of :func:`solver_to_dict` output; absent keys take their defaults.
+    """The Solver of :func:`solver_to_dict` output (read from a file: each setting of
+    its type and range); absent keys take their defaults.
 
     Raises:
-        ValueError: for an unknown solver name.
+        ValueError: for an unknown solver name, or a setting of the wrong type or out
+            of range (rtol in (0, 1), atol positive, max_steps from 1 to :data:`MAX_STEPS`).
     """
+    if not isinstance(d, Mapping):
+        raise ValueError(f"solver settings must be an object, not {type(d).__name__}")
     d = dict(d)
     name = d.pop("name", "tsit5")
-    if name not in SOLVERS:
-        raise ValueError(f"solver {name!r} is not one of {', '.join(SOLVERS)}")
-    keys = ("rtol", "atol", "max_steps", "forward_mode")
-    return Solver(SOLVERS[name](), **{k: d[k] for k in keys if k in d})
+    if not isinstance(name, str) or name not in SOLVERS:
+        raise ValueError(f"solver {name!r:.40} is not one of {', '.join(SOLVERS)}")
+    checks = {
+        "rtol": lambda x: _real(x) and 0 < x < 1,
+        "atol": lambda x: _real(x) and 0 < x < math.inf,
+        "max_steps": lambda x: (
+            isinstance(x, int) and not isinstance(x, bool) and 1 <= x <= MAX_STEPS
+        ),
+        "forward_mode": lambda x: isinstance(x, bool),
+    }
+    for key, ok in checks.items():
+        if key in d and not ok(d[key]):
+            raise ValueError(f"solver {key} = {d[key]!r:.40} is out of its type or range")
+    return Solver(SOLVERS[name](), **{k: d[k] for k in checks if k in d})
+
+
+def _real(x) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool)

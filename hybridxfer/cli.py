@@ -195,14 +195,22 @@ def _sweep(args) -> None:
     if args.workers < 1:
         raise UsageError(f"--workers {args.workers}: expected 1 or more")
     backend = "ray" if args.ray is not None else "processes" if args.workers > 1 else "serial"
-    table = hx.run_sweep(
-        args.sweep,
-        args.out,
-        backend=backend,
-        address=args.ray or None,
-        workers=args.workers,
-        progress=True,
-    )
+    try:
+        table = hx.run_sweep(
+            args.sweep,
+            args.out,
+            backend=backend,
+            address=args.ray or None,
+            workers=args.workers,
+            progress=True,
+        )
+    except KeyboardInterrupt:
+        print(
+            f"hybridxfer: interrupted; the finished jobs are kept in {Path(args.out) / 'jobs'}: "
+            "the same command runs the rest",
+            file=sys.stderr,
+        )
+        raise SystemExit(130) from None
     print(
         f"wrote {Path(args.out) / 'results.csv'} ({len(table)} rows): "
         f"{table.attrs['computed']} jobs run, {table.attrs['reused']} done before"

@@ -220,14 +220,18 @@ def test_a_sweep_on_ray_stopped_and_restarted_redoes_no_finished_job(ray_cluster
     cmd = [sys.executable, "-m", "hybridxfer.cli", "sweep", str(sweep), "--out", str(out)]
     cmd += ["--ray", ray_cluster]
     first = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 600  # (a shared, loaded machine)
     while len(list((out / "jobs").glob("transferjob-*.json"))) < 1:
         assert first.poll() is None, first.communicate()[1].decode()[-2000:]
-        assert time.monotonic() < deadline, "no transfer finished in 120 s"
+        assert time.monotonic() < deadline, "no transfer finished in 600 s"
         time.sleep(0.2)
     first.send_signal(signal.SIGINT)
-    first.communicate(timeout=60)
-    assert first.returncode != 0
+    err = first.communicate(timeout=60)[1].decode()
+    assert first.returncode == 130
+    assert err.strip().splitlines()[-1] == (
+        f"hybridxfer: interrupted; the finished jobs are kept in {out / 'jobs'}: "
+        "the same command runs the rest"
+    )
     kept = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in (out / "jobs").glob("*.json")}
     assert 2 <= len(kept) < 5 and not (out / "results.csv").exists()
 

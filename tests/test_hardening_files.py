@@ -184,6 +184,16 @@ def test_save_never_writes_through_a_planted_temporary_file(fitted, copy, tmp_pa
     assert not [p for p in copy.iterdir() if p.name.endswith(".tmp") and not p.is_symlink()]
 
 
+def test_a_planted_lock_file_link_is_refused_and_not_followed(fitted, copy, tmp_path):
+    target = tmp_path / "victim.txt"
+    target.write_text("precious\n")
+    (copy / checkpoints.LOCK).unlink()
+    (copy / checkpoints.LOCK).symlink_to(target)
+    with pytest.raises(SavedModelError, match=r"\.hybridxfer\.lock: is a symbolic link"):
+        save_fit(fitted, copy)
+    assert target.read_text() == "precious\n"
+
+
 def test_a_folder_of_format_1_is_refused_naming_its_version(copy):
     meta = _meta(copy)
     meta = {**meta, "format_version": 1, "weights_sha256": meta["files"]["weights.eqx"]}

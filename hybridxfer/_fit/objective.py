@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import equinox as eqx
@@ -77,33 +78,42 @@ def initial_states(params: Trainable, data: BatchData) -> Float[Array, "B n_stat
     return jnp.where(estimated, jnp.exp(params.initial), default)
 
 
+# A measured value this many loss scales from its variable's median is garbage (a typo,
+# a unit slip, 1e308): its squared residual would swamp or overflow the loss.
+ABSURD = 1e6
+
+
 def variable_scales(
     data: BatchData, mask: Bool[Array, "B M"], names: Sequence[str] = ()
 ) -> Float[Array, " n_vars"]:
     """Scale of each variable: the robust span of its observations in `mask`, their
     range without far-out values (:func:`hybridxfer._data.outliers.robust_span`; the
     plain range where none is far out), 1 if none or flat. One absurd but finite value
-    (e.g. ``1e308``) thus cannot make a variable's residuals vanish.
+    thus cannot make a variable's residuals vanish.
 
     Args:
         names: the variables' names (``model.variable_names``), for messages.
 
     Raises:
-        StudyError: an observation that is not finite once divided by its scale
-            (naming the variable).
+        StudyError: an observation more than :data:`ABSURD` scales from its variable's
+            median (naming the variable and the value).
     """
     values = np.where(np.asarray(mask)[..., None], np.asarray(data.values), np.nan)
     values = values.reshape(-1, values.shape[-1])
     span = np.array([robust_span(column) for column in values.T])
     scales = np.where(np.isfinite(span) & (span > 0), span, 1.0)
-    with np.errstate(over="ignore"):
-        scaled = values / scales
-    bad = first_true(np.any(np.isfinite(values) & ~np.isfinite(scaled), axis=0))
+    with np.errstate(over="ignore", invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
+        distance = np.abs(values - np.nanmedian(values, axis=0)) / scales
+    absurd = np.isfinite(values) & ~(distance <= ABSURD)
+    bad = first_true(absurd.any(axis=0))
     if bad is not None:
-        name = names[bad] if bad < len(names) else f"number {bad}"
+        name = repr(names[bad]) if bad < len(names) else f"{bad} (of model.variable_names)"
+        value = values[first_true(absurd[:, bad]), bad]
         raise StudyError(
-            f"variable {name!r}: a measured value is not finite once divided by the "
-            f"variable's scale {scales[bad]:g}; check its values for a unit slip or typo"
+            f"variable {name}: measured value {value:g} lies more than {ABSURD:g} times "
+            f"the variable's loss scale ({scales[bad]:g}, the range of its other values) "
+            "from its median; its residual would swamp the loss: correct or remove it"
         )
     return jax.device_put(scales)
 

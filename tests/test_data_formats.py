@@ -205,3 +205,36 @@ def test_repr_is_a_short_summary(model):
         "  constants: Sf [g/L]",
         "  time: 0 to 180 min",
     ]
+
+
+def test_workbook_errors_are_one_line(tmp_path):
+    path = tmp_path / "book.xlsx"
+    with pd.ExcelWriter(path) as book:
+        reference().measurements.to_excel(book, sheet_name="measurements", index=False)
+        reference().batches.to_excel(book, sheet_name="Batch list", index=False)
+    with pytest.raises(hx.StudyError) as info:
+        hx.read_study(path)
+    assert str(info.value) == (
+        f"{path}: missing sheet 'batches' (a study workbook needs sheets 'measurements' and "
+        "'batches', 'inputs' is optional; found: 'measurements', 'Batch list')"
+    )
+    (tmp_path / "damaged.xlsx").write_text("not a workbook")
+    with pytest.raises(hx.StudyError, match=r"damaged\.xlsx: cannot be read as an Excel workbook"):
+        hx.read_study(tmp_path / "damaged.xlsx")
+    with pytest.raises(hx.StudyError, match=r"^study workbook '.*none\.xlsx' does not exist"):
+        hx.read_study(tmp_path / "none.xlsx")
+
+
+def test_workbook_cell_errors_name_the_sheet_row_and_column(tmp_path):
+    export = lab_export(reference())
+    export["measurements"] = export["measurements"].astype(object)
+    export["measurements"].loc[4, "X [mg/mL]"] = "-"
+    path = tmp_path / "book.xlsx"
+    with pd.ExcelWriter(path) as book:
+        for table, frame in export.items():
+            frame.to_excel(book, sheet_name=table, index=False)
+    with pytest.raises(hx.StudyError) as info:
+        hx.read_study(path)
+    assert str(info.value) == (
+        f"{path} sheet 'measurements' row 6 column 'X [mg/mL]': non-numeric value '-'"
+    )

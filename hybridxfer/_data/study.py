@@ -371,7 +371,9 @@ def read_study(
     """
     path = Path(path)
     name = str(path)
-    if path.suffix.lower() == ".xlsx" and path.is_file():
+    if path.suffix.lower() == ".xlsx":
+        if not path.is_file():
+            raise StudyError(f"study workbook '{path}' does not exist or is not a file")
         return _build(**read_workbook(path, name), name=name, units=units)
     if path.suffix.lower() in (".xls", ".xlsm", ".ods", ".csv") and path.is_file():
         raise StudyError(

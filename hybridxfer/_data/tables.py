@@ -293,7 +293,11 @@ def _melted(
     (from the headers and an optional units row) and each variable's header."""
     units = dict(units)
     first = frame.iloc[0] if len(frame) else None
-    if first is not None and str(first["batch"]).strip().lower() in ("", "unit", "units"):
+    if (
+        first is not None
+        and str(first["batch"]).strip().lower() in ("", "unit", "units")
+        and np.isnan(pd.to_numeric(str(first["time"]).strip() or "nan", errors="coerce"))
+    ):  # a units row: no batch, and a unit (not a number) under time
         for column, cell in first.items():
             cell = str(cell).strip().strip("[]").strip()
             if column == "batch" or not cell:

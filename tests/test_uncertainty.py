@@ -231,3 +231,19 @@ def test_parameters_that_trade_off_are_flagged(data):
     assert table.loc["Y", "flag"] == ""
     corr = table.attrs["correlation"]
     assert corr.loc["a", "b"] == pytest.approx(-1.0, abs=1e-3)
+    assert "trades off with network" not in "".join(table["flag"])  # it has none
+
+
+def test_parameter_that_a_network_can_absorb_is_flagged(data):
+    """mu = mu_max * monod(S, K) * g(X): the network factor g can take up mu_max's
+    scale (its output level shifts it), so mu_max is flagged; the yield Y, which no
+    network touches, is not."""
+    parameters = [
+        hx.Parameter("mu_max", 0.5, "1/h"),
+        hx.Parameter("K", 2.0, "g/L"),
+        hx.Parameter("Y", 0.5, "g/g"),
+    ]
+    model = monod_model(parameters, network_input="X")
+    table = hx.parameter_table(model, data.select(split="train")).set_index("name")
+    assert "trades off with network g's output level" in table.loc["mu_max", "flag"]
+    assert "network" not in table.loc["Y", "flag"]

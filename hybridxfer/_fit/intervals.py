@@ -44,8 +44,13 @@ def parameter_table(
     values (intervals conditional on them).
 
     ``flag`` names what limits a parameter's identifiability: an interval spanning
-    more than a decade (upper / lower > :data:`WIDE`), no finite interval, or an
-    estimate correlated with another's (``|r| >`` :data:`CORRELATED`, from Cov(z)).
+    more than a decade (upper / lower > :data:`WIDE`), no finite interval, an
+    estimate correlated with another's (``|r| >`` :data:`CORRELATED`, from Cov(z)), or
+    one that trades off with a network's output level: with each network's output
+    bias b_k free too (the same Jacobian, one column per network), the joint
+    covariance of (z, b) correlates the parameter with b_k beyond :data:`CORRELATED`:
+    the network can absorb the parameter's scale, and its conditional interval is
+    too narrow.
     Directions the data do not determine (information eigenvalues below :data:`NULL`
     times the largest) give the parameters moving along them an infinite sd and a
     correlation of +-1 with each other.
@@ -77,31 +82,40 @@ def parameter_table(
     scales = variable_scales(data, data.mask)
     weight = np.asarray(data.mask)[..., None] & np.isfinite(np.asarray(data.values))
 
-    def residuals(z):
+    nets = list(model.networks)
+    biases = lambda p: [p.model.networks[n].mlp.layers[-1].bias for n in nets]  # noqa: E731
+
+    def residuals(u):  # u: the free parameters' z, then each network's output shift
+        z, shift = u[: model.free.shape[0]], u[model.free.shape[0] :]
         moved = eqx.tree_at(lambda p: (p.model.free, p.process_free), params, (z, z[None]))
+        moved = eqx.tree_at(biases, moved, [b + d for b, d in zip(biases(moved), shift)])
         return scaled_residuals(moved, data, scales, solver)[0]
 
     free = [p for p in model.structure.parameters if not p.fixed]
-    cov = np.full((len(free), len(free)), np.nan)
+    n = len(free)
+    cov = np.full((n, n), np.nan)
+    trades = np.zeros((n, len(nets)))
     if free:
         # residuals and Jacobian from one compiled solve with tangents (an eager solve
         # would compile each of its operations on its own)
-        both = jax.jacfwd(lambda z: (residuals(z),) * 2, has_aux=True)
-        J, r = (np.asarray(x) for x in eqx.filter_jit(both)(model.free))  # J: (B, M, n, p)
-        info = np.zeros((len(free), len(free)))
+        both = jax.jacfwd(lambda u: (residuals(u),) * 2, has_aux=True)
+        u = jnp.concatenate([model.free, jnp.zeros(len(nets))])
+        J, r = (np.asarray(x) for x in eqx.filter_jit(both)(u))  # J: (B, M, n_vars, n + K)
+        info = np.zeros((n + len(nets), n + len(nets)))
         for v in range(r.shape[-1]):
             w = weight[..., v]
-            dof = w.sum() - len(free) / r.shape[-1]
+            dof = w.sum() - n / r.shape[-1]
             if dof <= 0:
                 continue
             sigma2 = max((r[..., v][w] ** 2).sum() / dof, 1e-300)
             Jv = J[..., v, :][w]
             info += Jv.T @ Jv / sigma2
-        cov = _covariance(info)
+        cov = _covariance(info[:n, :n])
+        if nets:
+            trades = _correlation(_covariance(info))[:n, n:]
     sd_z = np.sqrt(np.clip(np.diag(cov), 0, None)) if free else np.zeros(0)
     values, slope, lower, upper = (np.asarray(x) for x in _intervals(model, sd_z))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        corr = np.where(np.isinf(cov), np.sign(cov), cov / np.outer(sd_z, sd_z))
+    corr = _correlation(cov)
     names = [p.name for p in free]
     rows, k = [], 0
     for i, p in enumerate(model.structure.parameters):
@@ -109,7 +123,7 @@ def parameter_table(
         row |= dict(sd=np.nan, lower95=np.nan, upper95=np.nan, flag="")
         if not p.fixed:
             row.update(sd=abs(slope[k]) * sd_z[k], lower95=lower[k], upper95=upper[k])
-            row["flag"] = _flag(lower[k], upper[k], corr[k], names, k)
+            row["flag"] = _flag(lower[k], upper[k], corr[k], names, k, dict(zip(nets, trades[k])))
             k += 1
         rows.append(row | dict(fixed=p.fixed, process_specific=p.process_specific))
     table = pd.DataFrame(rows)
@@ -131,8 +145,23 @@ def _covariance(info: np.ndarray) -> np.ndarray:
     return cov
 
 
-def _flag(lower: float, upper: float, corr: np.ndarray, names: list[str], k: int) -> str:
-    """What limits the identifiability of free parameter `k` (see :func:`parameter_table`)."""
+def _correlation(cov: np.ndarray) -> np.ndarray:
+    """The correlation matrix of a covariance (+-1 where it is infinite)."""
+    sd = np.sqrt(np.clip(np.diag(cov), 0, None))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(np.isinf(cov), np.sign(cov), cov / np.outer(sd, sd))
+
+
+def _flag(
+    lower: float,
+    upper: float,
+    corr: np.ndarray,
+    names: list[str],
+    k: int,
+    networks: dict[str, float],
+) -> str:
+    """What limits the identifiability of free parameter `k` (see :func:`parameter_table`);
+    `networks`: its correlation with each network's output level."""
     flags = []
     if not (np.isfinite(lower) and np.isfinite(upper)):
         flags.append("no finite interval")
@@ -142,6 +171,11 @@ def _flag(lower: float, upper: float, corr: np.ndarray, names: list[str], k: int
         f"correlated with {names[j]} (r = {corr[j]:.2f})"
         for j in range(len(names))
         if j != k and abs(corr[j]) > CORRELATED
+    ]
+    flags += [
+        f"trades off with network {name}'s output level (r = {r:.2f})"
+        for name, r in networks.items()
+        if abs(r) > CORRELATED
     ]
     return "; ".join(flags)
 

@@ -1,0 +1,161 @@
+"""Benchmark: rules that turn auto's candidates into one prediction, chosen by
+leave-one-family-out on the transfer suite's records (``benchmarks/suite.py``).
+
+Each suite cell keeps every candidate's validation score (the relative loss auto ranks
+by), how many values it trains, its test NRMSE and its test predictions. So a rule can
+be scored on every cell without training again:
+
+- ``pick(t)``: the candidate that trains the fewest values among those within a
+  factor (1 + t) of the best validation score (``auto``'s rule is t = 0.2);
+- ``average(b)``: the candidates' predictions averaged with weights
+  ``validation ** -b`` (b large: the best alone);
+- ``top(k)``: the plain average of the k best by validation.
+
+Leave-one-family-out: for each family, each rule family's parameter is chosen on the
+*other* families (the lowest mean over their cells of log(rule / min(none, scratch)))
+and scored on the held-out one, so no rule is tuned to the family it is scored on.
+
+    PYTHONPATH=. python benchmarks/selection.py [--suite benchmarks/results/suite]
+        [--n 2] [--out benchmarks/results]
+"""
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+import hybridxfer as hx
+
+try:
+    import families
+except ImportError:  # imported as benchmarks.selection
+    from benchmarks import families
+
+RULES = {
+    "pick": (0.0, 0.1, 0.2, 0.3, 0.5),
+    "average": (1.0, 2.0, 4.0, 8.0, 32.0),
+    "top": (1, 2, 3),
+}
+
+
+def cells(suite: Path, n: int) -> list[dict]:
+    """The suite's cells at n target batches that keep their candidates."""
+    out = []
+    for path in sorted(suite.glob("suite-*.jsonl")):
+        module = path.stem.removeprefix("suite-")
+        for line in path.read_text().splitlines():
+            row = json.loads(line)
+            if row.get("kind") == "cell" and row["n"] == n and row.get("candidates"):
+                out.append(row | {"family": module})
+    return out
+
+
+def rule_score(row: dict, rule: str, value, test: hx.Study, scored) -> float:
+    """The mean scored test NRMSE of the rule's prediction in one cell."""
+    cands = [c for c in row["candidates"] if "values" in c and np.isfinite(c["validation"])]
+    score = np.array([c["validation"] for c in cands])
+    if rule == "pick":
+        near = [c for c, s in zip(cands, score) if s <= (1 + value) * score.min()]
+        return min(near, key=lambda c: (c["trained"], c["validation"]))["test"]["mean"]
+    if rule == "average":
+        weights = score.min() / score  # in (0, 1], the best 1
+        weights = weights**value
+    else:
+        weights = (np.argsort(np.argsort(score)) < value).astype(float)
+    values = np.average(np.array([c["values"] for c in cands]), axis=0, weights=weights)
+    keys = pd.DataFrame(row["keys"], columns=["batch", "time", "variable"])
+    nrmse = hx.nrmse(keys.assign(value=values), test.measurements)
+    return float(np.mean([nrmse[v] for v in scored]))
+
+
+def table(rows: list[dict]) -> pd.DataFrame:
+    """Every rule on every cell, beside the cell's baselines and references."""
+    tests: dict = {}
+    out = []
+    for row in rows:
+        fam = families.load(row["family"])
+        key = (row["family"], row["target"])
+        if key not in tests:
+            tests[key] = fam.make_family(0).select(process=row["target"], split="test")
+        base = dict(family=row["family"], target=row["target"], seed=row["seed"])
+        base |= dict(related=row["target"] in fam.RELATED_TARGETS)
+        base |= {s: row[s]["mean"] for s in ("auto", "none", "scratch", "truth-refit")}
+        for rule, values in RULES.items():
+            for value in values:
+                score = rule_score(row, rule, value, tests[key], fam.SCORED)
+                out.append(base | dict(rule=rule, value=value, score=score))
+    return pd.DataFrame(out)
+
+
+def leave_one_family_out(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per held-out family and rule: the parameter chosen on the other families and its
+    scores on the held-out one (medians over its cells of the ratios)."""
+    frame = frame.assign(
+        vs_best=np.log(frame["score"] / np.minimum(frame["none"], frame["scratch"]))
+    )
+    out = []
+    for held in frame["family"].unique():
+        others = frame[frame["family"] != held]
+        for rule in RULES:
+            part = others[others["rule"] == rule]
+            if part.empty:  # only one family so far: no parameter can be chosen
+                continue
+            chosen = part.groupby("value")["vs_best"].mean().idxmin()
+            scored = frame[(frame["family"] == held) & (frame["rule"] == rule)]
+            scored = scored[scored["value"] == chosen]
+            best = np.minimum(scored["none"], scored["scratch"])
+            out.append(
+                dict(
+                    family=held,
+                    rule=rule,
+                    chosen=chosen,
+                    cells=len(scored),
+                    vs_best=float(np.median(scored["score"] / best)),
+                    worst_vs_best=float(np.max(scored["score"] / best)),
+                    vs_scratch=float(np.median(scored["score"] / scored["scratch"])),
+                    vs_refit=float(np.median(scored["score"] / scored["truth-refit"])),
+                )
+            )
+    return pd.DataFrame(out)
+
+
+def markdown(lofo: pd.DataFrame, n: int, count: int) -> str:
+    lines = [
+        "# Selection rules, leave-one-family-out\n",
+        __doc__.split("\n\n")[1].replace("\n", " ") + "\n",
+        f"{count} suite cells at n = {n}. Ratios are medians over the held-out family's "
+        "cells; `worst` is the largest.\n",
+        "| held-out family | rule | parameter (chosen on the others) | cells "
+        "| / min(none, scratch) | worst | / scratch | / truth-refit |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in lofo.itertuples():
+        lines.append(
+            f"| {r.family} | {r.rule} | {r.chosen:g} | {r.cells} | {r.vs_best:.2f} "
+            f"| {r.worst_vs_best:.2f} | {r.vs_scratch:.2f} | {r.vs_refit:.2f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--suite", type=Path, default=Path("benchmarks/results/suite"))
+    p.add_argument("--n", type=int, default=2)
+    p.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    a = p.parse_args()
+    rows = cells(a.suite, a.n)
+    frame = table(rows)
+    lofo = leave_one_family_out(frame)
+    a.out.mkdir(parents=True, exist_ok=True)
+    (a.out / "selection.json").write_text(
+        json.dumps(dict(cells=frame.to_dict("records"), lofo=lofo.to_dict("records")), indent=1)
+    )
+    text = markdown(lofo, a.n, len(rows))
+    (a.out / "selection.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

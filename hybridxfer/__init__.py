@@ -58,9 +58,11 @@ _LAZY = {  # module: the names it gives, imported on first use
     "._report": (
         "plot_history",
         "plot_network",
+        "plot_parity",
         "plot_reliability",
         "plot_simulation",
         "plot_transfer",
+        "residual_table",
         "write_report",
     ),
 }
@@ -131,6 +133,7 @@ __all__ = [
     "parse_model",
     "plot_history",
     "plot_network",
+    "plot_parity",
     "plot_reliability",
     "plot_simulation",
     "plot_transfer",
@@ -142,6 +145,7 @@ __all__ = [
     "relative_rmse",
     "reliability",
     "replay",
+    "residual_table",
     "run_many",
     "run_sweep",
     "save_fit",

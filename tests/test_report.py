@@ -106,3 +106,30 @@ def test_reliability_counts_measurements_inside_the_bands():
     assert table.loc[("X", 0.9), "width"] > table.loc[("X", 0.5), "width"]
     fig = hx.plot_reliability(table.reset_index())
     assert len(fig.axes[0].lines) == 1 + 2  # the diagonal, X and S
+
+
+def test_residual_table_and_parity_plot_show_each_split(empty_folder):
+    """residual_table(): each measurement beside the simulation at its time (computed
+    here by simulate), its split and residual; plot_parity() draws one marker series
+    per split in both panels, the residuals being measured - predicted."""
+    model, _ = _toy()
+    rows = []
+    for b, x0 in (("b0", 0.2), ("b1", 0.3)):
+        rows += [(b, 0.0, "X", x0), (b, 0.0, "S", 9.0), (b, 6.0, "X", 0.6), (b, 12.0, "X", 1.5)]
+    frame = pd.DataFrame(rows, columns=["batch", "time", "variable", "value"])
+    batches = pd.DataFrame(dict(batch=["b0", "b1"], process="A", split=["train", "test"]))
+    study = hx.study_from_frames(frame, None, batches)
+    table = hx.residual_table(hx.predict(model, study), study)
+    sim = hx.simulate(model, study, times={b: [0.0, 6.0, 12.0] for b in ("b0", "b1")})
+    keys = ["batch", "time", "variable"]
+    expected = frame.merge(sim.rename(columns={"value": "sim"}), on=keys)
+    assert len(table) == len(frame)
+    np.testing.assert_allclose(table["predicted"], expected["sim"], rtol=1e-12)
+    np.testing.assert_allclose(table["residual"], expected["value"] - expected["sim"])
+    assert list(table.groupby("batch")["split"].first()) == ["train", "test"]
+    fig = hx.plot_parity(table, "X", units=model.units)
+    parity, resid = fig.axes
+    assert [line.get_label() for line in parity.get_lines()][:2] == ["train", "test"]
+    test = table[(table["variable"] == "X") & (table["split"] == "test")]
+    np.testing.assert_array_equal(resid.get_lines()[1].get_ydata(), test["residual"])
+    assert parity.get_xlabel() == "predicted X [g/L]"

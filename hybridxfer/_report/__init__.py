@@ -4,6 +4,7 @@ matplotlib is imported only when a plot is drawn.
 """
 
 from .networks import plot_network
+from .parity import plot_parity, residual_table
 from .reliability import plot_reliability
 from .report import write_report
 from .trajectories import plot_history, plot_simulation
@@ -12,8 +13,10 @@ from .transfer import plot_transfer
 __all__ = [
     "plot_history",
     "plot_network",
+    "plot_parity",
     "plot_reliability",
     "plot_simulation",
     "plot_transfer",
+    "residual_table",
     "write_report",
 ]

@@ -15,6 +15,7 @@ from .._transfer import TransferResult
 from .._uncertainty import predict, reliability
 from .figures import save_figure
 from .networks import plot_network
+from .parity import plot_parity, residual_table
 from .reliability import plot_reliability
 from .trajectories import plot_history, plot_simulation
 from .transfer import plot_transfer
@@ -37,10 +38,13 @@ def write_report(
     estimates); the training history (``history.png``,
     :func:`~hybridxfer.plot_history`); each network factor (``network_<name>.png``,
     :func:`~hybridxfer.plot_network`, along the study's train batches if it has
-    any); and, given a study, predictions with ensemble bands (``predictions.csv``,
-    ``predictions/<variable>.png``, :func:`~hybridxfer.plot_simulation`) and their
-    NRMSE per split (train / valid / test) and variable, and, given test batches, the
-    bands' reliability on them (``reliability.png``, :func:`~hybridxfer.plot_reliability`).
+    any); and, given a study, predictions with their bands (``predictions.csv``,
+    ``predictions/<variable>.png``, :func:`~hybridxfer.plot_simulation`, line style by
+    split), every measurement beside its prediction (``residuals.csv``,
+    :func:`~hybridxfer.residual_table`; ``parity/<variable>.png``,
+    :func:`~hybridxfer.plot_parity`), the NRMSE per split (train / valid / test) and
+    variable, and, given test batches, the bands' reliability on them
+    (``reliability.png``, :func:`~hybridxfer.plot_reliability`).
 
     Args:
         result: the fit to report.
@@ -79,10 +83,13 @@ def write_report(
     if study is not None:
         pred = predict(result, study, times=101)
         pred.to_csv(out / "predictions.csv", index=False)
+        residuals = residual_table(predict(result, study), study)
+        residuals.to_csv(out / "residuals.csv", index=False)
         scores = {}
         for split in dict.fromkeys(study.batches["split"]):
             part = study.select(split=split)
-            scores[split] = nrmse(pred[pred["batch"].isin(part.batch_names)], part.measurements)
+            at = residuals[residuals["split"] == split].rename(columns={"predicted": "value"})
+            scores[split] = nrmse(at, part.measurements)
         table = pd.DataFrame(scores).rename_axis("variable").reset_index()
         lines += ["## Prediction error (NRMSE = RMSE / range)", "", _markdown(table), ""]
         lines += [f"Bands (lower, upper): {pred.attrs.get('band', 'none')}.", ""]
@@ -91,17 +98,20 @@ def write_report(
             png = save_figure(plot_reliability(table), out / "reliability.png")
             lines += ["## Reliability of the bands (test batches)", ""]
             lines += [_markdown(table), "", f"![reliability]({png.name})", ""]
-        (out / "predictions").mkdir(exist_ok=True)
+        splits = dict(zip(study.batches["batch"], study.batches["split"]))
+        units = dict(units=model.units, time_unit=model.structure.time_unit)
+        lines += ["## Predictions and residuals", ""]
+        for folder in ("predictions", "parity"):
+            (out / folder).mkdir(exist_ok=True)
         for variable in dict.fromkeys(pred["variable"]):
-            fig = plot_simulation(
-                pred,
-                variable,
-                study.measurements,
-                units=model.units,
-                time_unit=model.structure.time_unit,
-            )
+            fig = plot_simulation(pred, variable, study.measurements, splits=splits, **units)
             png = save_figure(fig, out / "predictions" / f"{variable}.png")
             lines.append(f"![{png.stem}](predictions/{png.name})")
+            if variable in set(residuals["variable"]):
+                png = save_figure(
+                    plot_parity(residuals, variable, **units), out / "parity" / f"{variable}.png"
+                )
+                lines.append(f"![{png.stem} parity](parity/{png.name})")
     (out / "report.md").write_text("\n".join(lines) + "\n")
     return out
 

@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 
 __all__ = ["plot_history", "plot_simulation"]
 
+LINES = {"train": "-", "valid": "--", "test": ":"}
+
 
 def plot_simulation(
     simulation: pd.DataFrame,
@@ -25,12 +27,14 @@ def plot_simulation(
     units: Mapping[str, str] | None = None,
     time_unit: str = "h",
     what: str = "simulated",
+    splits: Mapping[str, str] | None = None,
     ax: Axes | None = None,
 ) -> Figure:
     """One variable over time: a line per batch, its measurements as dots.
 
     Colours follow the order of the batches in `simulation` (viridis), the same in
-    every variable's plot.
+    every variable's plot; with `splits`, the line style tells the batch's split
+    (train solid, valid dashed, test dotted) and the legend names it.
 
     Args:
         simulation: long table ``batch, time, variable, value`` (as from
@@ -42,6 +46,7 @@ def plot_simulation(
         units: unit per variable, for the axis label.
         time_unit: unit of ``time``, for the axis label.
         what: what the lines are, for the title.
+        splits: each batch's split (``Study.batches``), or None.
         ax: axes to draw on; None for a new figure.
 
     Returns:
@@ -54,8 +59,12 @@ def plot_simulation(
     viridis = matplotlib.colormaps["viridis"]
     colours = {b: viridis(i / max(1, len(batches) - 1)) for i, b in enumerate(batches)}
     sim = simulation[simulation["variable"] == variable]
+    splits = splits or {}
     for batch, line in sim.groupby("batch", sort=False):
-        ax.plot(line["time"], line["value"], color=colours[batch], lw=1.2, label=batch)
+        split = splits.get(batch)
+        style = LINES.get(split, "-")
+        label = f"{batch} ({split})" if split else batch
+        ax.plot(line["time"], line["value"], style, color=colours[batch], lw=1.2, label=label)
         if "lower" in line.columns:
             ax.fill_between(
                 line["time"], line["lower"], line["upper"], color=colours[batch], alpha=0.2

@@ -41,7 +41,7 @@ from hybridxfer.demo import demo_model_path, demo_study, generate_demo_study
 TARGET_TOTAL, TARGET_RATIO = 60.0, 4.0
 VARIABLES = ["Xv", "Glc", "Lac", "P"]
 ADJOINTS = {
-    "library": "library: `RecursiveCheckpointAdjoint(checkpoints=max_steps)`",
+    "library": "library: `RecursiveCheckpointAdjoint(checkpoints=min(max_steps, 128))`",
     "default": "diffrax default: `RecursiveCheckpointAdjoint()`",
 }
 SOLVER_FIELDS = ("solver", "rtol", "atol", "max_steps", "forward_mode")

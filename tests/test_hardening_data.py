@@ -227,3 +227,24 @@ def test_networks_over_the_weight_budget_together_are_refused_before_allocation(
         f"big.toml, line {line}: [networks.g1] the networks need 1,286,402 weights together, "
         "over the limit of 1,000,000 (8 MB of float64)"
     )
+
+
+def test_observation_range_is_any_value_unless_declared():
+    m = pd.concat(
+        [long_rows(), pd.DataFrame([("B0", 2.0, "OUR", -0.3)], columns=long_rows().columns)],
+        ignore_index=True,
+    )
+    study = hx.study_from_frames(m, name="s")
+    for declared, refused in (("", False), (", range = [0, inf]", True)):
+        text = MODEL.format(s_range="") + (
+            f'\n[observations]\nOUR = {{ unit = "mmol/(L h)", expression = "r * X"{declared} }}\n'
+        )
+        needs = study_needs(hx.parse_model(text))
+        if not refused:
+            study.check(needs)
+            continue
+        with pytest.raises(
+            hx.StudyError,
+            match=r"^s/measurements\.csv row 42 column 'value': OUR = -0\.3 is outside",
+        ):
+            study.check(needs)

@@ -16,10 +16,17 @@ also timed once on the main target at n = 2.
     PYTHONPATH=. python benchmarks/transfer.py [--seeds 5] [--other-seeds 2] [--steps 200]
         [--targets B U B1 B2 B3] [--ns 1 2 3 5 10] [--auto-ns 2] [--strategies none ... auto]
         [--quick] [--resume [--redo STRATEGY ... | --redraw]] [--out benchmarks/results]
+        [--ray [ADDRESS]]
+
+With ``--ray`` the cells run as Ray tasks (``hx.run_many``; ADDRESS: a cluster, ``ray
+start --head`` prints it; without: a local Ray instance), each worker building the family
+and loading the cached source once; the rows are those of a serial run, in the same
+order. The timing calls and the references still run here.
 """
 
 import argparse
 import datetime
+import functools
 import json
 import os
 import platform
@@ -34,6 +41,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import equinox as eqx
+import filelock
 import jax
 import matplotlib
 import numpy as np
@@ -42,6 +50,7 @@ import scipy.optimize
 
 import hybridxfer as hx
 from hybridxfer._fit import train as train_members
+from hybridxfer._scale.run import run_rows
 from hybridxfer._transfer import MAX_FOLDS, anchor_sd, candidate_plans
 from hybridxfer.demo import demo_model_path
 
@@ -462,6 +471,46 @@ def run_cell(src, family, target, seed, n, strategies, cfg) -> list[dict]:
     return [r for r in rows if r["strategy"] in strategies]
 
 
+@functools.cache
+def _worker_setup(source_steps: int) -> tuple[hx.Study, hx.FitResult]:
+    """The family and the source fit, once per worker process of ``--ray`` (the source
+    from the temp folder's cache; fitted there under a lock if this node has none)."""
+    family = make_family(0)
+    with filelock.FileLock(Path(tempfile.gettempdir()) / "hx-transfer-bench-source.lock"):
+        return family, source_fit(family, source_steps, 2)
+
+
+def cell_rows(target, seed, n, strategies, steps, source_steps) -> list[dict]:
+    """`run_cell` as a job of ``--ray`` (``hx.CallJob("benchmarks.transfer:cell_rows",
+    ...)``): the rows of one (target, seed, n)."""
+    family, src = _worker_setup(source_steps)
+    cfg = hx.FitConfig(steps=steps)
+    return run_cell(src, family, target, seed, n, tuple(strategies), cfg)
+
+
+def run_cells_on_ray(todo, a) -> list[dict]:
+    """The rows of every cell of `todo` (``[((target, seed, n), strategies), ...]``), each
+    cell a Ray task; in `todo`'s order, as the serial loop appends them."""
+    jobs = [
+        hx.CallJob(
+            "benchmarks.transfer:cell_rows",
+            dict(
+                target=t,
+                seed=seed,
+                n=n,
+                strategies=list(cs),
+                steps=a.steps,
+                source_steps=a.source_steps,
+            ),
+        )
+        for (t, seed, n), cs in todo
+    ]
+    t0 = time.perf_counter()
+    results, _ = run_rows(jobs, backend="ray", address=a.ray or None, progress=True)
+    print(f"{len(jobs)} cells on Ray in {time.perf_counter() - t0:.1f} s", flush=True)
+    return [row for rows in results.values() for row in rows]
+
+
 def candidate_records(src, res: hx.TransferResult, test: hx.Study) -> list[dict]:
     """auto's candidate table with each candidate's test NRMSE and how far its fitted
     values moved from the source's (Euclidean norm over every inexact array: unconstrained
@@ -722,6 +771,13 @@ def main() -> None:
         help="with --resume: compute nothing, only write the outputs from the saved rows "
         "(e.g. after editing the notes)",
     )
+    p.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        metavar="ADDRESS",
+        help="run the cells as Ray tasks on the cluster at ADDRESS (default: a local instance)",
+    )
     p.add_argument("--time-one", choices=hx.STRATEGIES, help=argparse.SUPPRESS)
     a = p.parse_args()
     if jax.config.jax_compilation_cache_dir is not None:  # the time check is cold
@@ -775,6 +831,9 @@ def main() -> None:
     for t, seed, n in [] if a.redraw else cells:
         if t in RELATED_TARGETS and (t, seed, n) not in done:
             a.refits.append(refit_reference(family, t, seed, n))
+    if a.ray is not None and todo:
+        rows += run_cells_on_ray(todo, a)
+        todo, a.pending = [], 0
     for k, ((t, seed, n), cell_strategies) in enumerate(todo):
         rows += run_cell(src, family, t, seed, n, cell_strategies, cfg)
         a.pending = len(todo) - k - 1  # cells still missing a strategy's row

@@ -519,9 +519,9 @@ def _warn_far_out(m: pd.DataFrame, label: str, columns: dict[str, str]) -> None:
     )
     more = f" and {len(hits) - 5} more" if len(hits) > 5 else ""
     warnings.warn(
-        f"{label}: suspected outlier(s), more than {FAR:g} interquartile ranges beyond the "
-        f"quartiles of their variable: {listed}{more}; check them (they do not set the "
-        "fit's loss scales)",
+        f"{label}: suspected outlier(s), set apart from their variable's other values by a "
+        f"gap over {FAR:g} times the others' range: {listed}{more}; check them (they do not "
+        "set the fit's loss scales)",
         UserWarning,
         stacklevel=4,
     )

@@ -37,10 +37,10 @@ def _truth(mu_max):
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     """A model file (Monod with a 4-unit network, mu_max process-specific) and a study
-    folder: A (3 train, 1 valid) and B (2 train, 2 test), 2% noise."""
+    folder: A (3 train, 1 valid, 2 test) and B (2 train, 2 test), 2% noise."""
     folder = tmp_path_factory.mktemp("scale")
     rng = np.random.default_rng(0)
-    splits = {"A": ["train"] * 3 + ["valid"], "B": ["train"] * 2 + ["test"] * 2}
+    splits = {"A": ["train"] * 3 + ["valid"] + ["test"] * 2, "B": ["train"] * 2 + ["test"] * 2}
     frames, rows = [], []
     for process, names in splits.items():
         t0 = [
@@ -53,7 +53,7 @@ def files(tmp_path_factory):
         )
         times = {b: np.arange(0, 25, 3.0) for b in seed.batch_names}
         sim = hx.simulate(_truth({"A": 0.3, "B": 0.2}[process]), seed, times=times)
-        noisy = sim["value"] * (1 + 0.02 * rng.standard_normal(len(sim)))
+        noisy = np.maximum(sim["value"] * (1 + 0.02 * rng.standard_normal(len(sim))), 0.0)
         frames.append(sim.assign(value=np.where(sim["time"] > 0, noisy, sim["value"])))
         rows += [dict(batch=f"{process}{i}", process=process, split=s) for i, s in enumerate(names)]
     study = hx.study_from_frames(pd.concat(frames), None, pd.DataFrame(rows))
@@ -72,11 +72,12 @@ def files(tmp_path_factory):
 
 
 def _fit_jobs(files):
-    """Two fits of B; the second saved in FILES/fit-b1."""
+    """Two fits of A (the first as the sweep's source fit: one compile); the second
+    saved in FILES/fit-a1."""
     model, study = str(files / "model.toml"), str(files / "study")
     return [
-        hx.FitJob(model, study, "B", steps=STEPS, seed=0),
-        hx.FitJob(model, study, "B", steps=STEPS, seed=1, save=str(files / "fit-b1")),
+        hx.FitJob(model, study, "A", steps=STEPS, seed=0),
+        hx.FitJob(model, study, "A", steps=STEPS, seed=1, save=str(files / "fit-a1")),
     ]
 
 
@@ -88,17 +89,17 @@ def serial(files, tmp_path_factory):
 
 def test_a_fit_job_row_is_the_fit_it_describes(files, serial):
     """A row against hx.fit run here: the best validation loss and the NRMSE of the
-    prediction of B's test batches."""
+    prediction of A's test batches."""
     _, table = serial
     study = hx.read_study(files / "study")
     result = hx.fit(
         hx.load_model(files / "model.toml"),
         study,
-        process="B",
+        process="A",
         config=hx.FitConfig(steps=STEPS, seed=1),
         progress=False,
     )
-    test = study.select(process="B", split="test")
+    test = study.select(process="A", split="test")
     errors = hx.nrmse(hx.predict(result, test), test.measurements)
     row = table.set_index("seed").loc[1]
     assert row["valid"] == result.scores[0]
@@ -118,12 +119,12 @@ def test_a_fit_job_row_is_the_fit_it_describes(files, serial):
 
 def test_a_predict_job_writes_the_prediction_of_the_saved_fit(files, serial, tmp_path):
     study = hx.read_study(files / "study")
-    job = hx.PredictJob(str(files / "fit-b1"), str(files / "study"), str(tmp_path / "p.csv"))
+    job = hx.PredictJob(str(files / "fit-a1"), str(files / "study"), str(tmp_path / "p.csv"))
     table = hx.run_many([job])
-    expected = hx.predict(hx.load_fit(files / "fit-b1"), study)
+    expected = hx.predict(hx.load_fit(files / "fit-a1"), study)
     written = pd.read_csv(tmp_path / "p.csv")
     pd.testing.assert_frame_equal(written, expected, check_dtype=False, rtol=1e-12)
-    assert table[["batches", "rows"]].values.tolist() == [[8, len(expected)]]
+    assert table[["batches", "rows"]].values.tolist() == [[10, len(expected)]]
 
 
 def test_a_second_run_reads_every_result_back_and_redoes_nothing(files, serial):
@@ -137,7 +138,8 @@ def test_a_second_run_reads_every_result_back_and_redoes_nothing(files, serial):
     assert [p.stat().st_mtime_ns for p in records] == stamps
 
 
-def test_process_pool_gives_the_serial_table(files, serial, tmp_path):
+@pytest.mark.slow
+def test_process_pool_gives_the_serial_table_of_fits(files, serial, tmp_path):
     table = hx.run_many(_fit_jobs(files), backend="processes", workers=2, out=tmp_path)
     pd.testing.assert_frame_equal(table, serial[1])
     assert table.attrs == dict(computed=2, reused=0)
@@ -147,7 +149,17 @@ def fail_if_odd(x: int) -> dict:
     """A job that fails (a benchmark cell that raises) for odd `x`."""
     if x % 2:
         raise ValueError(f"{x} is odd")
-    return dict(x=x)
+    return dict(x=x, half=x / 2, pid=os.getpid())
+
+
+def test_process_pool_gives_the_serial_table(tmp_path):
+    """Jobs in 2 fresh processes (the fast version of the slow test with fits)."""
+    jobs = [hx.CallJob("tests.test_scale:fail_if_odd", dict(x=x)) for x in (0, 2, 4, 6)]
+    serial = hx.run_many(jobs)
+    pool = hx.run_many(jobs, backend="processes", workers=2, out=tmp_path)
+    pd.testing.assert_frame_equal(pool.drop(columns="pid"), serial.drop(columns="pid"))
+    assert os.getpid() not in set(pool["pid"]) and pool["pid"].nunique() <= 2
+    assert pool.attrs == dict(computed=4, reused=0)
 
 
 def test_a_failed_job_is_named_and_the_finished_ones_are_kept(tmp_path):

@@ -10,6 +10,7 @@ import pandas as pd
 from .._core.model import HybridModel
 from .._data.study import Study
 from .._solve import TRAINING, Solver
+from .._solve.failure import SolveFailure
 from .intervals import parameter_table
 from .objective import LIKELIHOODS
 
@@ -17,7 +18,17 @@ __all__ = ["FitConfig", "FitError", "FitResult"]
 
 
 class FitError(RuntimeError):
-    """A fit that cannot go on (e.g. every step rejected as non-finite)."""
+    """A fit that cannot go on (e.g. every step rejected as non-finite).
+
+    Attributes:
+        failure: the solve's failure that stopped it, if one did
+            (:class:`~hybridxfer._solve.failure.SolveFailure`), else None.
+        step: the step that stopped it (0: before the first).
+    """
+
+    def __init__(self, message: str, failure: SolveFailure | None = None, step: int = 0):
+        super().__init__(message)
+        self.failure, self.step = failure, step
 
 
 @dataclass(frozen=True)

@@ -29,15 +29,15 @@ def at_start(
 
 def rejection(
     params: Trainable, data: BatchData, batches: Sequence[str], member: int, solver: Solver
-) -> str:
+) -> SolveFailure | None:
     """Why member `member`'s step was rejected (`params` stacked over members): the
     batch, time and rates of the first non-finite value, or where the solver stopped
-    (:func:`~hybridxfer._solve.failure.locate`), or else that the gradient was not
-    finite."""
+    (:func:`~hybridxfer._solve.failure.locate`); None if the solve went well (then the
+    gradient was not finite)."""
     p = take(params, member)
     model, y0 = p.batch_model(data), initial_states(p, data)
     failure = locate(model, data, batches, solver, y0=y0)  # the start, without solving
     if failure is None:
         ys, ok = solve(model, data, solver, y0)
         failure = locate(model, data, batches, solver, np.asarray(ys), np.asarray(ok), y0)
-    return "the gradient was not finite" if failure is None else failure.message
+    return failure

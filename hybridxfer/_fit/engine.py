@@ -25,9 +25,10 @@ import os
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import diffrax as dfx
 import equinox as eqx
 import jax
 import numpy as np
@@ -38,7 +39,8 @@ from tqdm import tqdm
 from .._core.model import HybridModel
 from .._data.batch_data import BatchData, batch_data
 from .._data.study import Study, StudyError
-from .._solve import to_frame
+from .._solve import Solver, to_frame
+from .._solve.failure import SolveFailure
 from . import checkpoint as checkpoints
 from . import scheduler
 from .config import FitConfig, FitError, FitResult
@@ -73,6 +75,8 @@ class Members:
         study: the batches fitted (train and valid; of the primary and joint processes).
         data: their arrays.
         process: the primary process's index in ``study.processes``.
+        solver: the solver that trained them (``config.solver``, or the implicit one
+            :func:`train` fell back to).
     """
 
     best: Trainable
@@ -85,6 +89,7 @@ class Members:
     study: Study = field(repr=False)
     data: BatchData = field(repr=False)
     process: int
+    solver: Solver
 
     def model(self, k: int) -> HybridModel:
         """Member `k`'s fitted model (the primary process's values)."""
@@ -145,7 +150,7 @@ class Members:
             initial=initial,
             history=history.reset_index(drop=True),
             scores=tuple(float(self.scores[k]) for k in order),
-            config=config,
+            config=replace(config, solver=self.solver),
             process=process,
             batch_parameters=_batch_parameters(best, free, names),
             calibration=self.calibration(int(order[0])),
@@ -215,7 +220,36 @@ def train(
 ) -> Members:
     """Train one member per (plan, validation) pair on the batches of `study` (see
     :func:`fit`), all at once, and return every member in the order given, with its
-    losses and predictions at its starting values (step 0)."""
+    losses and predictions at its starting values (step 0).
+
+    Stiff equations: when the explicit ``config.solver`` runs out of steps on every
+    member's first step, the fit starts again with the implicit Kvaerno5 (same
+    tolerances), with a warning; ``Members.solver`` says which solver trained."""
+    try:
+        return _train(model, study, members, process, config, checkpoint, progress)
+    except FitError as error:
+        solver = _stiff(error, config.solver)
+        if solver is None:
+            raise
+        warnings.warn(
+            f"fit: {error.failure.message.rstrip('.')}. The equations look stiff for "
+            f"{type(config.solver.solver).__name__}: fitting with Kvaerno5 instead (same "
+            "tolerances; choose with FitConfig(solver=...) or --solver)",
+            stacklevel=2,
+        )
+        config = replace(config, solver=solver)
+        return _train(model, study, members, process, config, checkpoint, progress)
+
+
+def _train(
+    model: HybridModel,
+    study: Study,
+    members: Sequence[tuple[Plan, Validation]],
+    process: str | None,
+    config: FitConfig,
+    checkpoint: str | os.PathLike | None,
+    progress: bool,
+) -> Members:
     study, data, scales = _setup(model, study, process, members)
     names = study.batch_names
     keys = member_keys(config.seed, members)
@@ -292,6 +326,7 @@ def train(
         study=study,
         data=data,
         process=p_primary,
+        solver=config.solver,
     )
 
 
@@ -321,26 +356,45 @@ def _setup(model: HybridModel, study: Study, process, members):
     own[: len(study.batch_names)] = (
         process is None or study.batches["process"].to_numpy() == process
     )
-    return study, data, variable_scales(data, np.asarray(data.mask) & own[:, None])
+    mask = np.asarray(data.mask) & own[:, None]
+    return study, data, variable_scales(data, mask, model.variable_names)
 
 
 def _rejected(params, data, names, finite: np.ndarray, left: set, n: int, solver) -> None:
     """Stop the fit if no member's step `n` was finite; else warn once about each member
     newly left behind (a rejected step changes nothing: it would be repeated)."""
     if not finite.any():
-        why = rejection(params, data, names, 0, solver)
+        failure = rejection(params, data, names, 0, solver)
         raise FitError(
-            f"fit step {n}: every member's step was rejected: {why} (a rejected step "
-            "changes nothing; the fit stops)"
+            f"fit step {n}: every member's step was rejected: {_why(failure)} (a rejected "
+            "step changes nothing; the fit stops)",
+            failure,
+            n,
         )
     for r in np.flatnonzero(~finite):
         if int(r) not in left:
             left.add(int(r))
-            why = rejection(params, data, names, int(r), solver)
+            why = _why(rejection(params, data, names, int(r), solver))
             warnings.warn(
                 f"fit step {n}, member {r}: step rejected, the member is left at its values: {why}",
                 stacklevel=4,
             )
+
+
+def _why(failure: SolveFailure | None) -> str:
+    return "the gradient was not finite" if failure is None else failure.message
+
+
+def _stiff(error: FitError, solver: Solver) -> Solver | None:
+    """The implicit solver to fit with instead, if `error` says the explicit `solver`
+    ran out of steps (or its step size collapsed) on every member's first step: the
+    sign of stiff equations. Kvaerno5 (an L-stable ESDIRK method) with the same
+    tolerances and step budget; None for any other error."""
+    stopped = error.failure is not None and error.failure.kind == "stopped"
+    explicit = not isinstance(solver.solver, dfx.AbstractImplicitSolver)
+    if stopped and explicit and error.step == 1:
+        return eqx.tree_at(lambda s: s.solver, solver, dfx.Kvaerno5())
+    return None
 
 
 def _stopped(parts, config: FitConfig) -> bool:

@@ -79,7 +79,7 @@ def parameter_table(
         np.zeros(len(model.variable_names)),
         np.zeros((data.mask.shape[0], model.free.shape[0])),
     )
-    scales = variable_scales(data, data.mask)
+    scales = variable_scales(data, data.mask, model.variable_names)
     weight = np.asarray(data.mask)[..., None] & np.isfinite(np.asarray(data.values))
 
     nets = list(model.networks)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -68,7 +67,7 @@ def _simulate(args) -> None:
     from ._solve import DEFAULT
 
     model = hx.load_model(args.model)
-    study = hx.read_study(args.study)
+    study = hx.read_study(args.study, units=model)
     sim = hx.simulate(model, study, times=args.points, solver=_solver(args, DEFAULT))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -82,9 +81,11 @@ def _simulate(args) -> None:
 def _fit(args) -> None:
     import hybridxfer as hx
 
-    model = hx.load_model(args.model)
-    study = hx.read_study(args.study)
+    from ._fit.checkpoint import writer
     from ._solve import TRAINING
+
+    model = hx.load_model(args.model)
+    study = hx.read_study(args.study, units=model)
 
     config = hx.FitConfig(
         steps=args.steps,
@@ -95,10 +96,11 @@ def _fit(args) -> None:
         solver=_solver(args, TRAINING),
     )
     out = Path(args.out)
-    result = hx.fit(
-        model, study, process=args.process, config=config, checkpoint=out / "checkpoint"
-    )
-    hx.save_fit(result, out)
+    with writer(out):  # the model and its checkpoint from this run alone
+        result = hx.fit(
+            model, study, process=args.process, config=config, checkpoint=out / "checkpoint"
+        )
+        hx.save_fit(result, out)
     train = study.select(process=args.process, split="train")
     print(f"fitted {len(train.batch_names)} batches of process {args.process!r}; saved to {out}/")
     print(_table(result.parameters))
@@ -114,7 +116,7 @@ def _transfer(args) -> None:
     source = hx.load_fit(args.model_dir)
     solver = _solver(args, source.config.solver)
     source = replace(source, config=replace(source.config, solver=solver))
-    study = hx.read_study(args.study)
+    study = hx.read_study(args.study, units=source.model)
     config = replace(source.config, steps=args.steps) if args.steps else None
     result = hx.transfer(
         source, study, process=args.process, strategy=args.strategy, config=config, progress=True
@@ -133,19 +135,34 @@ def _predict(args) -> None:
     import hybridxfer as hx
 
     result = hx.load_fit(args.model_dir)
-    study = hx.read_study(args.study)
+    study = _selected(hx.read_study(args.study, units=result.model), args)
     pred = hx.predict(result, study, times=args.points, level=args.level, cover=args.cover)
+    splits = study.batches.set_index("batch")
+    pred.insert(1, "process", pred["batch"].map(splits["process"]))
+    pred.insert(2, "split", pred["batch"].map(splits["split"]))
+    keys = ["batch", "time", "variable"]
+    measured = study.measurements[[*keys, "value"]].rename(columns={"value": "measured"})
+    pred = pred.merge(measured, on=keys, how="left")  # NaN where nothing was measured
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     pred.to_csv(args.out, index=False)
     band = pred.attrs.get("band", "no band")
     print(f"wrote {args.out} ({len(study.batch_names)} batches; lower/upper: {band})")
 
 
+def _selected(study, args):
+    """The study's batches of ``--process`` and ``--split`` (each: all if not given)."""
+    return study.select(process=args.process, split=args.split)
+
+
 def _report(args) -> None:
     import hybridxfer as hx
 
     result = hx.load_fit(args.model_dir)
-    study = hx.read_study(args.study) if args.study else None
+    study = hx.read_study(args.study, units=result.model) if args.study else None
+    if study is not None:
+        study = _selected(study, args)
+    elif args.process or args.split:
+        raise UsageError("--process/--split select batches of a study: give the study")
     _pyplot()
     out = hx.write_report(result, study, args.out)
     print(f"wrote the report to {out}/ (open {out / 'report.md'})")
@@ -293,12 +310,57 @@ def _solver_arguments(p: argparse.ArgumentParser, default: str) -> None:
     p.add_argument(
         "--solver",
         choices=list(SOLVERS),
-        help=f"ODE solver (default: {default}); kvaerno5 (implicit) for stiff models",
+        help=f"ODE solver (default: {default}); kvaerno5 (implicit) for stiff models (a fit "
+        "whose explicit solver runs out of steps on its first step switches to it, warning)",
     )
     p.add_argument("--rtol", type=float, help="relative tolerance of the adaptive step")
     p.add_argument("--atol", type=float, help="absolute tolerance of the adaptive step")
     p.add_argument(
         "--max-steps", type=int, help="step budget per solve interval (output time or event)"
+    )
+
+
+class _Help(argparse.RawDescriptionHelpFormatter):
+    """Help that states each option's default (where it has one and the text does not
+    already say it) and keeps the examples' line breaks."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        given = not any(action.default is x for x in (None, False, argparse.SUPPRESS))
+        if given and "default" not in text and action.option_strings:
+            text += " (default: %(default)s)"
+        return text
+
+
+EXAMPLES = {
+    "demo": "hybridxfer demo --out demo",
+    "simulate": "hybridxfer simulate model.toml study/ --out sim\n"
+    "  hybridxfer simulate ecoli.toml study/ --out sim --solver kvaerno5   # a stiff model",
+    "fit": "hybridxfer fit model.toml study/ --process A --out fitted --members 4\n"
+    "  hybridxfer fit ecoli.toml study/ --process src --out m --solver kvaerno5 --rtol 1e-6",
+    "transfer": "hybridxfer transfer fitted/ study/ --process B --out target",
+    "predict": "hybridxfer predict target/ study/ --process B --split test --out pred.csv",
+    "report": "hybridxfer report fitted/ study/ --process A --out report",
+    "twin": "hybridxfer twin target/ stream.csv --out estimates.csv --constant Sf=50",
+    "sweep": "hybridxfer sweep sweep.toml --out runs --ray 10.0.0.1:6379",
+}
+
+
+def _command(sub, name: str, help: str) -> argparse.ArgumentParser:
+    """A subcommand whose help states the defaults and ends with examples."""
+    return sub.add_parser(
+        name,
+        help=help,
+        description=help[0].upper() + help[1:] + ".",
+        epilog="example:\n  " + EXAMPLES[name],
+        formatter_class=_Help,
+    )
+
+
+def _selection_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--process", help="only this process's batches (default: every process)")
+    p.add_argument(
+        "--split", help="only this split's batches: train, valid or test (default: every split)"
     )
 
 
@@ -310,12 +372,12 @@ def parser() -> argparse.ArgumentParser:
 
     sub = p.add_subparsers(dest="command", required=True)
 
-    demo = sub.add_parser("demo", help="run the main job on the built-in data")
+    demo = _command(sub, "demo", "run the main job on the built-in data")
     demo.add_argument("--out", default="hybridxfer-demo", help="output folder")
     demo.add_argument("--steps", type=int, default=400, help="maximum gradient steps of the fit")
     demo.set_defaults(run=_demo)
 
-    sim = sub.add_parser("simulate", help="simulate every batch of a study")
+    sim = _command(sub, "simulate", "simulate every batch of a study")
     sim.add_argument("model", help="model file (TOML)")
     sim.add_argument("study", help="study folder (measurements.csv, inputs.csv, batches.csv)")
     sim.add_argument("--out", required=True, help="output folder")
@@ -323,7 +385,7 @@ def parser() -> argparse.ArgumentParser:
     _solver_arguments(sim, _describe(DEFAULT))
     sim.set_defaults(run=_simulate)
 
-    fit = sub.add_parser("fit", help="fit a hybrid model to the train batches of a process")
+    fit = _command(sub, "fit", "fit a hybrid model to the train batches of a process")
     fit.add_argument("model", help="model file (TOML)")
     fit.add_argument("study", help="study folder")
     fit.add_argument("--process", required=True, help="process whose batches to fit")
@@ -331,12 +393,19 @@ def parser() -> argparse.ArgumentParser:
     fit.add_argument("--steps", type=int, default=1500, help="maximum gradient steps")
     fit.add_argument("--lr", type=float, default=1e-2, help="peak learning rate")
     fit.add_argument("--members", type=int, default=1, help="random restarts / ensemble size")
-    fit.add_argument("--seed", type=int, default=0)
-    fit.add_argument("--likelihood", default="scaled", choices=["scaled", "gaussian"])
+    fit.add_argument(
+        "--seed", type=int, default=0, help="seed of the networks' initial weights (PRNG key)"
+    )
+    fit.add_argument(
+        "--likelihood",
+        default="scaled",
+        choices=["scaled", "gaussian"],
+        help="loss: range-scaled squared error, or Gaussian with a fitted noise per variable",
+    )
     _solver_arguments(fit, _describe(TRAINING))
     fit.set_defaults(run=_fit)
 
-    tr = sub.add_parser("transfer", help="transfer a fitted model to another process")
+    tr = _command(sub, "transfer", "transfer a fitted model to another process")
     tr.add_argument("model_dir", help="saved source model folder")
     tr.add_argument("study", help="study folder with the target's (and the source's) batches")
     tr.add_argument("--process", required=True, help="the target process")
@@ -350,7 +419,7 @@ def parser() -> argparse.ArgumentParser:
     _solver_arguments(tr, "the source fit's")
     tr.set_defaults(run=_transfer)
 
-    pred = sub.add_parser("predict", help="predict every batch of a study")
+    pred = _command(sub, "predict", "predict every batch of a study, with calibrated bands")
     pred.add_argument("model_dir", help="saved model folder")
     pred.add_argument("study", help="study folder (t=0 values, inputs, constants)")
     pred.add_argument("--out", required=True, help="CSV file to write")
@@ -364,15 +433,17 @@ def parser() -> argparse.ArgumentParser:
         default="state",
         help="what the band holds: the true state (default) or a new measurement",
     )
+    _selection_arguments(pred)
     pred.set_defaults(run=_predict)
 
-    rep = sub.add_parser("report", help="plots and parameter table of a saved model")
+    rep = _command(sub, "report", "plots and parameter table of a saved model")
     rep.add_argument("model_dir", help="saved model folder")
     rep.add_argument("study", nargs="?", help="study to compare predictions with")
     rep.add_argument("--out", required=True, help="output folder")
+    _selection_arguments(rep)
     rep.set_defaults(run=_report)
 
-    tw = sub.add_parser("twin", help="replay a recorded batch stream through a digital twin")
+    tw = _command(sub, "twin", "replay a recorded batch stream through a digital twin")
     tw.add_argument("model_dir", help="saved model folder")
     tw.add_argument("stream", help="stream CSV: time, variable, value [, sd, sample_time]")
     tw.add_argument("--out", required=True, help="CSV file for the estimates (plots beside it)")
@@ -393,9 +464,10 @@ def parser() -> argparse.ArgumentParser:
     )
     tw.set_defaults(run=_twin)
 
-    sw = sub.add_parser(
+    sw = _command(
+        sub,
         "sweep",
-        help="fit a source once and transfer it to each process x strategy x seed of a "
+        "fit a source once and transfer it to each process x strategy x seed of a "
         "sweep file, resumably",
     )
     sw.add_argument("sweep", help="sweep file (TOML: model, study, source, processes, ...)")
@@ -428,9 +500,10 @@ def keep_compiled_programs() -> None:
     most of a short call's time."""
     import jax
 
+    from ._scale.run import default_cache_dir
+
     if jax.config.jax_compilation_cache_dir is None:
-        cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-        jax.config.update("jax_compilation_cache_dir", str(cache / "hybridxfer" / "jax"))
+        jax.config.update("jax_compilation_cache_dir", str(default_cache_dir()))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -154,9 +154,21 @@ def test_fit_predict_report_transfer(tmp_path, capsys):
     assert "mu_max" in capsys.readouterr().out
     pred = tmp_path / "pred.csv"
     assert main(["predict", str(source), str(study), "--out", str(pred)]) == 0
-    assert set(pd.read_csv(pred)["batch"]) == {f"b{i}" for i in range(6)}
-    assert main(["report", str(source), str(study), "--out", str(tmp_path / "report")]) == 0
-    assert (tmp_path / "report" / "report.md").read_text().count("NRMSE") >= 1
+    table = pd.read_csv(pred)
+    assert set(table["batch"]) == {f"b{i}" for i in range(6)}
+    measured = pd.DataFrame(rows, columns=["batch", "time", "variable", "measured"])
+    both = table.merge(measured, on=["batch", "time", "variable"], suffixes=("", "_data"))
+    assert len(both) == len(rows) and (both["measured"] == both["measured_data"]).all()
+    assert table.groupby("batch")["split"].first().to_dict()["b5"] == "test"
+    only = ["--process", "B", "--split", "test"]
+    assert main(["predict", str(source), str(study), "--out", str(pred), *only]) == 0
+    assert set(pd.read_csv(pred)["batch"]) == {"b5"}
+    assert main(["predict", str(source), str(study), "--out", str(pred), "--process", "C"]) == 2
+    assert "'C'" in capsys.readouterr().err
+    report = tmp_path / "report"
+    assert main(["report", str(source), str(study), "--out", str(report), "--process", "A"]) == 0
+    text = (report / "report.md").read_text()
+    assert text.count("NRMSE") >= 1 and "b4" not in (report / "residuals.csv").read_text()
     args = [
         "transfer",
         str(source),

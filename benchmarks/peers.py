@@ -409,9 +409,12 @@ def child(library: str, seed: int, steps: int, repeats: int) -> dict:
     if library == "hybridxfer":
         from hybridxfer._fit import engine
 
-        engine.tqdm = lambda *args, **kwargs: clock  # the fit's progress bar
-        fit = lambda: hx.fit(model, fit_study, config=config, progress=False)  # noqa: E731
-        out, res = timed_fit(fit, clock)
+        bar, engine.tqdm = engine.tqdm, lambda *args, **kwargs: clock  # the fit's progress bar
+        try:
+            fit = lambda: hx.fit(model, fit_study, config=config, progress=False)  # noqa: E731
+            out, res = timed_fit(fit, clock)
+        finally:
+            engine.tqdm = bar
         fitted = res.model
         data = batch_data(fitted, forward)
         arrays = lambda: hx.arrays.solve(fitted, data, hx.Solver())  # noqa: E731

@@ -511,6 +511,15 @@ def markdown(summary: dict, info: dict) -> str:
         ("time to first step <= 0.7x", ratio["first_step_s"] <= 0.7),
         ("warm simulate to DataFrame <= 1.0x", ratio["forward_frame_s"] <= 1.0),
     ]
+    lines.append(
+        "\nHow measured: a fit runs from the library's own data object (hybridxfer's Study, "
+        "the peer's Dataset) to the fitted model; its first step ends when the step-end "
+        "callback first fires (every program it needs traced and compiled). Forward, "
+        "arrays: `hybridxfer.arrays.solve` on prebuilt BatchData beside `predict_dataset`; "
+        "DataFrame: `hybridxfer.simulate(model, study)`, which builds the arrays from the "
+        "Study on every call, beside `predict_dataset` on the prebuilt Dataset and a "
+        "vectorised long table. Peak memory: the whole process (`ru_maxrss`)."
+    )
     lines += ["\n| acceptance (issue 29) | pass |", "|---|:---:|"]
     lines += [f"| {label} | {'PASS' if ok else 'FAIL'} |" for label, ok in checks]
     return "\n".join(lines) + "\n"

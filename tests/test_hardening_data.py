@@ -73,6 +73,13 @@ def test_negative_concentration_refused_naming_file_row_and_column(tmp_path):
     )
 
 
+def test_round_off_below_zero_is_not_refused(tmp_path):
+    """A simulated study's -4e-10 (a millionth of the variable's scale or less) passes."""
+    m = long_rows()
+    m.loc[7, "value"] = -4e-10  # S of B0 at time 6, S ~ 10 g/L
+    hx.simulate(toy(), hx.read_study(write(tmp_path / "s", m)))
+
+
 def test_range_declared_in_the_model_file(tmp_path):
     m = long_rows()
     m.loc[7, "value"] = -0.01  # S of B0 at time 6, far below the other S values

@@ -55,6 +55,10 @@ __all__ = [
     "write_study",
 ]
 
+RANGE_SLACK = 1e-6
+"""A value outside its physical range by at most this fraction of its variable's largest
+magnitude is let through: round-off (a simulated -4e-10 g/L), not a wrong sign."""
+
 
 @dataclass(frozen=True)
 class StudyNeeds:
@@ -285,7 +289,10 @@ class Study:
         variable, value = m["variable"].to_numpy(), m["value"].to_numpy(dtype=float)
         outside = np.zeros(len(m), dtype=bool)
         for name, lo, hi in ranges:
-            outside |= (variable == name) & ((value < lo) | (value > hi))
+            this = variable == name
+            # a solver's round-off (e.g. -4e-10 g/L from a simulated study) is not a typo
+            slack = RANGE_SLACK * np.max(np.abs(value[this]), initial=0.0)
+            outside |= this & ((value < lo - slack) | (value > hi + slack))
         bad = first_true(outside)
         if bad is None:
             return

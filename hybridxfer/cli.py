@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import math
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -49,11 +50,17 @@ def _demo(args) -> None:
 def _solver(args, base):
     """`base` (a :class:`~hybridxfer.Solver`) with the solver options given on the
     command line (``--solver``, ``--rtol``, ``--atol``, ``--max-steps``)."""
-    from ._io.names import SOLVERS
+    from ._io.names import solver_class, solver_from_dict
 
+    for key in ("rtol", "atol", "max_steps"):
+        value = getattr(args, key)
+        try:
+            solver_from_dict({key: value}) if value is not None else None
+        except ValueError as e:
+            raise UsageError(f"--{key.replace('_', '-')} {value}: {e}") from None
     given = lambda value, default: default if value is None else value  # noqa: E731
     return type(base)(
-        SOLVERS[args.solver]() if args.solver else base.solver,
+        solver_class(args.solver)() if args.solver else base.solver,
         rtol=given(args.rtol, base.rtol),
         atol=given(args.atol, base.atol),
         max_steps=given(args.max_steps, base.max_steps),
@@ -86,7 +93,7 @@ def _fit(args) -> None:
 
     model = hx.load_model(args.model)
     study = hx.read_study(args.study, units=model)
-
+    train = study.select(process=args.process, split="train")  # checked before the lock
     config = hx.FitConfig(
         steps=args.steps,
         learning_rate=args.lr,
@@ -96,18 +103,19 @@ def _fit(args) -> None:
         solver=_solver(args, TRAINING),
     )
     out = Path(args.out)
-    with writer(out):  # the model and its checkpoint from this run alone
+    with writer(out, wait=args.wait):  # the model and its checkpoint from this run alone
         result = hx.fit(
             model, study, process=args.process, config=config, checkpoint=out / "checkpoint"
         )
         hx.save_fit(result, out)
-    train = study.select(process=args.process, split="train")
     print(f"fitted {len(train.batch_names)} batches of process {args.process!r}; saved to {out}/")
     print(_table(result.parameters))
 
 
 def _transfer(args) -> None:
     import hybridxfer as hx
+
+    from ._fit.checkpoint import writer
 
     if args.strategy not in hx.STRATEGIES:
         raise UsageError(
@@ -118,12 +126,19 @@ def _transfer(args) -> None:
     source = replace(source, config=replace(source.config, solver=solver))
     study = hx.read_study(args.study, units=source.model)
     config = replace(source.config, steps=args.steps) if args.steps else None
-    result = hx.transfer(
-        source, study, process=args.process, strategy=args.strategy, config=config, progress=True
-    )
-    out = hx.save_transfer(result, args.out)
-    _pyplot()
-    hx.write_record(out, "transfer.png", _png(hx.plot_transfer(result)))
+    out = Path(args.out)
+    with writer(out, wait=args.wait):  # the model and its record from this run alone
+        result = hx.transfer(
+            source,
+            study,
+            process=args.process,
+            strategy=args.strategy,
+            config=config,
+            progress=True,
+        )
+        hx.save_transfer(result, out)
+        _pyplot()
+        hx.write_record(out, "transfer.png", _png(hx.plot_transfer(result)))
     print(result.summary())
     print(
         f"saved the transferred model to {out}/ (transfer.txt: the report above; "
@@ -180,8 +195,10 @@ def _twin(args) -> None:
         return_twin=True,
         constants=_assignments(args.constant, "--constant"),
         progress=True,
-        measurement_sd=_assignments(args.sd, "--sd"),
-        model_error=_assignments(args.model_error, "--model-error"),
+        measurement_sd=_assignments(args.sd, "--sd", lambda x: 0 < x < math.inf, "SD > 0"),
+        model_error=_assignments(
+            args.model_error, "--model-error", lambda x: 0 <= x < math.inf, "FRACTION >= 0"
+        ),
         process_noise=args.process_noise,
     )
     out = Path(args.out)
@@ -209,8 +226,6 @@ def _twin(args) -> None:
 def _sweep(args) -> None:
     import hybridxfer as hx
 
-    if args.workers < 1:
-        raise UsageError(f"--workers {args.workers}: expected 1 or more")
     backend = "ray" if args.ray is not None else "processes" if args.workers > 1 else "serial"
     try:
         table = hx.run_sweep(
@@ -277,14 +292,19 @@ def _png(fig) -> bytes:
     return buffer.getvalue()
 
 
-def _assignments(items: list[str], option: str) -> dict[str, float]:
+def _assignments(
+    items: list[str], option: str, ok=math.isfinite, number: str = "NUMBER"
+) -> dict[str, float]:
+    """``NAME=VALUE`` items of a repeated option as a dict; a VALUE must pass `ok`."""
     out = {}
     for item in items:
         name, _, value = item.partition("=")
         try:
             out[name] = float(value)
         except ValueError:
-            raise UsageError(f"{option} {item!r}: expected NAME=NUMBER") from None
+            out[name] = math.nan
+        if not name or not ok(out[name]):
+            raise UsageError(f"{option} {item!r}: expected NAME={number}")
     return out
 
 
@@ -292,13 +312,12 @@ def _table(frame) -> str:
     return frame.to_string(index=False, float_format=lambda x: f"{x:.4g}")
 
 
-def _describe(solver) -> str:
-    """A Solver's settings in words, e.g. ``tsit5, rtol 1e-06, atol 1e-09, 4096 steps``."""
-    from ._io.names import solver_name
-
+def _describe(settings: dict) -> str:
+    """Solver settings (:mod:`hybridxfer._core.solver_defaults`) in words, e.g.
+    ``tsit5, rtol 1e-06, atol 1e-09, 4096 steps``."""
     return (
-        f"{solver_name(solver.solver)}, rtol {solver.rtol:g}, atol {solver.atol:g}, "
-        f"{solver.max_steps} steps"
+        f"{settings['name']}, rtol {settings['rtol']:g}, atol {settings['atol']:g}, "
+        f"{settings['max_steps']} steps"
     )
 
 
@@ -309,7 +328,7 @@ def _solver_arguments(p: argparse.ArgumentParser, default: str) -> None:
 
     p.add_argument(
         "--solver",
-        choices=list(SOLVERS),
+        choices=SOLVERS,
         help=f"ODE solver (default: {default}); kvaerno5 (implicit) for stiff models (a fit "
         "whose explicit solver runs out of steps on its first step switches to it, warning)",
     )
@@ -357,6 +376,41 @@ def _command(sub, name: str, help: str) -> argparse.ArgumentParser:
     )
 
 
+def _checked(convert, ok, expected: str):
+    """An argument type: `convert` of the text, refused unless `ok` (argparse then
+    names the argument: ``argument --steps: expected a whole number >= 1, not '0'``)."""
+
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            value = None
+        if value is None or not ok(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, not {text!r}")
+        return value
+
+    return parse
+
+
+COUNT = _checked(int, lambda n: n >= 1, "a whole number >= 1")
+POINTS = _checked(int, lambda n: n >= 2, "a whole number >= 2")
+POSITIVE = _checked(float, lambda x: 0 < x < math.inf, "a positive number")
+NONNEGATIVE = _checked(float, lambda x: 0 <= x < math.inf, "a number >= 0")
+SECONDS = _checked(float, lambda x: 0 <= x < math.inf, "0 or more seconds")
+PROBABILITY = _checked(float, lambda x: 0 < x < 1, "a number between 0 and 1")
+
+
+def _wait_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--wait",
+        type=SECONDS,
+        default=0.0,
+        metavar="SECONDS",
+        help="wait this long for another writer of --out to finish (default 0: refuse at "
+        "once, naming it)",
+    )
+
+
 def _selection_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--process", help="only this process's batches (default: every process)")
     p.add_argument(
@@ -364,24 +418,32 @@ def _selection_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
+class _Parser(argparse.ArgumentParser):
+    """A parser whose errors are :class:`UsageError` (one line, exit code 2, as every
+    other bad input), not argparse's usage text and exit."""
+
+    def error(self, message: str):
+        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="hybridxfer", description="Hybrid mechanistic-ML bioreactor models with transfer."
     )
-    from ._solve import DEFAULT, TRAINING
+    from ._core.solver_defaults import DEFAULT, TRAINING
 
     sub = p.add_subparsers(dest="command", required=True)
 
     demo = _command(sub, "demo", "run the main job on the built-in data")
     demo.add_argument("--out", default="hybridxfer-demo", help="output folder")
-    demo.add_argument("--steps", type=int, default=400, help="maximum gradient steps of the fit")
+    demo.add_argument("--steps", type=COUNT, default=400, help="maximum gradient steps of the fit")
     demo.set_defaults(run=_demo)
 
     sim = _command(sub, "simulate", "simulate every batch of a study")
     sim.add_argument("model", help="model file (TOML)")
     sim.add_argument("study", help="study folder (measurements.csv, inputs.csv, batches.csv)")
     sim.add_argument("--out", required=True, help="output folder")
-    sim.add_argument("--points", type=int, default=101, help="output points per batch")
+    sim.add_argument("--points", type=POINTS, default=101, help="output points per batch")
     _solver_arguments(sim, _describe(DEFAULT))
     sim.set_defaults(run=_simulate)
 
@@ -390,9 +452,9 @@ def parser() -> argparse.ArgumentParser:
     fit.add_argument("study", help="study folder")
     fit.add_argument("--process", required=True, help="process whose batches to fit")
     fit.add_argument("--out", required=True, help="model folder (also holds the checkpoint)")
-    fit.add_argument("--steps", type=int, default=1500, help="maximum gradient steps")
-    fit.add_argument("--lr", type=float, default=1e-2, help="peak learning rate")
-    fit.add_argument("--members", type=int, default=1, help="random restarts / ensemble size")
+    fit.add_argument("--steps", type=COUNT, default=1500, help="maximum gradient steps")
+    fit.add_argument("--lr", type=POSITIVE, default=1e-2, help="peak learning rate")
+    fit.add_argument("--members", type=COUNT, default=1, help="random restarts / ensemble size")
     fit.add_argument(
         "--seed", type=int, default=0, help="seed of the networks' initial weights (PRNG key)"
     )
@@ -403,6 +465,7 @@ def parser() -> argparse.ArgumentParser:
         help="loss: range-scaled squared error, or Gaussian with a fitted noise per variable",
     )
     _solver_arguments(fit, _describe(TRAINING))
+    _wait_argument(fit)
     fit.set_defaults(run=_fit)
 
     tr = _command(sub, "transfer", "transfer a fitted model to another process")
@@ -414,18 +477,19 @@ def parser() -> argparse.ArgumentParser:
     )
     tr.add_argument("--out", required=True, help="folder for the transferred model")
     tr.add_argument(
-        "--steps", type=int, default=None, help="maximum gradient steps (default: transfer's)"
+        "--steps", type=COUNT, default=None, help="maximum gradient steps (default: transfer's)"
     )
     _solver_arguments(tr, "the source fit's")
+    _wait_argument(tr)
     tr.set_defaults(run=_transfer)
 
     pred = _command(sub, "predict", "predict every batch of a study, with calibrated bands")
     pred.add_argument("model_dir", help="saved model folder")
     pred.add_argument("study", help="study folder (t=0 values, inputs, constants)")
     pred.add_argument("--out", required=True, help="CSV file to write")
-    pred.add_argument("--points", type=int, default=None, help="output points per batch")
+    pred.add_argument("--points", type=POINTS, default=None, help="output points per batch")
     pred.add_argument(
-        "--level", type=float, default=0.95, help="probability of the band (default 0.95)"
+        "--level", type=PROBABILITY, default=0.95, help="probability of the band (default 0.95)"
     )
     pred.add_argument(
         "--cover",
@@ -458,7 +522,7 @@ def parser() -> argparse.ArgumentParser:
     )
     tw.add_argument(
         "--process-noise",
-        type=float,
+        type=NONNEGATIVE,
         default=None,
         help="relative state drift per sqrt(time) (default: from the saved fit's residuals)",
     )
@@ -484,7 +548,7 @@ def parser() -> argparse.ArgumentParser:
     )
     sw.add_argument(
         "--workers",
-        type=int,
+        type=COUNT,
         default=1,
         help="without --ray: local worker processes (default 1: one job after another)",
     )
@@ -507,9 +571,9 @@ def keep_compiled_programs() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    keep_compiled_programs()
     try:
+        args = parser().parse_args(argv)
+        keep_compiled_programs()
         args.run(args)
     except _user_errors() as e:
         print(f"hybridxfer: error: {e}", file=sys.stderr)

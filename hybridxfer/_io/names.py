@@ -1,31 +1,42 @@
 """Solver names, in saved models' ``meta.json`` and on the command line (``"tsit5"``).
 
-Solver names become classes here only (reactor modes: :mod:`.model_file`).
+Solver names become classes here only (reactor modes: :mod:`.model_file`). The names
+are plain strings, importable without diffrax (the command line's help lists them);
+diffrax is imported when a name becomes a class.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import diffrax as dfx
+if TYPE_CHECKING:
+    import diffrax as dfx
 
-from .._solve import Solver
+    from .._solve import Solver
 
 __all__ = [
     "MAX_STEPS",
     "SOLVERS",
+    "solver_class",
     "solver_from_dict",
     "solver_name",
     "solver_to_dict",
 ]
 
-SOLVERS: dict[str, type[dfx.AbstractSolver]] = {
-    "tsit5": dfx.Tsit5,
-    "dopri5": dfx.Dopri5,
-    "kvaerno5": dfx.Kvaerno5,
-}
+_CLASSES = {"tsit5": "Tsit5", "dopri5": "Dopri5", "kvaerno5": "Kvaerno5"}  # in diffrax
+
+SOLVERS: tuple[str, ...] = tuple(_CLASSES)
+"""The named solvers: ``tsit5``, ``dopri5`` (explicit), ``kvaerno5`` (implicit, stiff)."""
+
+
+def solver_class(name: str) -> type[dfx.AbstractSolver]:
+    """The diffrax class of a solver name (one of :data:`SOLVERS`), e.g.
+    :class:`diffrax.Tsit5` for ``"tsit5"``."""
+    import diffrax as dfx
+
+    return getattr(dfx, _CLASSES[name])
 
 
 def solver_name(solver: dfx.AbstractSolver) -> str:
@@ -34,8 +45,8 @@ def solver_name(solver: dfx.AbstractSolver) -> str:
     Raises:
         ValueError: for a solver class without a name (one of :data:`SOLVERS`).
     """
-    for name, cls in SOLVERS.items():
-        if type(solver) is cls:
+    for name in SOLVERS:
+        if type(solver) is solver_class(name):
             return name
     raise ValueError(f"{type(solver).__name__} has no name; named: {', '.join(SOLVERS)}")
 
@@ -79,7 +90,9 @@ def solver_from_dict(d: Mapping[str, Any]) -> Solver:
     for key, ok in checks.items():
         if key in d and not ok(d[key]):
             raise ValueError(f"solver {key} = {d[key]!r:.40} is out of its type or range")
-    return Solver(SOLVERS[name](), **{k: d[k] for k in checks if k in d})
+    from .._solve import Solver
+
+    return Solver(solver_class(name)(), **{k: d[k] for k in checks if k in d})
 
 
 def _real(x) -> bool:

@@ -159,6 +159,13 @@ def cell(fam, family, src, target, n, seed, steps) -> dict:
     seconds = time.perf_counter() - t0
     row = dict(target=target, n=n, seed=seed, batches=batches, seconds=seconds)
     row |= dict(chosen=result.strategy, warning=result.similarity.warning is not None)
+    sim = result.similarity
+    row["similarity"] = dict(
+        distance=sim.distance,
+        mmd=sim.mmd,
+        mmd_p=sim.mmd_p,
+        zero_shot=float(sim.zero_shot.mean()) if len(sim.zero_shot) else None,
+    )
     row["python_warnings"] = sorted({str(w.message)[:200] for w in caught})
     row["auto"] = model_scores(result.model, test, fam.SCORED)
     for name in ("none", "scratch"):

@@ -7,6 +7,8 @@ two bolus rows -> 2; batch counts 1..5 -> 1, 2, 4, 8) so that examples reuse the
 compiled solve.
 """
 
+import dataclasses
+
 import diffrax as dfx
 import numpy as np
 import pandas as pd
@@ -16,6 +18,8 @@ from hypothesis import strategies as st
 
 import hybridxfer as hx
 import hybridxfer.arrays as hxa
+from hybridxfer._data.batch_data import FAR, bucket
+from hybridxfer.demo import demo_model_path, demo_study
 
 COLS = ["batch", "time", "variable", "value"]
 T_END = 20.0
@@ -190,3 +194,92 @@ def test_blow_up_in_one_batch_names_it(n, data, how):
 
     with pytest.raises(hx.SimulationError, match=f"batch '{names[bad]}'"):
         hx.simulate(FRAGILE, study, times=times)
+
+
+# ------------------------------------------- batch arrays: vectorised = row by row
+def loop_arrays(model, study, times=None):
+    """The arrays of ``batch_data(model, study, times)``, built batch by batch and row by
+    row in plain Python: the reference for the vectorised build."""
+    names, col = study.batch_names, {v: j for j, v in enumerate(model.variable_names)}
+    n, n_states, inputs, events = (
+        len(names),
+        len(model.state_names),
+        model.input_names,
+        model.event_names,
+    )
+    meas = [r for r in study.measurements.itertuples() if r.variable in col and r.batch in names]
+    rows = sorted(study.inputs.itertuples(), key=lambda r: r.time)  # stable: file order on ties
+    out = {b: sorted({r.time for r in meas if r.batch == b}) for b in names}
+    if times is not None:
+        out = {b: sorted(set(map(float, times[b]))) for b in names}
+    sig = {
+        (b, u): [r for r in rows if (r.batch, r.variable) == (b, u)] for b in names for u in inputs
+    }
+    ev = {b: sorted({r.time for r in rows if r.batch == b and r.variable in events}) for b in names}
+    B, M = bucket(n), bucket(max(map(len, out.values())))
+    K = bucket(max(map(len, sig.values()), default=1))
+    E = bucket(max(map(len, ev.values()))) if any(ev.values()) else 0
+    a = dict(
+        initial=np.full((B, n_states), np.nan),
+        constants=np.zeros((B, len(model.constant_names))),
+        input_times=np.full((B, len(inputs), K), FAR),
+        input_values=np.zeros((B, len(inputs), K)),
+        event_times=np.zeros((B, E)),
+        event_amounts=np.zeros((B, E, len(events))),
+        times=np.zeros((B, M)),
+        mask=np.zeros((B, M), dtype=bool),
+        values=np.full((B, M, len(col)), np.nan),
+        sd=np.full((B, M, len(col)), np.nan),
+    )
+    for i, b in enumerate(names):
+        t = out[b]
+        a["times"][i] = [*t, *[t[-1]] * (M - len(t))]
+        a["mask"][i, : len(t)] = True
+        for r in (r for r in meas if r.batch == b):
+            if r.time == 0.0 and col[r.variable] < n_states:
+                a["initial"][i, col[r.variable]] = r.value
+            if r.time in t:
+                a["values"][i, t.index(r.time), col[r.variable]] = r.value
+                a["sd"][i, t.index(r.time), col[r.variable]] = getattr(r, "sd", np.nan)
+        for u, name in enumerate(inputs):
+            s = sig[b, name]
+            a["input_times"][i, u, : len(s)] = [r.time for r in s]
+            a["input_values"][i, u] = [r.value for r in s] + [s[-1].value] * (K - len(s))
+        a["event_times"][i] = [min(x, t[-1]) for x in ev[b]] + [t[-1]] * (E - len(ev[b]))
+        for r in (r for r in rows if r.batch == b and r.variable in events):
+            a["event_amounts"][i, ev[b].index(r.time), events.index(r.variable)] += r.value
+        for c, name in enumerate(model.constant_names):
+            a["constants"][i, c] = study.batches.set_index("batch").loc[b, name]
+    for k in a:
+        if k not in ("mask", "values", "sd"):
+            a[k][n:] = a[k][0]
+    a["process"] = np.zeros(B, dtype=int)
+    a["process"][:n] = [study.processes.index(p) for p in study.batches["process"]]
+    return a
+
+
+def assert_same_arrays(data, reference):
+    for name, want in reference.items():
+        got = np.asarray(getattr(data, name))
+        assert got.shape == want.shape and got.dtype == want.dtype, name
+        np.testing.assert_array_equal(got, want, err_msg=name)  # NaN == NaN here
+
+
+def test_demo_batch_arrays_equal_the_row_by_row_build():
+    model, study = hx.load_model(demo_model_path()), demo_study()
+    m = study.measurements
+    with_sd = dataclasses.replace(study, measurements=m.assign(sd=0.05 * m["value"].abs() + 0.01))
+    for s in (study, with_sd, study.select(process="B"), study.select(batches="A03")):
+        assert_same_arrays(hxa.batch_data(model, s), loop_arrays(model, s))
+    times = {b: [0.0, 3.3, 100.0, 100.0, 7.5] for b in study.batch_names}  # unsorted, repeated
+    assert_same_arrays(hxa.batch_data(model, study, times), loop_arrays(model, study, times))
+
+
+@settings(max_examples=25, deadline=None)
+@given(specs=st.lists(fed_batch, min_size=1, max_size=5))
+def test_random_batch_arrays_equal_the_row_by_row_build(specs):
+    study, times = fed_batch_study(specs)
+    assert_same_arrays(hxa.batch_data(FED_BATCH, study), loop_arrays(FED_BATCH, study))
+    assert_same_arrays(
+        hxa.batch_data(FED_BATCH, study, times), loop_arrays(FED_BATCH, study, times)
+    )

@@ -16,6 +16,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pandas as pd
 from jaxtyping import Array, Bool, Float, Int
 
 from .._core.model import HybridModel
@@ -85,66 +86,73 @@ def batch_data(
     variables, inputs, events = model.variable_names, model.input_names, model.event_names
     n, n_states, n_in, n_ev = len(names), len(model.state_names), len(inputs), len(events)
     meas = study.measurements
-    meas = meas[meas["variable"].isin(variables)]
-    inp = study.inputs.sort_values("time", kind="stable")
-    by_batch = {b: g for b, g in meas.groupby("batch", sort=False)}
-    inp_by_batch = {b: g for b, g in inp.groupby("batch", sort=False)}
-    empty_m, empty_u = meas.iloc[:0], inp.iloc[:0]
+    meas = meas[meas["variable"].isin(variables) & meas["batch"].isin(names)]
+    m_b, m_j = _codes(meas["batch"], names), _codes(meas["variable"], variables)
+    m_t, m_v = meas["time"].to_numpy(float), meas["value"].to_numpy(float)
 
-    if times is not None and (missing := [b for b in names if b not in times]):
+    if times is None:
+        o_b, o_t = m_b, m_t
+    elif missing := [b for b in names if b not in times]:
         raise StudyError(f"{study.name}: no output times given for batch(es) {missing}")
-    out_t = [
-        np.unique(
-            np.asarray(times[b] if times is not None else by_batch.get(b, empty_m)["time"], float)
+    else:
+        given = [np.asarray(times[b], float).reshape(-1) for b in names]
+        o_b = np.repeat(np.arange(n), [len(t) for t in given])
+        o_t = np.concatenate([np.zeros(0), *given])
+    o_b, o_t = _unique_pairs(o_b, o_t)
+    count = np.bincount(o_b, minlength=n)
+    if not count.all():
+        raise StudyError(
+            f"{study.name}: batch {names[int(np.argmin(count))]!r} has no output times"
         )
-        for b in names
-    ]
-    signals = [
-        {v: g for v, g in inp_by_batch.get(b, empty_u).groupby("variable", sort=False)}
-        for b in names
-    ]
-    ev_t = [
-        np.unique(np.concatenate([[]] + [s[e]["time"].to_numpy(float) for e in events if e in s]))
-        for s in signals
-    ]
+    o_k = _rank(o_b)
+    end = o_t[np.cumsum(count) - 1]
+
+    inp = study.inputs[study.inputs["batch"].isin(names)]
+    i_u = _codes(inp["variable"], inputs)
+    i_e = _codes(inp["variable"], events)
+    i_b = _codes(inp["batch"], names)
+    i_t, i_v = inp["time"].to_numpy(float), inp["value"].to_numpy(float)
+    sig = i_u >= 0  # continuous-input rows, by batch, input, time (stable: file order)
+    order = np.lexsort((i_t[sig], i_u[sig], i_b[sig]))
+    s_b, s_u, s_t, s_v = (a[sig][order] for a in (i_b, i_u, i_t, i_v))
+    s_k = _rank(s_b * n_in + s_u)
+    ev = i_e >= 0  # event rows, by batch, time
+    order = np.lexsort((i_t[ev], i_b[ev]))
+    e_b, e_e, e_t, e_v = (a[ev][order] for a in (i_b, i_e, i_t, i_v))
+    et_b, et_t = _unique_pairs(e_b, e_t)
+    e_count = np.bincount(et_b, minlength=n)
     B = bucket(n)
-    K = bucket(max([len(s[u]) for s in signals for u in inputs if u in s] or [1]))
-    M = bucket(max(len(t) for t in out_t))
-    E = bucket(max(len(t) for t in ev_t)) if any(len(t) for t in ev_t) else 0
+    K = bucket(max(s_k.max(initial=0) + 1, 1))
+    M = bucket(count.max())
+    E = bucket(e_count.max()) if len(et_b) else 0
 
     initial = np.full((B, n_states), np.nan)
-    in_t = np.full((B, n_in, K), FAR)
-    in_v = np.zeros((B, n_in, K))
-    ev_times = np.zeros((B, E))
-    ev_amounts = np.zeros((B, E, n_ev))
+    at0 = (m_t == 0.0) & (m_j < n_states)
+    initial[m_b[at0], m_j[at0]] = m_v[at0]
     out_times = np.zeros((B, M))
+    out_times[:n] = end[:, None]
+    out_times[o_b, o_k] = o_t
     mask = np.zeros((B, M), dtype=bool)
+    mask[o_b, o_k] = True
     values = np.full((B, M, len(variables)), np.nan)
     sds = np.full((B, M, len(variables)), np.nan)
-    col = {s: j for j, s in enumerate(variables)}
-    for i, b in enumerate(names):
-        m = by_batch.get(b, empty_m)
-        t, end = out_t[i], out_t[i][-1]
-        j = m["variable"].map(col).to_numpy(int)
-        at0 = (m["time"].to_numpy(float) == 0.0) & (j < n_states)
-        initial[i, j[at0]] = m["value"].to_numpy(float)[at0]
-        k = np.searchsorted(t, m["time"].to_numpy(float))
-        hit = (k < len(t)) & (t[np.minimum(k, len(t) - 1)] == m["time"].to_numpy(float))
-        values[i, k[hit], j[hit]] = m["value"].to_numpy(float)[hit]
-        if "sd" in m.columns:
-            sds[i, k[hit], j[hit]] = m["sd"].to_numpy(float)[hit]
-        out_times[i], out_times[i, : len(t)], mask[i, : len(t)] = end, t, True
-        for u, name in enumerate(inputs):
-            s = signals[i][name]
-            in_t[i, u, : len(s)] = s["time"].to_numpy(float)
-            in_v[i, u, : len(s)] = s["value"].to_numpy(float)
-            in_v[i, u, len(s) :] = in_v[i, u, len(s) - 1]
-        ev_times[i] = end
-        ev_times[i, : len(ev_t[i])] = np.minimum(ev_t[i], end)
-        for e, name in enumerate(events):
-            if name in signals[i]:
-                s = signals[i][name]
-                np.add.at(ev_amounts[i, :, e], np.searchsorted(ev_t[i], s["time"]), s["value"])
+    at = _find_pairs(o_b, o_t, m_b, m_t)
+    hit = at >= 0
+    values[m_b[hit], o_k[at[hit]], m_j[hit]] = m_v[hit]
+    if "sd" in meas.columns:
+        sds[m_b[hit], o_k[at[hit]], m_j[hit]] = meas["sd"].to_numpy(float)[hit]
+    in_t = np.full((B, n_in, K), FAR)
+    in_t[s_b, s_u, s_k] = s_t
+    in_v = np.zeros((B, n_in, K))
+    final = np.append(s_k[1:] == 0, True)  # each signal's last (latest) row
+    in_v[s_b[final], s_u[final]] = s_v[final, None]
+    in_v[s_b, s_u, s_k] = s_v
+    ev_times = np.zeros((B, E))
+    ev_times[:n] = end[:, None]
+    ev_times[et_b, _rank(et_b)] = np.minimum(et_t, end[et_b])
+    ev_amounts = np.zeros((B, E, n_ev))
+    e_at = _find_pairs(et_b, et_t, e_b, e_t)
+    np.add.at(ev_amounts, (e_b, _rank(et_b)[e_at], e_e), e_v)
     constants = study.batches.set_index("batch").loc[list(names), list(model.constant_names)]
     constants = np.vstack([constants.to_numpy(float), np.zeros((B - n, len(model.constant_names)))])
     process = np.zeros(B, dtype=int)
@@ -166,6 +174,36 @@ def batch_data(
         process=process,
     )
     return jax.device_put(data)  # one transfer; jnp.asarray compiles a program per shape
+
+
+def _codes(column: pd.Series, known: Sequence[str]) -> np.ndarray:
+    """Position of each cell of `column` in `known`, -1 where absent, shape (rows,)."""
+    return pd.Index(known).get_indexer(column)
+
+
+def _unique_pairs(b: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct (batch, time) pairs, sorted by batch, then time."""
+    order = np.lexsort((t, b))
+    b, t = b[order], t[order]
+    new = np.ones(len(b), dtype=bool)
+    new[1:] = (b[1:] != b[:-1]) | (t[1:] != t[:-1])
+    return b[new], t[new]
+
+
+def _rank(group: np.ndarray) -> np.ndarray:
+    """Position of each element within its run of equal values of the sorted `group`."""
+    index = np.arange(len(group))
+    return index - np.searchsorted(group, group)
+
+
+def _find_pairs(b: np.ndarray, t: np.ndarray, qb: np.ndarray, qt: np.ndarray) -> np.ndarray:
+    """Index of each query pair (qb, qt) among the sorted distinct pairs (b, t), -1
+    where absent (exact time equality)."""
+    times = np.unique(np.concatenate([t, qt]))  # exact integer keys: batch, time's rank
+    key = np.append(b * len(times) + np.searchsorted(times, t), -1)  # -1: never matched
+    qkey = qb * len(times) + np.searchsorted(times, qt)
+    i = np.minimum(np.searchsorted(key[:-1], qkey), len(key) - 1)
+    return np.where(key[i] == qkey, i, -1)
 
 
 def study_needs(model: HybridModel) -> StudyNeeds:

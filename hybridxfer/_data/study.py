@@ -320,22 +320,30 @@ class Study:
                 )
 
     def _check_inputs(self, inputs: tuple[str, ...]) -> None:
-        label = self._label("inputs")
         table = self.inputs
+        mine = table[table["variable"].isin(inputs)]
+        present = set(zip(mine["batch"].tolist(), mine["variable"].tolist(), strict=True))
+        at_zero = mine[mine["time"] == 0.0]
+        started = set(zip(at_zero["batch"].tolist(), at_zero["variable"].tolist(), strict=True))
         for batch in self.batch_names:
             for name in inputs:
-                mine = (table["batch"] == batch) & (table["variable"] == name)
-                if not mine.any():
-                    raise StudyError(
-                        f"{label} column 'variable': batch {batch!r} has no rows for input {name!r}"
-                    )
-                times = table["time"].where(mine)
-                if not (times == 0.0).any():
-                    first = int(np.nanargmin(times.to_numpy(dtype=float)))
-                    raise StudyError(
-                        f"{label}: batch {batch!r} input {name!r} has no value at time 0 "
-                        f"(first row is row {row(table, first)} at time {times.iloc[first]:g})"
-                    )
+                if (batch, name) not in started:
+                    self._no_input_at_zero(batch, name, (batch, name) in present)
+
+    def _no_input_at_zero(self, batch: str, name: str, present: bool) -> None:
+        """Raise the error for input `name` of `batch`: no rows, or none at time 0."""
+        label = self._label("inputs")
+        if not present:
+            raise StudyError(
+                f"{label} column 'variable': batch {batch!r} has no rows for input {name!r}"
+            )
+        table = self.inputs
+        times = table["time"].where((table["batch"] == batch) & (table["variable"] == name))
+        first = int(np.nanargmin(times.to_numpy(dtype=float)))
+        raise StudyError(
+            f"{label}: batch {batch!r} input {name!r} has no value at time 0 "
+            f"(first row is row {row(table, first)} at time {times.iloc[first]:g})"
+        )
 
     def _check_initial(self, states: tuple[str, ...]) -> None:
         at_zero = self.measurements[self.measurements["time"] == 0.0]

@@ -273,6 +273,9 @@ def test_demo_batch_arrays_equal_the_row_by_row_build():
         assert_same_arrays(hxa.batch_data(model, s), loop_arrays(model, s))
     times = {b: [0.0, 3.3, 100.0, 100.0, 7.5] for b in study.batch_names}  # unsorted, repeated
     assert_same_arrays(hxa.batch_data(model, study, times), loop_arrays(model, study, times))
+    table = [{"batch": b, "process": "p", "split": "train", "k": 1.0, "c": 2.0} for b in "xyz"]
+    no_inputs = frames(table, [(b, t, "X", 1.0 + t) for b in "zyx" for t in (2.0, 0.0)], None)
+    assert_same_arrays(hxa.batch_data(FRAGILE, no_inputs), loop_arrays(FRAGILE, no_inputs))
 
 
 @settings(max_examples=25, deadline=None)

@@ -144,7 +144,7 @@ def batch_data(
     in_t = np.full((B, n_in, K), FAR)
     in_t[s_b, s_u, s_k] = s_t
     in_v = np.zeros((B, n_in, K))
-    final = np.append(s_k[1:] == 0, True)  # each signal's last (latest) row
+    final = np.diff(np.append(s_k, 0)) <= 0  # each signal's last (latest) row
     in_v[s_b[final], s_u[final]] = s_v[final, None]
     in_v[s_b, s_u, s_k] = s_v
     ev_times = np.zeros((B, E))

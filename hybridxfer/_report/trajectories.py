@@ -46,7 +46,8 @@ def plot_simulation(
         units: unit per variable, for the axis label.
         time_unit: unit of ``time``, for the axis label.
         what: what the lines are, for the title.
-        splits: each batch's split (``Study.batches``), or None.
+        splits: each batch's split, a mapping batch -> split (e.g.
+            ``dict(zip(study.batches["batch"], study.batches["split"]))``), or None.
         ax: axes to draw on; None for a new figure.
 
     Returns:
@@ -59,7 +60,7 @@ def plot_simulation(
     viridis = matplotlib.colormaps["viridis"]
     colours = {b: viridis(i / max(1, len(batches) - 1)) for i, b in enumerate(batches)}
     sim = simulation[simulation["variable"] == variable]
-    splits = splits or {}
+    splits = {} if splits is None else dict(splits)
     for batch, line in sim.groupby("batch", sort=False):
         split = splits.get(batch)
         style = LINES.get(split, "-")

@@ -128,3 +128,35 @@ def test_a_member_left_behind_is_warned_about_once_and_the_others_go_on():
     history = result.history
     assert history["step"].max() == FIT.steps
     assert np.isfinite(history[history["member"] == 0]["train"]).all()
+
+
+def test_simulate_names_a_rate_that_turns_nan_mid_batch_quickly():
+    """S' = -1 from S(0) = 10 crosses 5 at t = 5 h, where the rate r = log(S - 5) turns
+    NaN; hx.simulate (default solver) names r and a time just past 5, not the step
+    budget at the next output time, and the later segments do not each spend it."""
+    model = hx.HybridModel.build(
+        name="log-crossing",
+        states=[hx.State("S", "g/L"), hx.State("P", "g/L", initial=0.0)],
+        parameters=[hx.Parameter("k", 1.0, "g/(L h)")],
+        rates={"r": "log(S - 5)"},
+        balances={"S": "-k", "P": "r"},
+    )
+    rows = [
+        (b, t, "S", max(s0 - t, 0.5))
+        for b, s0 in (("ok", 30.0), ("b", 10.0))
+        for t in range(0, 25, 3)
+    ]
+    study = hx.study_from_frames(
+        pd.DataFrame(rows, columns=["batch", "time", "variable", "value"]),
+        batches=pd.DataFrame({"batch": ["ok", "b"], "process": "p", "split": "train"}),
+    )
+    cpu = time.process_time()
+    with pytest.raises(hx.SimulationError) as e:
+        hx.simulate(model, study)
+    cpu = time.process_time() - cpu
+    message = str(e.value)
+    assert message.startswith("batch 'b': the model's equations give a non-finite value at t=")
+    assert "rate(s) r, the balance of P" in message and "\n" not in message
+    t = float(message.split("non-finite value at t=")[1].split(":")[0])
+    assert 5.0 < t <= 5.0 + 3.0 / GRID**ZOOMS, t  # the crossing, to the located resolution
+    assert cpu < 10.0, cpu  # compile included; 76 s when each segment spent the budget

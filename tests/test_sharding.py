@@ -1,6 +1,6 @@
 """Many batches over many devices (hybridxfer._solve.sharding): a solve of batch arrays
-split over 2 host devices equals the solve on one device; with one device nothing
-changes.
+split over 2 host devices equals the solve on one device, and so does hx.simulate,
+which shards its batches itself; with one device nothing changes.
 
 "Equal" is to 1e-12 of each variable's largest value in the solve: XLA vectorises a
 device's rows together, and a different number of rows per device rounds differently
@@ -48,6 +48,24 @@ for n in (1, 3):  # buckets 1 (padded to 2) and 4
         rel=float(np.max(np.abs(b - a) / np.abs(a).max(axis=(0, 1)))),
         finite=bool(np.isfinite(a).all()),
     )
+# hx.simulate shards its batches itself (3 batches: a bucket of 4, 2 per device); the
+# reference: the same arrays solved on the first device alone
+import importlib
+sim = importlib.import_module("hybridxfer._solve.simulate")  # the module, not the function
+seen = []  # the devices simulate's solve ran on (the real solve, watched)
+solve = sim.solve
+sim.solve = lambda m, data, s: seen.append(len(data.times.sharding.device_set)) or solve(m, data, s)
+three = study.select(batches=list(study.batch_names[:3]))
+df = hx.simulate(model, three)
+one = jax.device_put(hxa.batch_data(model, three), jax.local_devices()[0])
+ys = np.asarray(hxa.solve(model, one)[0])[:3]
+ref = sim.to_frame(ys, one, three.batch_names, model.variable_names)
+scale = df.assign(a=df["value"].abs()).groupby("variable")["a"].transform("max")
+out["simulate"] = dict(
+    devices=seen,
+    same_rows=bool(df[["batch", "time", "variable"]].equals(ref[["batch", "time", "variable"]])),
+    rel=float(np.max(np.abs(df["value"] - ref["value"]) / scale)),
+)
 print(json.dumps(out))
 """
 
@@ -70,6 +88,8 @@ def test_a_solve_over_two_host_devices_equals_one_device():
         assert r["padding_masked"]
         assert r["data_devices"] == 2 and r["out_devices"] == 2
         assert r["rel"] <= 1e-12, (n, r["rel"])
+    assert out["simulate"]["devices"] == [2] and out["simulate"]["same_rows"]
+    assert out["simulate"]["rel"] <= 1e-12, out["simulate"]
 
 
 def test_one_device_leaves_the_arrays_as_they_are():

@@ -27,9 +27,11 @@ def integrate(
     """Solve ``dy/dt = field(t, y, t_end)`` from ``bounds[0]`` through the K segments
     ``[bounds[k], bounds[k+1]]``, applying ``event(y, k)`` at the end of segment k.
 
-    A segment that stops early (step budget, collapsed step size) did not reach its
-    end: its end value is reported as inf (as diffrax marks unreached output times),
-    and the next segment goes on from where it stopped. Traceable.
+    A segment that stops early (step budget, collapsed step size, a non-finite
+    state) did not reach its end: its end value is reported as inf (as diffrax marks
+    unreached output times), and every later segment is skipped (solved over zero
+    length, reported as inf and failed) rather than each spending the step budget
+    from a state that cannot be trusted. Traceable.
 
     Args:
         field: the vector field at time t and state y; `t_end` is the end of the
@@ -52,8 +54,10 @@ def integrate(
     term = dfx.ODETerm(field)
     adjoint = solver.adjoint() if adjoint is None else adjoint
 
-    def segment(y, k):
-        t0, t1 = bounds[k], bounds[k + 1]
+    def segment(carry, k):
+        y, failed = carry
+        t0 = bounds[k]
+        t1 = jnp.where(failed, t0, bounds[k + 1])  # after a failure: nothing to solve
         sol = dfx.diffeqsolve(
             term,
             solver.solver,
@@ -69,9 +73,11 @@ def integrate(
             adjoint=adjoint,
         )
         y_end = jax.tree.map(lambda a: a[-1], sol.ys)
-        ok = sol.result == dfx.RESULTS.successful
+        ok = (sol.result == dfx.RESULTS.successful) & ~failed
         reached = jax.tree.map(lambda a: jnp.where(ok, a, jnp.inf), y_end)
-        return (y_end if event is None else event(y_end, k)), (reached, ok)
+        y_next = y_end if event is None else event(y_end, k)
+        return (y_next, ~ok), (reached, ok)
 
-    _, (ends, ok) = jax.lax.scan(segment, y0, jnp.arange(bounds.shape[0] - 1))
+    start = (y0, jnp.asarray(False))
+    _, (ends, ok) = jax.lax.scan(segment, start, jnp.arange(bounds.shape[0] - 1))
     return ends, ok

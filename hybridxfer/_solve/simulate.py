@@ -11,7 +11,8 @@ from .._core.model import HybridModel
 from .._data.batch_data import BatchData, batch_data
 from .._data.study import Study
 from .batches import solve
-from .failure import check_finite
+from .failure import SimulationError, first_failure, locate
+from .sharding import shard_batches
 from .solver import DEFAULT, Solver
 
 __all__ = ["simulate", "to_frame"]
@@ -25,6 +26,9 @@ def simulate(
     solver: Solver = DEFAULT,
 ) -> pd.DataFrame:
     """Simulate every batch of `study` from its t=0 values, inputs and constants.
+
+    The batches are split over every local device (:func:`~hybridxfer._solve.
+    sharding.shard_batches`; one device: one solve of all).
 
     Args:
         model: the model.
@@ -41,7 +45,8 @@ def simulate(
     Raises:
         StudyError: if the study lacks what the model needs.
         SimulationError: naming the batch and time where a solve failed or a state
-            became non-finite.
+            became non-finite, and the rates that are not finite there (located by
+            :func:`~hybridxfer._solve.failure.locate`).
     """
     if isinstance(times, int):
         n = times
@@ -52,11 +57,18 @@ def simulate(
             )
             for b in study.batch_names
         }
-    data = batch_data(model, study, times)
+    data = shard_batches(batch_data(model, study, times))  # one device: unchanged
+    names = study.batch_names
+    start = locate(model, data, names, solver)  # equations non-finite at t=0: no solve
+    if start is not None:
+        raise SimulationError(start.message)
     ys, ok = solve(model, data, solver)
     ys, ok = np.asarray(ys), np.asarray(ok)
-    check_finite(ys, ok, data, study.batch_names, model.variable_names, solver.max_steps)
-    return to_frame(ys, data, study.batch_names, model.variable_names)
+    failure = first_failure(ys, ok, data, names, model.variable_names, solver.max_steps)
+    if failure is not None:  # where the equations turned non-finite, if they did
+        located = locate(model, data, names, solver, ys, ok)
+        raise SimulationError((located if located.kind == "non-finite" else failure).message)
+    return to_frame(ys, data, names, model.variable_names)
 
 
 def to_frame(

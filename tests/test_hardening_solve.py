@@ -9,6 +9,7 @@ t* = 8 h on."""
 import time
 import warnings
 
+import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 import pytest
@@ -18,6 +19,7 @@ from hybridxfer._data.batch_data import batch_data
 from hybridxfer._fit import FitConfig, FitError, fit
 from hybridxfer._solve import Solver, solve
 from hybridxfer._solve.failure import GRID, ZOOMS, field_failure, first_failure, locate
+from hybridxfer._solve.integrate import integrate
 
 SOLVER = Solver(rtol=1e-6, atol=1e-9, max_steps=256)
 T_STAR = 8.0
@@ -160,3 +162,17 @@ def test_simulate_names_a_rate_that_turns_nan_mid_batch_quickly():
     t = float(message.split("non-finite value at t=")[1].split(":")[0])
     assert 5.0 < t <= 5.0 + 3.0 / GRID**ZOOMS, t  # the crossing, to the located resolution
     assert cpu < 10.0, cpu  # compile included; 76 s when each segment spent the budget
+
+
+def test_segments_after_a_failed_one_are_skipped():
+    """y' = -1000 y on [0, 1] spends a budget of 8 steps; y' = 0 after it would be
+    solved in one step. The later segments are skipped (inf, failed), not solved on
+    from where the first stopped."""
+    field = lambda t, y, t_end: jnp.where(t < 1.0, -1000.0 * y, 0.0)  # noqa: E731
+    bounds = jnp.asarray([0.0, 1.0, 2.0, 3.0])
+    ends, ok = integrate(field, jnp.ones(1), bounds, Solver(max_steps=8))
+    assert np.asarray(ok).tolist() == [False, False, False]
+    assert np.isinf(np.asarray(ends)).all()
+    ends, ok = integrate(field, jnp.ones(1), bounds, Solver(max_steps=4096))
+    assert np.asarray(ok).all()  # the reference: with the budget, every segment solves
+    np.testing.assert_allclose(np.asarray(ends)[:, 0], np.exp(-1000.0), atol=1e-8)  # 10 x atol

@@ -10,6 +10,7 @@ import argparse
 import io
 import math
 import sys
+import warnings
 from dataclasses import replace
 from pathlib import Path
 
@@ -570,15 +571,32 @@ def keep_compiled_programs() -> None:
         jax.config.update("jax_compilation_cache_dir", str(default_cache_dir()))
 
 
+def _warn(message, category, filename, lineno, file=None, line=None) -> None:
+    """A warning as one line ``hybridxfer: warning: ...`` (no source line or path of
+    the library's code)."""
+    text = " ".join(str(message).split())
+    print(f"hybridxfer: warning: {text}", file=file or sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
-    try:
-        args = parser().parse_args(argv)
+    with warnings.catch_warnings():
+        warnings.showwarning = _warn
+        try:  # apart: --help exits here, before the library's errors are imported
+            args = parser().parse_args(argv)
+        except UsageError as e:
+            return _failed(e)
         keep_compiled_programs()
-        args.run(args)
-    except _user_errors() as e:
-        print(f"hybridxfer: error: {e}", file=sys.stderr)
-        return 2
+        try:
+            args.run(args)
+        except _user_errors() as e:
+            return _failed(e)
     return 0
+
+
+def _failed(e: Exception) -> int:
+    """Report a bad input in one line; the exit code 2."""
+    print(f"hybridxfer: error: {e}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

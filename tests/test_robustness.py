@@ -442,8 +442,6 @@ CASES: tuple[Case, ...] = (
         "binary model file",
         simulate_model(bytes(range(256))),
         (WORKMODEL,),
-        failing="UnicodeDecodeError escapes load_model: _io/model_file.py should refuse a "
-        "file that is not UTF-8 text as ModelFileError naming it",
     ),
     Case(
         "model file",
@@ -870,9 +868,6 @@ CASES: tuple[Case, ...] = (
             "non-finite",
             f"t={np.floor(np.log(3.5) / 0.3 * 1e2) / 1e2:g}",
         ),
-        failing="the error line is glued to the end of the fit's progress bar (the bar is "
-        "still open when the FitError leaves hx.fit): _fit/engine.py should close its bar "
-        "in a finally (or `with tqdm(...)`) so the error starts its own line",
     ),
     Case(
         "numerical",

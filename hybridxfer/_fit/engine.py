@@ -284,33 +284,34 @@ def _train(
 
         left, step0 = set(), None  # members left behind; losses and predictions at step 0
         bar = tqdm(total=config.steps, initial=start, disable=not progress, desc="fit")
-        n = start
-        groups = scheduler.groups(len(members), scheduler.workers())
-        parts = [(scheduler.take(state, g), scheduler.take(controls, g)) for g in groups]
+        with bar:  # closed before an error is printed, not left open on its line
+            n = start
+            groups = scheduler.groups(len(members), scheduler.workers())
+            parts = [(scheduler.take(state, g), scheduler.take(controls, g)) for g in groups]
 
-        def run(part):  # one group's step, on one core (the GIL is released while it runs)
-            return jax.block_until_ready(step(part[0], part[1], data, scales, patience, settings))
+            def run(part):  # one group's step, on one core (the GIL is released while it runs)
+                out = step(part[0], part[1], data, scales, patience, settings)
+                return jax.block_until_ready(out)
 
-        with ThreadPoolExecutor(len(groups)) as pool:
-            while n < config.steps and not _stopped(parts, config):
-                # the first step compiles once, then the groups run at once
-                outs = list(pool.map(run, parts)) if n > start else [run(p) for p in parts]
-                parts = [(o[0], c) for o, (_, c) in zip(outs, parts)]
-                losses, finite = (scheduler.join([o[k] for o in outs], groups) for k in (1, 2))
-                if n == 0:
-                    step0 = losses, scheduler.join([o[3] for o in outs], groups)
-                n += 1
-                history += [(n, r, *losses[r]) for r in range(len(members))]
-                if not finite.all():
-                    params = scheduler.join([p.params for p, _ in parts], groups)
-                    _rejected(params, data, names, finite, left, n, config.solver)
-                bar.update(1)
-                best = min(np.asarray(p.best_valid).min() for p, _ in parts)
-                bar.set_postfix(train=f"{losses[:, 0].min():.4g}", valid=f"{best:.4g}")
-                if folder is not None and n % config.checkpoint_every == 0:
-                    state = scheduler.join([p for p, _ in parts], groups)
-                    checkpoints.save(folder, state, n, history, fingerprint)
-        bar.close()
+            with ThreadPoolExecutor(len(groups)) as pool:
+                while n < config.steps and not _stopped(parts, config):
+                    # the first step compiles once, then the groups run at once
+                    outs = list(pool.map(run, parts)) if n > start else [run(p) for p in parts]
+                    parts = [(o[0], c) for o, (_, c) in zip(outs, parts)]
+                    losses, finite = (scheduler.join([o[k] for o in outs], groups) for k in (1, 2))
+                    if n == 0:
+                        step0 = losses, scheduler.join([o[3] for o in outs], groups)
+                    n += 1
+                    history += [(n, r, *losses[r]) for r in range(len(members))]
+                    if not finite.all():
+                        params = scheduler.join([p.params for p, _ in parts], groups)
+                        _rejected(params, data, names, finite, left, n, config.solver)
+                    bar.update(1)
+                    best = min(np.asarray(p.best_valid).min() for p, _ in parts)
+                    bar.set_postfix(train=f"{losses[:, 0].min():.4g}", valid=f"{best:.4g}")
+                    if folder is not None and n % config.checkpoint_every == 0:
+                        state = scheduler.join([p for p, _ in parts], groups)
+                        checkpoints.save(folder, state, n, history, fingerprint)
         state = scheduler.join([p for p, _ in parts], groups)
         if folder is not None:
             checkpoints.save(folder, state, n, history, fingerprint)

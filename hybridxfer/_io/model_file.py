@@ -98,9 +98,13 @@ def load_model(path: str | os.PathLike, *, key: jax.Array | None = None) -> Hybr
     """Read a model file. `key` initialises network weights (default: PRNGKey(0))."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise ModelFileError(f"{path}: cannot read model file ({e.strerror})") from None
+    except UnicodeDecodeError as e:
+        raise ModelFileError(
+            f"{path}: not UTF-8 text (byte {e.start}): a model file is TOML text"
+        ) from None
     return parse_model(text, source=str(path), key=key)
 
 

@@ -11,6 +11,8 @@ import diffrax as dfx
 import equinox as eqx
 from jaxtyping import Array, Float
 
+from .._core import solver_defaults as defaults
+
 __all__ = ["CHECKPOINTS", "DEFAULT", "INTERVALS", "TRAINING", "TWIN", "Solver"]
 
 # checkpoint slots of a differentiated solve segment: every step of a segment of up to
@@ -43,9 +45,9 @@ class Solver(eqx.Module):
     """
 
     solver: dfx.AbstractSolver = dfx.Tsit5()
-    rtol: float = 1e-6
-    atol: float = 1e-9
-    max_steps: int = 4096
+    rtol: float = defaults.DEFAULT["rtol"]
+    atol: float = defaults.DEFAULT["atol"]
+    max_steps: int = defaults.DEFAULT["max_steps"]
     forward_mode: bool = False
 
     def __check_init__(self):
@@ -94,7 +96,7 @@ class Solver(eqx.Module):
 
 DEFAULT = Solver()
 """Simulation, prediction and the reports' rates: Tsit5, rtol 1e-6, atol 1e-9, 4096 steps."""
-TRAINING = Solver(rtol=1e-5, atol=1e-8, max_steps=1024)
+TRAINING = Solver(**{k: v for k, v in defaults.TRAINING.items() if k != "name"})
 """A fit's training solves (``FitConfig.solver``): Tsit5, rtol 1e-5, atol 1e-8, 1024 steps."""
 INTERVALS = Solver(rtol=1e-8, atol=1e-10, max_steps=4096, forward_mode=True)
 """The parameter table's Jacobians: Tsit5, rtol 1e-8, atol 1e-10, 4096 steps, forward mode."""

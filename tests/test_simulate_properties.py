@@ -286,3 +286,16 @@ def test_random_batch_arrays_equal_the_row_by_row_build(specs):
     assert_same_arrays(
         hxa.batch_data(FED_BATCH, study, times), loop_arrays(FED_BATCH, study, times)
     )
+
+
+def test_simulate_on_n_even_times_adds_the_measurement_times():
+    model, study = hx.load_model(demo_model_path()), demo_study().select(process="B")
+    m = study.measurements
+    times = {
+        b: np.union1d(np.linspace(0.0, study.end_time(b), 9), m.loc[m["batch"] == b, "time"])
+        for b in study.batch_names
+    }
+    pd.testing.assert_frame_equal(
+        hx.simulate(model, study, times=9), hx.simulate(model, study, times=times)
+    )
+    assert set(times["B01"]) >= {0.0, 24.0, study.end_time("B01") / 8}

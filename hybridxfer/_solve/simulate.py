@@ -9,7 +9,7 @@ import pandas as pd
 
 from .._core.model import HybridModel
 from .._data.batch_data import BatchData, batch_data
-from .._data.study import Study
+from .._data.study import Study, StudyError
 from .batches import solve
 from .failure import SimulationError, first_failure, locate
 from .sharding import shard_batches
@@ -49,14 +49,7 @@ def simulate(
             :func:`~hybridxfer._solve.failure.locate`).
     """
     if isinstance(times, int):
-        n = times
-        times = {
-            b: np.union1d(
-                np.linspace(0.0, study.end_time(b), n),
-                study.measurements.loc[study.measurements["batch"] == b, "time"],
-            )
-            for b in study.batch_names
-        }
+        times = _even_times(study, times)
     data = shard_batches(batch_data(model, study, times))  # one device: unchanged
     names = study.batch_names
     start = locate(model, data, names, solver)  # equations non-finite at t=0: no solve
@@ -69,6 +62,25 @@ def simulate(
         located = locate(model, data, names, solver, ys, ok)
         raise SimulationError((located if located.kind == "non-finite" else failure).message)
     return to_frame(ys, data, names, model.variable_names)
+
+
+def _even_times(study: Study, n: int) -> dict[str, np.ndarray]:
+    """Per batch, `n` equally spaced times from 0 to its last measurement or input time
+    (:meth:`Study.end_time`), and its measurement times: sorted, unique.
+
+    Raises:
+        StudyError: a batch with no measurement or input rows.
+    """
+    rows = pd.concat([t[["batch", "time"]] for t in (study.measurements, study.inputs)])
+    end = rows.groupby("batch", sort=False)["time"].max()
+    measured = {b: t.to_numpy() for b, t in study.measurements.groupby("batch", sort=False)["time"]}
+    if missing := [b for b in study.batch_names if b not in end.index]:
+        raise StudyError(f"{study.name}: batch {missing[0]!r} has no measurement or input rows")
+    empty = np.zeros(0)
+    return {
+        b: np.union1d(np.linspace(0.0, end[b], n), measured.get(b, empty))
+        for b in study.batch_names
+    }
 
 
 def to_frame(

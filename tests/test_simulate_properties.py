@@ -299,3 +299,11 @@ def test_simulate_on_n_even_times_adds_the_measurement_times():
         hx.simulate(model, study, times=9), hx.simulate(model, study, times=times)
     )
     assert set(times["B01"]) >= {0.0, 24.0, study.end_time("B01") / 8}
+
+
+def test_a_batch_without_output_times_is_named():
+    spec = dict(X=1.0, S=1.0, V=1.0, Sf=1.0, feed_times=[0.5, 1.0], feed=[0.0, 0.1, 0.2])
+    spec |= dict(bolus_times=[0.5, 1.0], bolus=[0.1, 0.1], times=[1.0])
+    study, times = fed_batch_study([spec, spec])
+    with pytest.raises(hx.StudyError, match=r"^DataFrame: batch 'B2' has no output times$"):
+        hxa.batch_data(FED_BATCH, study, times | {"B2": []})

@@ -82,6 +82,9 @@ def batch_data(
         StudyError: if the study lacks something the model needs.
     """
     study.check(study_needs(model))
+    # rows as flat arrays: m_ measurements, o_ output (batch, time) pairs, s_ continuous
+    # input rows, e_ event rows; _b batch row, _k position within the batch's (or the
+    # batch's input's) sorted times; each scattered into the padded arrays at once
     names = study.batch_names
     variables, inputs, events = model.variable_names, model.input_names, model.event_names
     n, n_states, n_in, n_ev = len(names), len(model.state_names), len(inputs), len(events)

@@ -73,7 +73,11 @@ def test_plot_history_and_plot_network_return_figures(empty_folder):
     _, ax = plt.subplots()
     assert hx.plot_history(history, ax=ax) is ax.get_figure()
     assert len(hx.plot_network(model, "g").axes) == 1  # the factor only
-    assert len(hx.plot_network(model, "g", study).axes) == 2  # and the rate mu reading it
+    fig = hx.plot_network(model, "g", study)
+    assert len(fig.axes) == 2  # and the rate mu reading it
+    assert fig.axes[0].get_xlabel() == "S [g/L]"  # one input: in its own units
+    rug = [line for line in fig.axes[0].get_lines() if line.get_label().startswith("measured")]
+    np.testing.assert_array_equal(rug[0].get_xdata(), [9.0])  # where S was measured
     with pytest.raises(KeyError):
         hx.plot_network(model, "h")
 

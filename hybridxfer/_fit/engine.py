@@ -284,7 +284,7 @@ def _train(
 
         left, step0 = set(), None  # members left behind; losses and predictions at step 0
         bar = tqdm(total=config.steps, initial=start, disable=not progress, desc="fit")
-        with bar:  # closed before an error is printed, not left open on its line
+        with contextlib.closing(bar):  # closed before an error is printed, on its own line
             n = start
             groups = scheduler.groups(len(members), scheduler.workers())
             parts = [(scheduler.take(state, g), scheduler.take(controls, g)) for g in groups]

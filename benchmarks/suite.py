@@ -14,7 +14,7 @@ inputs and constants; ``mean`` averages the scored variables. Cells are appended
 
     PYTHONPATH=. python benchmarks/suite.py [--families ...] [--targets ...]
         [--ns 1 2 3 5 10] [--seeds 5] [--steps 200] [--source-steps 400]
-        [--out benchmarks/results/suite]
+        [--out benchmarks/results/suite] [--report-only]
 """
 
 import argparse
@@ -286,6 +286,9 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=200)
     p.add_argument("--source-steps", type=int, default=400)
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/suite"))
+    p.add_argument(
+        "--report-only", action="store_true", help="write suite.md from the cells done so far"
+    )
     a = p.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
     info = dict(platform=platform.platform(), cpu_count=os.cpu_count(), jax=jax.__version__)
@@ -299,7 +302,13 @@ def main() -> None:
         f"{a.source_steps}. Median over seeds of the mean scored NRMSE.\n",
     ]
     for module in a.families or families.available():
-        rows = run_family(module, a)
+        path = a.out / f"suite-{module}.jsonl"
+        if a.report_only and not path.exists():
+            continue
+        if a.report_only:
+            rows = [json.loads(line) for line in path.read_text().splitlines()]
+        else:
+            rows = run_family(module, a)
         parts.append(markdown(module, rows, info))
     text = "\n".join(parts)
     (a.out / "suite.md").write_text(text)

@@ -271,10 +271,15 @@ def markdown(module: str, rows: list[dict], info: dict) -> str:
         lines.append(
             f"| {r.target}{'' if r.related else ' (unrelated)'} | {r.n} | {r.auto:.3f} "
             f"| {r.none:.3f} | {r.scratch:.3f} | {r.refit:.3f} | {r.scratch10:.3f} "
-            f"| {r.floor:.3f} | {r.auto / r.refit:.2f} | {r.auto / r.scratch:.2f} "
+            f"| {r.floor:.3f} | {_ratio(r.auto, r.refit)} | {r.auto / r.scratch:.2f} "
             f"| {r.auto / best:.2f} | {r.warned:.0%} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _ratio(a: float, b: float) -> str:
+    """a / b to 2 decimals; "n/a" where b is not finite (a reference whose solve failed)."""
+    return f"{a / b:.2f}" if np.isfinite(b) else "n/a"
 
 
 def main() -> None:

@@ -5,9 +5,11 @@ that leave the twin unchanged."""
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.stats
 from scipy.linalg import expm
 
 import hybridxfer as hx
+from hybridxfer._twin import calibrate
 
 K1, K2, C = 0.1, 0.05, 3.0
 
@@ -286,29 +288,85 @@ def _fit_with(calibration):
 
 
 def test_from_fit_takes_the_noise_from_the_fits_residuals():
-    """Residuals made by hand: OUR off by +-10% where held out (+-50% where trained
-    on: ignored), so e = 0.1; X1 off by +-0.03 sqrt(t), so q^2 = sum r^2 t / sum t^2
-    gives q = 0.03; X2 has no residuals (q 0.02); an explicit model error wins."""
-    t = np.arange(1.0, 9.0)
-    sign = np.where(np.arange(8) % 2, 1.0, -1.0)
+    """Residuals made by hand, n = 20 points each, the readings' noise declared (sd):
+    OUR off by +-10% where held out (+-50% where trained on: ignored) with a declared
+    noise of 5%, so e^2 = 0.1^2 n / chi2_0.05(n) - 0.05^2 (scipy's quantile); X1 off by
+    +-0.03 sqrt(t), no noise, so q^2 = 0.03^2 n / chi2_0.05(n); X2 has no residuals
+    (q 0.02); an explicit model error wins."""
+    n = 20
+    t = np.arange(1.0, n + 1)
+    sign = np.where(np.arange(n) % 2, 1.0, -1.0)
     rows = [
-        ("v", t, "OUR", 10 * (1 + 0.1 * sign), True),
-        ("a", t, "OUR", 10 * (1 + 0.5 * sign), False),
-        ("a", t, "X1", 2 * (1 + 0.03 * np.sqrt(t) * sign), False),
+        ("v", t, "OUR", 10 * (1 + 0.1 * sign), True, 0.5),
+        ("a", t, "OUR", 10 * (1 + 0.5 * sign), False, 0.5),
+        ("a", t, "X1", 2 * (1 + 0.03 * np.sqrt(t) * sign), False, 0.0),
     ]
     table = pd.concat(
-        pd.DataFrame(dict(batch=b, time=tt, variable=v, measured=m, predicted=np.nan, heldout=h))
-        for b, tt, v, m, h in rows
+        pd.DataFrame(
+            dict(batch=b, time=tt, variable=v, measured=m, sd=sd, predicted=np.nan, heldout=h)
+        )
+        for b, tt, v, m, h, sd in rows
     )
     table["predicted"] = np.where(table["variable"] == "OUR", 10.0, 2.0)
     twin = hx.DigitalTwin.from_fit(_fit_with(table), initial={"X1": 5.0, "X2": 0.5})
-    assert twin.noise["model_error"] == pytest.approx({"OUR": 0.1})
-    assert twin.noise["process_noise"] == pytest.approx({"X1": 0.03, "X2": 0.02})
+    bound = n / scipy.stats.chi2.ppf(0.05, n)
+    e = np.sqrt(0.1**2 * bound - 0.05**2)
+    assert twin.noise["model_error"] == pytest.approx({"OUR": e}, rel=0.01)
+    q = 0.03 * np.sqrt(bound)
+    assert twin.noise["process_noise"] == pytest.approx({"X1": q, "X2": 0.02}, rel=0.01)
     assert twin.noise["model_error_time"] == {}  # alternating residuals: uncorrelated
     mine = hx.DigitalTwin.from_fit(
         _fit_with(table), initial={"X1": 5.0, "X2": 0.5}, model_error={"OUR": 0.3}
     )
     assert mine.noise["model_error"] == {"OUR": 0.3}
+
+
+def test_from_fit_does_not_count_the_measurement_noise_as_model_error():
+    """Residuals of 6 batches x 40 points, no sd declared (the noise is told apart
+    from the model's smooth error in the residuals): OUR is white noise of 4% around a
+    perfect model, X1 a smooth error of 0.02 sqrt(t) with 10% noise on top. With the
+    noise counted as model error (sd declared 0) e is the noise, 0.04, and q is
+    inflated; told apart, e is under half of that (what is left is the bound's
+    caution) and q is 0.02 within the bound's margin."""
+    rng = np.random.default_rng(3)
+    t = np.arange(1.0, 41.0)
+
+    rows = []
+    for i in range(6):
+        rows.append(
+            pd.DataFrame(
+                dict(
+                    batch=f"b{i}",
+                    time=t,
+                    variable="OUR",
+                    predicted=10.0,
+                    heldout=True,
+                    measured=10 * (1 + 0.04 * rng.standard_normal(40)),
+                )
+            )
+        )
+        smooth = 0.02 * np.sqrt(t) * np.sign(rng.standard_normal())
+        rows.append(
+            pd.DataFrame(
+                dict(
+                    batch=f"b{i}",
+                    time=t,
+                    variable="X1",
+                    predicted=2.0,
+                    heldout=True,
+                    measured=2 * (1 + smooth + 0.1 * rng.standard_normal(40)),
+                )
+            )
+        )
+    table = pd.concat(rows, ignore_index=True)
+    twin = hx.DigitalTwin.from_fit(_fit_with(table), initial={"X1": 5.0, "X2": 0.5})
+    counted = table.assign(sd=0.0)
+    raw_e = calibrate.model_error_from(counted, _chain())["OUR"]
+    raw_q = calibrate.process_noise_from(counted, _chain())["X1"]
+    assert raw_e == pytest.approx(0.04, rel=0.15)
+    assert twin.noise["model_error"].get("OUR", 0.0) < 0.5 * raw_e
+    assert twin.noise["process_noise"]["X1"] == pytest.approx(0.02, rel=0.2)
+    assert raw_q > 1.2 * twin.noise["process_noise"]["X1"]
 
 
 def test_from_fit_sees_a_persistent_model_error_as_correlated():

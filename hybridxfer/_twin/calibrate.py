@@ -1,25 +1,32 @@
 r"""The twin's noise levels from a fit's residuals.
 
 A fit's residuals on its batches (:attr:`FitResult.calibration`: every observation at
-the fit's best values, ``heldout`` where the fit did not train on it) tell how far the
-model misses each variable:
+the fit's best values, ``heldout`` where the fit did not train on it) are the model's
+error plus the measurement's noise. With r the relative residual
+:math:`(y - \hat y)/\hat y` and n the noise's relative sd (:func:`measurement_sd`:
+declared, a transfer's pooled estimate, or told apart from the smooth model error in
+the residuals themselves, :mod:`hybridxfer._uncertainty.noise`), the noise is taken out
+of each level, so that the twin does not count it twice (the twin adds the readings'
+own sd):
 
 - an observation equation's relative model error (the ``model_error`` e of
-  :class:`~hybridxfer.DigitalTwin`) is the relative RMSE of its residuals,
-  :math:`e = \sqrt{\overline{((y - \hat y)/\hat y)^2}}` over the held-out points
-  (all points where fewer than :data:`MIN_POINTS` are held out);
+  :class:`~hybridxfer.DigitalTwin`): :math:`e^2 = \overline{r^2}^{+} - \overline{n^2}`
+  over the held-out points (all points where fewer than :data:`MIN_POINTS` are held
+  out), :math:`\overline{r^2}^{+}` the 95% upper bound of the mean square
+  (:func:`upper_mean_square`: with few points it is itself uncertain);
 - a state's relative process noise q [1/sqrt(time unit)]: the open-loop relative error
-  r of a state driven by :math:`dx = f\,dt + q x\,dW` has variance about
-  :math:`q^2 t` after time t, so :math:`q^2 = \sum r^2 t / \sum t^2` (least squares
-  through the origin) over its points at t > 0.
-
+  of a state driven by :math:`dx = f\,dt + q x\,dW` has variance about :math:`q^2 t`
+  after time t, so :math:`q^2 = (\sum r^2 t)^{+} / \sum t^2 - \sum n^2 t / \sum t^2`
+  (least squares through the origin, the same bound) over its points at t > 0;
 - the correlation time tau of an observation's model error (``model_error_time``):
-  from the lag-one autocorrelation :math:`\rho` of its residuals within each batch at
-  their median spacing :math:`\Delta`, :math:`\tau = \Delta (1 + \rho) / (1 - \rho)`
-  (the integral time scale of an AR(1) error; :math:`\rho` capped at
-  :data:`MAX_RHO`).
+  from the lag-one autocorrelation of the model error within each batch at the
+  residuals' median spacing :math:`\Delta`,
+  :math:`\rho = \sum r_i r_{i-1} / \sum (r_{i-1}^2 - n_{i-1}^2)` (white noise adds to
+  the variance, not to the lag-one covariance), and
+  :math:`\tau = \Delta (1 + \rho) / (1 - \rho)` (the integral time scale of an AR(1)
+  error; :math:`\rho` capped at :data:`MAX_RHO`).
 
-The first two include the measurement noise, so they err on the cautious side.
+A level the residuals do not lift above the noise is 0 (e, q) or absent (tau).
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ import pandas as pd
 from .._core.model import HybridModel
 from .._fit.config import FitResult
 from .._solve import simulate
+from .._uncertainty.noise import measurement_sd, upper_mean_square
 
 __all__ = [
     "noise_from_fit",
@@ -67,9 +75,17 @@ def calibration_table(result: FitResult) -> pd.DataFrame | None:
 
 
 def _relative(table: pd.DataFrame) -> pd.DataFrame:
-    t = table[(table["time"] > 0) & (table["predicted"] != 0)]
-    t = t[np.isfinite(t["measured"]) & np.isfinite(t["predicted"])]
-    return t.assign(r=(t["measured"] - t["predicted"]) / t["predicted"])
+    """Rows at t > 0 with a finite prediction and measurement: ``r``, the relative
+    residual, and ``n``, the measurement noise's relative sd (0 where unknown)."""
+    table = table.reset_index(drop=True)
+    noise = np.nan_to_num(measurement_sd(table))
+    keep = (table["time"] > 0) & (table["predicted"] != 0)
+    keep &= np.isfinite(table["measured"]) & np.isfinite(table["predicted"])
+    t = table[keep]
+    return t.assign(
+        r=(t["measured"] - t["predicted"]) / t["predicted"],
+        n=noise[keep.to_numpy()] / t["predicted"].abs(),
+    )
 
 
 def _preferred(rows: pd.DataFrame) -> pd.DataFrame:
@@ -79,12 +95,13 @@ def _preferred(rows: pd.DataFrame) -> pd.DataFrame:
 
 def model_error_from(table: pd.DataFrame, model: HybridModel) -> dict[str, float]:
     """Relative model error e of each observation equation (see the module); an
-    observation without residuals gets none."""
+    observation without residuals, or whose residuals are all noise, gets none."""
     rel, out = _relative(table), {}
     for name in model.variable_names[len(model.state_names) :]:
         rows = _preferred(rel[rel["variable"] == name])
         if len(rows):
-            out[name] = float(np.sqrt(np.mean(rows["r"] ** 2)))
+            e2 = upper_mean_square(np.mean(rows["r"] ** 2), len(rows)) - np.mean(rows["n"] ** 2)
+            out[name] = float(np.sqrt(max(e2, 0.0)))
     return {k: v for k, v in out.items() if v > 0}
 
 
@@ -99,14 +116,15 @@ def process_noise_from(table: pd.DataFrame, model: HybridModel) -> dict[str, flo
         rows = _preferred(rel[rel["variable"] == name])
         if name != volume and len(rows):
             t = rows["time"].to_numpy(float)
-            out[name] = float(np.sqrt(np.sum(rows["r"] ** 2 * t) / np.sum(t**2)))
+            error = upper_mean_square(np.sum(rows["r"] ** 2 * t), len(rows))
+            out[name] = float(np.sqrt(max(error - np.sum(rows["n"] ** 2 * t), 0.0) / np.sum(t**2)))
     return out
 
 
 def model_error_time_from(table: pd.DataFrame, model: HybridModel) -> dict[str, float]:
     """Correlation time tau of each observation's model error [model time unit] (see
     the module), from all its residuals (a fit's held-out points are often too few in
-    a batch); none where a batch has fewer than two points or the residuals are
+    a batch); none where a batch has fewer than two points or the model error is
     uncorrelated."""
     rel, out = _relative(table), {}
     for name in model.variable_names[len(model.state_names) :]:
@@ -117,8 +135,9 @@ def model_error_time_from(table: pd.DataFrame, model: HybridModel) -> dict[str, 
         if not runs:
             continue
         r = [g["r"].to_numpy() for g in runs]
+        n = [g["n"].to_numpy() for g in runs]
         num = sum(float(np.sum(x[1:] * x[:-1])) for x in r)
-        den = sum(float(np.sum(x[:-1] ** 2)) for x in r)
+        den = sum(float(np.sum(x[:-1] ** 2 - m[:-1] ** 2)) for x, m in zip(r, n))
         rho = min(num / den, MAX_RHO) if den > 0 else 0.0
         spacing = float(np.median(np.concatenate([np.diff(g["time"].to_numpy()) for g in runs])))
         if rho > 0 and spacing > 0:

@@ -31,7 +31,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from .noise import FLOOR, noise_scale, scaled_residuals
+from .noise import FLOOR, measurement_sd, scaled_residuals, upper_mean_square
 
 __all__ = ["COVERS", "FLOOR", "band_widths"]
 
@@ -52,7 +52,8 @@ def band_widths(calibration: pd.DataFrame, level: float, cover: str) -> pd.DataF
     if not 0 < level < 1:
         raise ValueError(f"level must lie in (0, 1), not {level}")
     rows = {}
-    estimate = None
+    calibration = calibration.reset_index(drop=True)
+    sd = measurement_sd(calibration) if cover == "state" else None
     for variable, part in scaled_residuals(calibration).items():
         held = part["heldout"].to_numpy(bool) & np.isfinite(part["r"])
         error = np.abs(part["r"].to_numpy()[held])
@@ -62,26 +63,8 @@ def band_widths(calibration: pd.DataFrame, level: float, cover: str) -> pd.DataF
         q = np.sort(error)[k - 1]
         if cover == "state":
             scale = np.abs(part["predicted"].to_numpy(float)[held]) + part["floor"].iloc[0]
-            noise = _noise(part[held]) / scale
-            if not np.isfinite(noise).all():
-                estimate = estimate or noise_scale([calibration])
-                noise = np.where(np.isfinite(noise), noise, estimate.get(variable, 0.0))
-            upper = np.mean(error**2) * len(error) / _chi2_lower(len(error))
+            noise = np.nan_to_num(sd[part.index.to_numpy()][held]) / scale
+            upper = upper_mean_square(np.mean(error**2), len(error))
             q *= math.sqrt(max(1 - np.mean(noise**2) / upper, 0.0))
         rows[variable] = dict(floor=part["floor"].iloc[0], q=q, heldout=len(error))
     return pd.DataFrame.from_dict(rows, orient="index", columns=["floor", "q", "heldout"])
-
-
-def _chi2_lower(k: int, z: float = -1.6448536269514722) -> float:
-    """The 5% quantile of chi-square with k degrees of freedom (Wilson-Hilferty:
-    ``k (1 - 2/(9k) + z sqrt(2/(9k)))^3``, z the normal 5% quantile; within 1% for
-    k >= 10, smaller, so more cautious, below)."""
-    return k * max(1 - 2 / (9 * k) + z * math.sqrt(2 / (9 * k)), 1e-3) ** 3
-
-
-def _noise(part: pd.DataFrame) -> np.ndarray:
-    """The measurement noise's sd per row: declared, else the ``noise`` column, else NaN."""
-    sd = part["sd"].to_numpy(float)
-    if "noise" in part:
-        sd = np.where(np.isfinite(sd), sd, part["noise"].to_numpy(float))
-    return sd

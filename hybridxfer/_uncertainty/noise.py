@@ -30,7 +30,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-__all__ = ["noise_scale", "scaled_residuals", "with_noise"]
+__all__ = ["measurement_sd", "noise_scale", "scaled_residuals", "upper_mean_square", "with_noise"]
 
 FLOOR = 0.05
 CHUNK = 200  # a longer batch is taken in runs of this many points (eigh costs n^3)
@@ -107,3 +107,28 @@ def with_noise(calibration: pd.DataFrame, *others: pd.DataFrame | None) -> pd.Da
         floor
     ).to_numpy(float)
     return calibration.assign(noise=calibration["variable"].map(sigma).to_numpy(float) * scale)
+
+
+def measurement_sd(calibration: pd.DataFrame) -> np.ndarray:
+    """Each row's measurement noise sd [the variable's unit]: the study's declared
+    ``sd``, else the table's ``noise`` column (a transfer's pooled estimate), else
+    estimated from the table's own residuals (:func:`with_noise`); NaN for a variable
+    without any."""
+    n = len(calibration)
+    sd = calibration["sd"].to_numpy(float) if "sd" in calibration else np.full(n, np.nan)
+    if "noise" in calibration:
+        sd = np.where(np.isfinite(sd), sd, calibration["noise"].to_numpy(float))
+    if not np.isfinite(sd).all():
+        estimate = with_noise(calibration.drop(columns="noise", errors="ignore"))["noise"]
+        sd = np.where(np.isfinite(sd), sd, estimate.to_numpy(float))
+    return sd
+
+
+def upper_mean_square(mean_square: float, n: int) -> float:
+    """The one-sided 95% upper bound on a mean square of n errors,
+    ``n m / chi2_0.05(n)``: with few errors their mean square is itself uncertain, and
+    what is subtracted from it (the noise) should not take the bound to 0 by chance.
+    chi2_0.05(n) by Wilson-Hilferty, ``n (1 - 2/(9n) + z sqrt(2/(9n)))^3`` with z the
+    normal 5% quantile: within 1% for n >= 10, smaller (more cautious) below."""
+    z = -1.6448536269514722
+    return mean_square * n / (n * max(1 - 2 / (9 * n) + z * np.sqrt(2 / (9 * n)), 1e-3) ** 3)

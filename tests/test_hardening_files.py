@@ -16,7 +16,7 @@ import pytest
 import hybridxfer as hx
 from hybridxfer._fit import FitConfig, FitError, fit
 from hybridxfer._fit import checkpoint as checkpoints
-from hybridxfer._io import saved_model
+from hybridxfer._io import integrity, saved_model
 from hybridxfer._io.saved_model import SavedModelError, load_fit, save_fit
 from hybridxfer._solve import Solver
 from hybridxfer.demo import demo_model_path
@@ -89,7 +89,7 @@ def _reseal(folder, meta=None):
     meta["files"] = {
         n: hashlib.sha256((folder / n).read_bytes()).hexdigest() for n in meta.get("files", {})
     }
-    saved_model._write_meta(folder / "meta.json", meta)
+    integrity.write_meta(folder / "meta.json", meta)
 
 
 def _snapshot(folder):
@@ -125,7 +125,7 @@ def test_an_edit_of_any_model_file_is_refused_naming_it(copy, name):
 def test_the_checksums_are_mandatory(copy):
     meta = _meta(copy)
     meta.pop("files")
-    saved_model._write_meta(copy / "meta.json", meta)
+    integrity.write_meta(copy / "meta.json", meta)
     _fails(copy, "meta.json", "no valid checksums")
     (copy / "meta.json").write_text(json.dumps({k: v for k, v in meta.items() if k != "sha256"}))
     _fails(copy, "meta.json", "no checksum (sha256)")
@@ -142,7 +142,7 @@ def test_an_edit_of_meta_json_is_refused(copy):
 def test_a_model_file_not_listed_is_refused(copy):
     meta = _meta(copy)
     del meta["files"]["calibration.csv"]  # a planted calibration would change bands
-    saved_model._write_meta(copy / "meta.json", meta)
+    integrity.write_meta(copy / "meta.json", meta)
     _fails(copy, "calibration.csv", "not listed in meta.json's checksums")
 
 
@@ -312,19 +312,19 @@ def test_an_oversized_meta_json_is_refused_before_parsing(copy):
 
 @pytest.mark.parametrize("members", [10**12, 0, -1, 2.0, "2", True])
 def test_absurd_members_are_refused(copy, members):
-    saved_model._write_meta(copy / "meta.json", {**_meta(copy), "members": members})
+    integrity.write_meta(copy / "meta.json", {**_meta(copy), "members": members})
     _fails(copy, "meta.json", "members must be an integer from 1 to 10000")
 
 
 def test_more_members_than_the_weights_hold_are_refused_before_allocating(copy):
-    saved_model._write_meta(
+    integrity.write_meta(
         copy / "meta.json", {**_meta(copy), "members": 9999, "scores": [0.0] * 9999}
     )
     _fails(copy, "weights.eqx", "9999 members need")
 
 
 def test_scores_must_match_members(copy):
-    saved_model._write_meta(copy / "meta.json", {**_meta(copy), "scores": [1.0]})
+    integrity.write_meta(copy / "meta.json", {**_meta(copy), "scores": [1.0]})
     _fails(copy, "meta.json", "1 scores for 2 members")
 
 
@@ -333,7 +333,7 @@ def test_hostile_record_names_in_meta_json_are_not_removed(fitted, copy, tmp_pat
     outside = tmp_path / "outside.txt"
     outside.write_text("x")
     for name in ("../keep.txt", str(outside), ".hybridxfer.lock", "model.toml"):
-        saved_model._write_meta(copy / "meta.json", {**_meta(copy), "records": [name]})
+        integrity.write_meta(copy / "meta.json", {**_meta(copy), "records": [name]})
         save_fit(fitted, copy)
     assert (copy / "keep.txt").exists() and (copy / ".hybridxfer.lock").exists()
     assert outside.exists()
@@ -399,5 +399,5 @@ def test_expressions_at_the_limits_still_parse_and_fold_numbers_exactly():
 def test_hostile_solver_settings_in_meta_json_are_refused(copy, solver, why):
     meta = _meta(copy)
     meta["config"]["solver"] = solver
-    saved_model._write_meta(copy / "meta.json", meta)
+    integrity.write_meta(copy / "meta.json", meta)
     _fails(copy, "meta.json: bad scores or config", why)

@@ -34,7 +34,7 @@ import pandas as pd
 import pytest
 
 from hybridxfer._fit.checkpoint import LOCK, writer
-from hybridxfer._io import saved_model
+from hybridxfer._io import integrity
 from hybridxfer.cli import main
 
 MODEL = """\
@@ -228,7 +228,7 @@ def _meta_edit(change: Callable[[dict], object]):
     def edit(folder):
         meta = json.loads((folder / "meta.json").read_text())
         change(meta)
-        saved_model._write_meta(folder / "meta.json", meta)
+        integrity.write_meta(folder / "meta.json", meta)
 
     return edit
 

@@ -14,7 +14,7 @@ import pytest
 
 import hybridxfer as hx
 from hybridxfer._fit import FitConfig, fit
-from hybridxfer._io import saved_model
+from hybridxfer._io import integrity, saved_model
 from hybridxfer._io.model_file import to_toml
 from hybridxfer._io.saved_model import FORMAT_VERSION, SavedModelError, load_fit, save_fit
 from hybridxfer._solve import Solver
@@ -309,7 +309,7 @@ def _reseal(folder):
     meta["files"] = {
         n: saved_model.hashlib.sha256((folder / n).read_bytes()).hexdigest() for n in meta["files"]
     }
-    saved_model._write_meta(folder / "meta.json", meta)
+    integrity.write_meta(folder / "meta.json", meta)
 
 
 def test_truncated_weights(copy):
@@ -359,14 +359,14 @@ def test_model_file_that_does_not_parse(copy):
 
 def test_interrupted_save_does_not_load(fitted, copy, monkeypatch):
     result, _ = fitted
-    write = saved_model._write
+    write = saved_model.write
 
     def crash_at_history(path, text):
         if path.name == "history.csv":
             raise KeyboardInterrupt
         write(path, text)
 
-    monkeypatch.setattr(saved_model, "_write", crash_at_history)
+    monkeypatch.setattr(saved_model, "write", crash_at_history)
     with pytest.raises(KeyboardInterrupt):
         save_fit(result, copy)  # over an earlier save of the same folder
     _fails(copy, "meta.json", "missing")

@@ -24,19 +24,14 @@ A saved model is a folder:
                           above) and ``sha256`` (of ``meta.json``'s own content)
 ========================  ==============================================================
 
-Integrity (format 2): loading reads each file once, checks its sha256 against
-``meta.json``'s ``files`` and parses those very bytes; a missing or wrong checksum, a
-model file present but not listed, a symbolic link in place of a file, or a
-``meta.json`` that is too large, too deeply nested or edited (its ``sha256``) is
-refused in one line naming the file. The checksums detect corruption and edits, not
-forgery (they carry no key). Format 1 folders (whose checksum covered the weights
-only) are refused with their version named: fit again.
+Integrity (format 2) is :mod:`hybridxfer._io.integrity`'s: the sha256 of every file
+in ``meta.json``, checked on loading against the very bytes parsed; atomic, exclusive
+writes; no symbolic links; a bounded ``meta.json``. A folder that fails it is refused
+in one line naming the file; format 1 folders with their version named: fit again.
 
 One writer per folder: :func:`save_fit` and :func:`write_record` hold the folder's
 writer lock (:func:`hybridxfer._fit.checkpoint.writer`); a second writer is refused at
-once, naming the holder. Every file is written to a fresh temporary file created
-exclusively in the folder, then renamed into place, and never through a symbolic link
-(one planted at a file's path is refused).
+once, naming the holder.
 
 Higher layers keep *records* beside the model (a transfer's ``transfer.txt``, say)
 with :func:`write_record`, which lists each in ``meta.json``'s ``records``.
@@ -59,7 +54,6 @@ import io
 import json
 import os
 import platform
-import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -71,8 +65,21 @@ import pandas as pd
 
 from .._core.model import HybridModel
 from .._fit import FitConfig, FitResult
-from .._fit.checkpoint import write_atomic, writer
+from .._fit.checkpoint import writer
 from .._solve import Solver
+from .integrity import (
+    FORMAT_VERSION,
+    META,
+    SavedModelError,
+    first_line,
+    hybridxfer_version,
+    read_file,
+    read_meta,
+    refuse_links,
+    verified,
+    write,
+    write_meta,
+)
 from .model_file import ModelFileError, parse_model, to_toml
 from .names import solver_from_dict, solver_to_dict
 
@@ -85,16 +92,13 @@ __all__ = [
     "write_record",
 ]
 
-FORMAT_VERSION = 2
-"""Major version of the folder layout; a reader refuses any other major version
-(2: checksums of every file, mandatory; 1: of ``weights.eqx`` only, optional)."""
-
-MODEL, WEIGHTS, META = "model.toml", "weights.eqx", "meta.json"
+MODEL, WEIGHTS = "model.toml", "weights.eqx"
 HISTORY, INITIAL = "history.csv", "initial.csv"
 NORMALISATION, PARAMETERS = "normalisation.json", "parameters.csv"
 REQUIRED = (MODEL, WEIGHTS, HISTORY, INITIAL, PARAMETERS)  # besides meta.json
 BATCH_PARAMETERS, CALIBRATION = "batch_parameters.csv", "calibration.csv"  # optional
-OWN = (META, *REQUIRED, NORMALISATION, BATCH_PARAMETERS, CALIBRATION)  # written by save_fit
+LISTED = (*REQUIRED, NORMALISATION, BATCH_PARAMETERS, CALIBRATION)  # in meta.json's files
+OWN = (META, *LISTED)  # written by save_fit
 UNLISTED_RECORDS = ("transfer.txt", "candidates.csv", "transfer.png")
 """Records written beside models saved before ``meta.json`` listed its records."""
 HISTORY_COLUMNS = ("step", "member", "train", "valid")
@@ -103,15 +107,8 @@ BATCH_PARAMETER_COLUMNS = ("batch", "name", "value")
 CALIBRATION_COLUMNS = ("batch", "time", "variable", "measured", "sd", "predicted", "heldout")
 PARAMETER_COLUMNS = ("name", "value", "unit", "fixed", "process_specific")
 LIBRARIES = ("jax", "equinox", "diffrax", "optax", "numpy")
-MAX_META_BYTES = 1 << 20  # meta.json: its size and JSON nesting depth, checked
-MAX_META_DEPTH = 16  # before it is parsed
-MAX_MEMBERS = 10_000
 # pandas < 3 parses floats to within an ulp unless asked; pandas 3 is exact by default
 _EXACT_FLOATS = {"float_precision": "round_trip"} if int(pd.__version__.split(".")[0]) < 3 else {}
-
-
-class SavedModelError(ValueError):
-    """A saved model that cannot be written or read; the message names the file."""
 
 
 # ---------------------------------------------------------------------- tables
@@ -163,7 +160,7 @@ def save_fit(result: FitResult, folder: str | os.PathLike) -> Path:
     }
     try:
         with writer(folder, SavedModelError):
-            _refuse_links(folder, OWN)
+            refuse_links(folder, OWN)
             for record in _records(folder / META):  # they describe the earlier model
                 (folder / record).unlink(missing_ok=True)
             (folder / META).unlink(missing_ok=True)  # the folder does not load until the end
@@ -173,11 +170,11 @@ def save_fit(result: FitResult, folder: str | os.PathLike) -> Path:
                     (folder / name).unlink(missing_ok=True)
                     continue
                 data = content.encode("utf-8") if isinstance(content, str) else content
-                _write(folder / name, data)
+                write(folder / name, data)
                 files[name] = hashlib.sha256(data).hexdigest()
             meta = dict(
                 format_version=FORMAT_VERSION,
-                hybridxfer=_hybridxfer_version(),
+                hybridxfer=hybridxfer_version(),
                 versions={lib: _version(lib) for lib in LIBRARIES}
                 | {"python": platform.python_version()},
                 created=datetime.now(UTC).isoformat(timespec="seconds"),
@@ -189,7 +186,7 @@ def save_fit(result: FitResult, folder: str | os.PathLike) -> Path:
                 records=[],
                 files=files,
             )
-            _write_meta(folder / META, meta)
+            write_meta(folder / META, meta)
     except OSError as e:
         raise SavedModelError(
             f"{e.filename or folder}: cannot write saved model ({e.strerror})"
@@ -221,10 +218,10 @@ def write_record(folder: str | os.PathLike, name: str, content: str | bytes) -> 
         raise SavedModelError(f"{folder}: {name!r} cannot be a record (a model file or a path)")
     try:
         with writer(folder, SavedModelError):
-            meta = _read_meta(folder / META, _read_file(folder, META))
-            _write(folder / name, content)
+            meta = read_meta(folder / META, read_file(folder, META), LISTED)
+            write(folder / name, content)
             meta["records"] = list(dict.fromkeys([*meta.get("records", []), name]))
-            _write_meta(folder / META, meta)
+            write_meta(folder / META, meta)
     except OSError as e:
         raise SavedModelError(
             f"{e.filename or folder}: cannot write the record {name!r} ({e.strerror})"
@@ -248,48 +245,11 @@ def _records(meta: Path) -> list[str]:
     or :data:`UNLISTED_RECORDS` if it lists none (saved before records were listed) or
     cannot be read; plain file names only (:func:`_plain_record`)."""
     try:
-        listed = json.loads(_read_file(meta.parent, meta.name)).get("records", UNLISTED_RECORDS)
+        listed = json.loads(read_file(meta.parent, meta.name)).get("records", UNLISTED_RECORDS)
     except (OSError, SavedModelError, UnicodeDecodeError, ValueError, AttributeError):
         listed = UNLISTED_RECORDS
     names = listed if isinstance(listed, list | tuple) else []
     return [n for n in names if _plain_record(n)]
-
-
-def _write(path: Path, content: str | bytes) -> None:
-    """Replace `path` by `content` (text as UTF-8, or bytes) atomically, through a fresh
-    temporary file (:func:`~hybridxfer._fit.checkpoint.write_atomic`).
-
-    Raises:
-        SavedModelError: `path` is a symbolic link (never written through, nor replaced).
-    """
-    _refuse_links(path.parent, [path.name])
-    write_atomic(path, content)
-
-
-def _write_meta(path: Path, meta: dict) -> None:
-    """Write `meta` with its own checksum (:func:`_meta_sha256`) as ``sha256``."""
-    meta = {k: v for k, v in meta.items() if k != "sha256"}
-    _write(path, json.dumps({**meta, "sha256": _meta_sha256(meta)}, indent=2) + "\n")
-
-
-def _meta_sha256(meta: Mapping) -> str:
-    """sha256 of `meta` without its ``sha256``, as canonical JSON (sorted keys, no
-    spaces): a reformatted ``meta.json`` keeps it, an edited value does not."""
-    rest = {k: v for k, v in meta.items() if k != "sha256"}
-    return hashlib.sha256(
-        json.dumps(rest, sort_keys=True, separators=(",", ":")).encode()
-    ).hexdigest()
-
-
-def _refuse_links(folder: Path, names) -> None:
-    """Refuse symbolic links at the model's file names in `folder`: a saved model is
-    read and written only inside its folder."""
-    for name in names:
-        if (folder / name).is_symlink():
-            raise SavedModelError(
-                f"{folder / name}: is a symbolic link; a saved model's files must be plain "
-                "files inside its folder"
-            )
 
 
 # --------------------------------------------------------------------- loading
@@ -317,8 +277,8 @@ def load_fit(folder: str | os.PathLike) -> FitResult:
             f"{folder}: missing file(s) {', '.join(missing)}; not a saved model, or its "
             "saving was interrupted"
         )
-    meta = _read_meta(folder / META, _read_file(folder, META))
-    data = _verified(folder, meta)
+    meta = read_meta(folder / META, read_file(folder, META), LISTED)
+    data = verified(folder, meta, LISTED)
 
     path = folder / MODEL
     try:
@@ -348,7 +308,7 @@ def load_fit(folder: str | os.PathLike) -> FitResult:
         scores = tuple(float(s) for s in meta["scores"])
         config = _from_dict(FitConfig, meta["config"])
     except (KeyError, TypeError, ValueError) as e:
-        raise SavedModelError(f"{folder / META}: bad scores or config ({_first_line(e)})") from None
+        raise SavedModelError(f"{folder / META}: bad scores or config ({first_line(e)})") from None
     if len(scores) != meta["members"]:
         raise SavedModelError(
             f"{folder / META}: {len(scores)} scores for {meta['members']} members"
@@ -365,126 +325,6 @@ def load_fit(folder: str | os.PathLike) -> FitResult:
         batch_parameters=batch_parameters,
         calibration=calibration,
     )
-
-
-def _read_file(folder: Path, name: str, limit: int | None = None) -> bytes:
-    """The bytes of `folder`/`name`, a plain file (not a symbolic link) of at most
-    `limit` bytes."""
-    path = folder / name
-    _refuse_links(folder, [name])
-    try:
-        with open(path, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            if limit is not None and size > limit:
-                raise SavedModelError(
-                    f"{path}: {size} bytes, more than a saved model's {name} has "
-                    f"(at most {limit}); not written by save_fit"
-                )
-            return f.read()
-    except OSError as e:
-        raise SavedModelError(f"{path}: cannot read ({e.strerror})") from None
-
-
-def _verified(folder: Path, meta: dict) -> dict[str, bytes]:
-    """The bytes of every model file that ``meta.json``'s ``files`` lists, each checked
-    against its sha256; a model file present but not listed, or listed but missing, is
-    refused."""
-    files = meta["files"]
-    present = [n for n in OWN if n != META and _exists(folder / n)]
-    if unlisted := [n for n in present if n not in files]:
-        raise SavedModelError(
-            f"{folder / unlisted[0]}: not listed in {META}'s checksums; not written by "
-            "save_fit (remove it, or save the model again)"
-        )
-    data = {}
-    for name, expected in files.items():
-        if not _exists(folder / name):
-            raise SavedModelError(f"{folder / name}: missing; {META} lists it")
-        data[name] = _read_file(folder, name)
-        if hashlib.sha256(data[name]).hexdigest() != expected:
-            raise SavedModelError(
-                f"{folder / name}: checksum differs from {META}'s: the file was changed or "
-                "corrupted after saving"
-            )
-    return data
-
-
-def _read_meta(path: Path, text: bytes) -> dict:
-    """``meta.json`` from its bytes: size, nesting depth, version, members, files and
-    its own checksum checked (before anything is allocated from it)."""
-    if len(text) > MAX_META_BYTES:
-        raise SavedModelError(
-            f"{path}: {len(text)} bytes, more than a saved model's meta.json has "
-            f"(at most {MAX_META_BYTES}); not written by save_fit"
-        )
-    if (depth := _json_depth(text)) > MAX_META_DEPTH:
-        raise SavedModelError(
-            f"{path}: nested {depth} deep (at most {MAX_META_DEPTH}); not written by save_fit"
-        )
-    try:
-        meta = json.loads(text.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError) as e:
-        raise SavedModelError(f"{path}: not valid JSON ({_first_line(e)})") from None
-    if not isinstance(meta, dict) or "format_version" not in meta:
-        raise SavedModelError(f"{path}: no format_version; not written by hybridxfer save_fit")
-    version = meta["format_version"]
-    major = _major(version)
-    if major is None:
-        raise SavedModelError(f"{path}: format_version {version!r} is not a version number")
-    if major != FORMAT_VERSION:
-        hint = (
-            "upgrade hybridxfer to read it"
-            if major > FORMAT_VERSION
-            else "fit again (its checksums do not cover every file)"
-            if major == 1
-            else "read it with the hybridxfer that saved it, or fit again"
-        )
-        raise SavedModelError(
-            f"{path}: saved by hybridxfer {meta.get('hybridxfer', '(unknown)')!s:.40} with "
-            f"format {version!s:.20}; this is hybridxfer {_hybridxfer_version()} reading "
-            f"format {FORMAT_VERSION}: {hint}"
-        )
-    if "sha256" not in meta:
-        raise SavedModelError(f"{path}: no checksum (sha256); not written by save_fit")
-    if meta["sha256"] != _meta_sha256(meta):
-        raise SavedModelError(
-            f"{path}: checksum (sha256) differs from its content: edited or corrupted after saving"
-        )
-    n = meta.get("members")
-    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_MEMBERS:
-        raise SavedModelError(
-            f"{path}: members must be an integer from 1 to {MAX_MEMBERS}, not {n!r:.40}"
-        )
-    files = meta.get("files")
-    if not isinstance(files, dict) or not all(
-        name in OWN and name != META and isinstance(h, str) and re.fullmatch("[0-9a-f]{64}", h)
-        for name, h in files.items()
-    ):
-        raise SavedModelError(
-            f"{path}: no valid checksums (files: model file name -> sha256); not written "
-            "by save_fit"
-        )
-    return meta
-
-
-def _json_depth(text: bytes) -> int:
-    """The deepest nesting of ``[`` and ``{`` in JSON `text`, outside strings (found
-    without parsing: JSON nested deeper than Python's recursion limit cannot be)."""
-    bare = re.sub(rb'"(?:[^"\\]|\\.)*"', b'""', text)
-    b = np.frombuffer(bare, dtype=np.uint8)
-    steps = np.isin(b, list(b"[{")).astype(np.int64) - np.isin(b, list(b"]}"))
-    return int(np.cumsum(steps).max(initial=0))
-
-
-def _major(version) -> int | None:
-    """Major version of ``1`` or ``"1.2"``; None if neither."""
-    if isinstance(version, bool):
-        return None
-    if isinstance(version, int):
-        return version
-    if isinstance(version, str) and version.split(".")[0].isdigit():
-        return int(version.split(".")[0])
-    return None
 
 
 def _read_weights(
@@ -507,7 +347,7 @@ def _read_weights(
         loaded = eqx.tree_deserialise_leaves(f, [arrays] * members)
         trailing = f.read(1)
     except (OSError, EOFError, ValueError, RuntimeError, TypeError) as e:
-        fail(_first_line(e))
+        fail(first_line(e))
     if trailing:
         fail("more data than the model has arrays")
     return [eqx.combine(a, static) for a in loaded]
@@ -531,7 +371,7 @@ def _read_table(path: Path, data: bytes, columns: tuple[str, ...], dtype=None) -
     try:
         frame = pd.read_csv(io.BytesIO(data), dtype=dtype, **_EXACT_FLOATS)
     except (UnicodeDecodeError, ValueError, pd.errors.ParserError) as e:
-        raise SavedModelError(f"{path}: cannot read ({_first_line(e)})") from None
+        raise SavedModelError(f"{path}: cannot read ({first_line(e)})") from None
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise SavedModelError(f"{path}: missing column(s) {missing}, expected {list(columns)}")
@@ -587,22 +427,8 @@ def _same_arrays(a, b) -> bool:
     )
 
 
-def _exists(path: Path) -> bool:
-    """Whether `path` exists, or is a symbolic link (even a dangling one)."""
-    return path.exists() or path.is_symlink()
-
-
 def _version(package: str) -> str:
     try:
         return importlib.metadata.version(package)
     except importlib.metadata.PackageNotFoundError:
         return "unknown"
-
-
-def _hybridxfer_version() -> str:
-    return importlib.metadata.version("hybridxfer")
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip() or type(e).__name__
-    return text.splitlines()[0]

@@ -21,8 +21,9 @@ each state's process noise and the batch sd come from the fit's residuals; the
 estimator *online + samples, uncalibrated* is the twin as it was before (q = 0.02,
 the same model error taken as uncorrelated).
 
-Models: *target fit* (8 historical batches of B) and *transferred* (fitted on
-source A, 8 batches, then ``hx.transfer`` to B with 2 batches). For each, on 6 test
+Models: *target fit* (8 historical batches of B), *source A* (fitted on source A, 8
+batches, and run as it is on B: the twin of a related process) and *transferred*
+(that fit, then ``hx.transfer`` to B with 2 batches). For each, on 6 test
 batches of B: (a) open-loop prediction from t=0 values and inputs (``hx.simulate``),
 (b) the twin fed online signals only, (c) online signals and the late daily
 samples. Score: NRMSE over the batch (hourly, t > 0) of the real-time estimate
@@ -341,8 +342,9 @@ def lap(seconds: dict, name: str, start: float) -> None:
 
 
 def fit_models(history: hx.Study, steps: int, seconds: dict, transferred: bool):
-    """The target fit (8 batches of B) and, if `transferred`, the source fit on A
-    transferred to B with 2 batches (``auto``);
+    """The target fit (8 batches of B) and, if `transferred`, the source fit on A as
+    it is (the twin of a related process) and transferred to B with 2 batches
+    (``auto``);
     returns per model name its fit (the transfer's ``fit``), and the transfer result
     (or None)."""
     model, cfg = twin_model(), hx.FitConfig(steps=steps, members=2)
@@ -364,7 +366,7 @@ def fit_models(history: hx.Study, steps: int, seconds: dict, transferred: bool):
         study = history.select(batches=[*history.select(process="A").batch_names, *two, *test])
         moved = hx.transfer(source, study, process="B")
     lap(seconds, "transfer A -> B (2 batches, auto)", start)
-    return models | {"transferred": moved.fit}, moved
+    return models | {"source A": source, "transferred": moved.fit}, moved
 
 
 # NRMSE (Xv, P) of the twin before issue 25 (benchmarks/results/twin.md of 2026-12-06, q 0.02)

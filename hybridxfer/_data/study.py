@@ -14,7 +14,7 @@ same names (times in the model's time unit, e.g. h, unless a header says otherwi
 ``measurements`` and ``inputs`` may also be wide (``batch,time`` and one column per
 variable, as lab exports are); headers may carry units (``F [mL/h]``), and long tables
 a ``unit`` column; read with ``units=model``, values are converted to the model's
-declared units (see :mod:`hybridxfer._data.tables`).
+declared units (see :mod:`hybridxfer._data.formats`).
 
 Everything is checked when the study is read, so that bad data fails here with a message
 naming the file, the row (as a spreadsheet numbers it: header = row 1, first data row =
@@ -32,18 +32,9 @@ import numpy as np
 import pandas as pd
 
 from .._core.model import HybridModel
-from .tables import (
-    BATCH_COLUMNS,
-    SPLITS,
-    StudyError,
-    at,
-    first_true,
-    read_csv,
-    read_workbook,
-    row,
-    table_label,
-    validated,
-)
+from .cells import StudyError, at, first_true, row, table_label
+from .formats import TABLES, read_frames, write_frames
+from .tables import BATCH_COLUMNS, SPLITS, validated
 
 __all__ = [
     "SPLITS",
@@ -385,30 +376,7 @@ def read_study(
             :func:`study_from_frames`).
     """
     path = Path(path)
-    name = str(path)
-    if path.suffix.lower() == ".xlsx":
-        if not path.is_file():
-            raise StudyError(f"study workbook '{path}' does not exist or is not a file")
-        return _build(**read_workbook(path, name), name=name, units=units)
-    if path.suffix.lower() in (".xls", ".xlsm", ".ods", ".csv") and path.is_file():
-        raise StudyError(
-            f"'{path}': a study is a folder of CSV files or an .xlsx workbook (save it as .xlsx)"
-        )
-    if not path.is_dir():
-        raise StudyError(f"study folder '{path}' does not exist or is not a folder")
-    frames = {}
-    for table in ("measurements", "inputs", "batches"):
-        file = path / f"{table}.csv"
-        if file.is_file():
-            frames[table] = read_csv(file, table_label(name, table))
-        elif table == "inputs":
-            frames[table] = None
-        else:
-            raise StudyError(
-                f"{path}: missing file '{table}.csv' (a study needs measurements.csv and "
-                "batches.csv; inputs.csv is optional)"
-            )
-    return _build(**frames, name=name, units=units)
+    return _build(**read_frames(path), name=str(path), units=units)
 
 
 def study_from_frames(
@@ -472,14 +440,7 @@ def write_study(study: Study, folder: str | os.PathLike) -> Path:
         numbered anew).
     """
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    units = study.units
-    for table in ("measurements", "inputs", "batches"):
-        frame = getattr(study, table)
-        if table != "batches" and any(v in units for v in frame["variable"]):
-            frame = frame.assign(unit=frame["variable"].map(units).fillna(""))
-        headers = {c: f"{c} [{units[c]}]" for c in frame.columns if c in units}
-        frame.rename(columns=headers).to_csv(folder / f"{table}.csv", index=False)
+    write_frames({table: getattr(study, table) for table in TABLES}, study.units, folder)
     return folder
 
 

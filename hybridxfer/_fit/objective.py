@@ -13,8 +13,8 @@ from jaxtyping import Array, Bool, Float
 
 from .._core.model import HybridModel
 from .._data.batch_data import BatchData
+from .._data.cells import StudyError, first_true
 from .._data.outliers import robust_span
-from .._data.tables import StudyError, first_true
 from .._solve import Solver, solve_batches, solve_rows
 
 __all__ = [

@@ -71,8 +71,12 @@ def rule_score(row: dict, rule: str, value, test: hx.Study, scored) -> float:
     if rule == "pick":
         return _pick(cands, score, value)["test"]["mean"]
     if rule == "pair":
-        auto = _pick(cands, score, 0.2)
-        scratch = next(c for c in cands if c["candidate"] == "scratch")
+        auto = _pick(cands, score, 0.2)  # as hx.transfer: a baseline picked stays alone
+        scratch = (
+            auto
+            if auto["candidate"] == "none"
+            else next(c for c in cands if c["candidate"] == "scratch")
+        )
         weights = np.array([c is auto for c in cands]) * value
         weights = weights + np.array([c is scratch for c in cands]) * (1 - value)
     elif rule == "average":

@@ -61,9 +61,9 @@ def scores(prediction: pd.DataFrame, test: hx.Study, scored) -> dict:
 
 
 def model_scores(
-    model: hx.HybridModel, test: hx.Study, scored, solver: hx.Solver = PREDICT_SOLVER
+    model: hx.HybridModel | hx.FitResult, test: hx.Study, scored, solver=PREDICT_SOLVER
 ) -> dict:
-    """`scores` of the model's predictions of the test batches; a model whose solve
+    """`scores` of the model's (or fit's) predictions of the test batches; one whose solve
     fails on a test batch scores inf, with the error."""
     try:
         return scores(hx.predict(model, test, solver=solver), test, scored)
@@ -167,7 +167,7 @@ def cell(fam, family, src, target, n, seed, steps) -> dict:
         zero_shot=float(sim.zero_shot.mean()) if len(sim.zero_shot) else None,
     )
     row["python_warnings"] = sorted({str(w.message)[:200] for w in caught})
-    row["auto"] = model_scores(result.model, test, fam.SCORED)
+    row["auto"] = model_scores(result.fit, test, fam.SCORED)  # averaged: the pair's
     for name in ("none", "scratch"):
         row[name] = model_scores(result.candidate_fits[name].model, test, fam.SCORED)
     row |= candidate_records(result, test, fam.SCORED)

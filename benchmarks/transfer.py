@@ -467,7 +467,7 @@ def run_cell(src, family, target, seed, n, strategies, cfg) -> list[dict]:
         rows.append(base | dict(strategy="auto", seconds=seconds, chosen=res.strategy))
         rows[-1].update(validation=f"{n_folds(res)}-fold" if n > 1 else "late")
         rows[-1].update(warning=res.similarity.warning, python_warnings=caught)
-        rows[-1].update(score(res.model, test), candidates=candidate_records(src, res, test))
+        rows[-1].update(score(res.fit, test), candidates=candidate_records(src, res, test))
     return [r for r in rows if r["strategy"] in strategies]
 
 
@@ -540,7 +540,7 @@ def timing(src, family, strategies, cfg) -> list[dict]:
         call = "first (cold)" if k == 0 else "warm" if k == 1 else "later"
         out.append(dict(strategy=s, call=call, seconds=seconds))
         out[-1].update(chosen=res.strategy, warning=res.similarity.warning is not None)
-        out[-1].update(score(res.model, test))
+        out[-1].update(score(res.fit, test))
     return out
 
 

@@ -178,7 +178,7 @@ def field_failure(
         value or derivative and whose `rates` are the non-finite rates, its message
         naming them with the state's values.
     """
-    times, states = jnp.asarray(times, dtype=float), jnp.asarray(states, dtype=float)
+    times, states = np.asarray(times, dtype=float), np.asarray(states, dtype=float)
     rates, dy = (np.asarray(a) for a in _derivatives(model, data, times, states))
     for i, batch in enumerate(batches):
         bad_rates = tuple(k for k, v in zip(_rate_names(model), rates[i]) if not np.isfinite(v))

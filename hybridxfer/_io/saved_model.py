@@ -69,6 +69,7 @@ from .._fit.checkpoint import writer
 from .._solve import Solver
 from .integrity import (
     FORMAT_VERSION,
+    MAX_META_BYTES,
     META,
     SavedModelError,
     first_line,
@@ -219,7 +220,7 @@ def write_record(folder: str | os.PathLike, name: str, content: str | bytes) -> 
         raise SavedModelError(f"{folder}: {name!r} cannot be a record (a model file or a path)")
     try:
         with writer(folder, SavedModelError):
-            meta = read_meta(folder / META, read_file(folder, META), LISTED)
+            meta = read_meta(folder / META, read_file(folder, META, MAX_META_BYTES), LISTED)
             write(folder / name, content)
             meta["records"] = list(dict.fromkeys([*meta.get("records", []), name]))
             write_meta(folder / META, meta)
@@ -246,7 +247,9 @@ def _records(meta: Path) -> list[str]:
     or :data:`UNLISTED_RECORDS` if it lists none (saved before records were listed) or
     cannot be read; plain file names only (:func:`_plain_record`)."""
     try:
-        listed = json.loads(read_file(meta.parent, meta.name)).get("records", UNLISTED_RECORDS)
+        listed = json.loads(read_file(meta.parent, meta.name, MAX_META_BYTES)).get(
+            "records", UNLISTED_RECORDS
+        )
     except (OSError, SavedModelError, UnicodeDecodeError, ValueError, AttributeError):
         listed = UNLISTED_RECORDS
     names = listed if isinstance(listed, list | tuple) else []
@@ -278,7 +281,7 @@ def load_fit(folder: str | os.PathLike) -> FitResult:
             f"{folder}: missing file(s) {', '.join(missing)}; not a saved model, or its "
             "saving was interrupted"
         )
-    meta = read_meta(folder / META, read_file(folder, META), LISTED)
+    meta = read_meta(folder / META, read_file(folder, META, MAX_META_BYTES), LISTED)
     data = verified(folder, meta, LISTED)
 
     path = folder / MODEL

@@ -23,6 +23,14 @@ peer's training UI, hybridxfer's progress bar).
 
     PYTHONPATH=. python benchmarks/peers.py [--rounds 3] [--quick] [--out benchmarks/results]
 
+``--where`` instead times where each library's time to first step goes (fresh
+processes, interleaved): every program JAX traces, lowers and compiles before the
+first step ends (``jax_log_compiles``), and for hybridxfer the wall time of each
+phase of its fit's setup; ``peers_where.json`` and ``.md``. With ``--cache DIR`` it
+does so with a warm persistent compilation cache (``jax_compilation_cache_dir``, JAX's
+other settings at their defaults, as hybridxfer's CLI sets it): one unrecorded process
+per library fills ``DIR/<library>`` first; ``peers_where_cache.json`` and ``.md``.
+
 Needs the peer: ``pip install -e ".[bench]"``; without it the benchmark says so and
 stops.
 """
@@ -33,8 +41,10 @@ import argparse
 import datetime
 import importlib.util
 import json
+import logging
 import os
 import platform
+import re
 import resource
 import statistics
 import subprocess
@@ -398,23 +408,39 @@ def timed_fit(run, clock: StepClock) -> tuple[dict, object]:
     return figures, out
 
 
+def hybridxfer_fit(model, fit_study, config, clock: StepClock):
+    """hybridxfer's fit of the task, its progress bar replaced by `clock`."""
+    from hybridxfer._fit import engine
+
+    bar, engine.tqdm = engine.tqdm, lambda *args, **kwargs: clock  # the fit's progress bar
+    try:
+        return hx.fit(model, fit_study, config=config, progress=False)
+    finally:
+        engine.tqdm = bar
+
+
+def peer_task(model, fit_study, seed: int) -> tuple:
+    """The peer's inputs to its fit: the training Dataset, the channel scales and the
+    start (hybridxfer's, for `seed`)."""
+    jax.config.update("jax_enable_x64", True)
+    train = fit_study.select(split="train")
+    dataset = peer_dataset(train)
+    scales = np.array(
+        [np.ptp(train.measurements.query("variable == @v")["value"]) for v in VARIABLES]
+    )
+    return dataset, scales, port_from_model(start_model(model, fit_study, seed))
+
+
 def child(library: str, seed: int, steps: int, repeats: int) -> dict:
     """One library's run of the task in this (fresh) process: one fit, then the
     predictions, then the process's peak memory."""
     fit_study, test, forward = task_studies()
     model = hx.load_model(demo_model_path())
     config = hx.FitConfig(steps=steps, members=1, seed=seed)
-    train = fit_study.select(split="train")
     clock = StepClock()
     if library == "hybridxfer":
-        from hybridxfer._fit import engine
-
-        bar, engine.tqdm = engine.tqdm, lambda *args, **kwargs: clock  # the fit's progress bar
-        try:
-            fit = lambda: hx.fit(model, fit_study, config=config, progress=False)  # noqa: E731
-            out, res = timed_fit(fit, clock)
-        finally:
-            engine.tqdm = bar
+        fit = lambda: hybridxfer_fit(model, fit_study, config, clock)  # noqa: E731
+        out, res = timed_fit(fit, clock)
         fitted = res.model
         data = batch_data(fitted, forward)
         arrays = lambda: hx.arrays.solve(fitted, data, hx.Solver())  # noqa: E731
@@ -423,12 +449,7 @@ def child(library: str, seed: int, steps: int, repeats: int) -> dict:
     else:
         from jaxhybridmodels import predict_dataset
 
-        jax.config.update("jax_enable_x64", True)
-        dataset = peer_dataset(train)
-        scales = np.array(
-            [np.ptp(train.measurements.query("variable == @v")["value"]) for v in VARIABLES]
-        )
-        start = port_from_model(start_model(model, fit_study, seed))
+        dataset, scales, start = peer_task(model, fit_study, seed)
         fit = lambda: peer_fit(start, dataset, config, scales, seed, clock)  # noqa: E731
         out, fitted = timed_fit(fit, clock)
         solver = peer_solver(hx.Solver())
@@ -449,6 +470,146 @@ def child(library: str, seed: int, steps: int, repeats: int) -> dict:
         out[f"{name}_s"] = statistics.median(timed(f)[0] for _ in range(repeats))
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return out
+
+
+# ---------------------------------------------------- where the first step goes
+STEP_PROGRAM = {"hybridxfer": "step", "peer": "bucket_step"}  # each library's gradient step
+SETUP_PHASES = ("_setup", "member_keys", "member_start", "at_start", "initial_opt_state")
+
+
+class CompileLog(logging.Handler):
+    """Every program JAX traces, lowers and compiles (``jax_log_compiles``), as
+    ``(end, stage, program, seconds)`` with stage ``trace``, ``lower`` or ``compile``."""
+
+    PATTERN = re.compile(
+        r"Finished (tracing|jaxpr to MLIR module conversion|XLA compilation of) "
+        r"(?:jit\()?([\w<>]+)\)?.* in ([0-9.e-]+) sec"
+    )
+    STAGES = {"tracing": "trace", "jaxpr": "lower", "XLA": "compile"}
+
+    def __init__(self):
+        super().__init__()
+        self.records: list[tuple[float, str, str, float]] = []
+
+    def emit(self, record):
+        m = self.PATTERN.match(record.getMessage())
+        if m:
+            stage = self.STAGES[m.group(1).split()[0]]
+            self.records.append((time.perf_counter(), stage, m.group(2), float(m.group(3))))
+
+
+def timed_phases(module, names) -> dict[str, float]:
+    """Replace the functions `names` of `module` by timed ones; the returned dict
+    accumulates each one's wall time [s]."""
+    spent = dict.fromkeys(names, 0.0)
+
+    def timed(name, f):
+        def call(*args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return f(*args, **kwargs)
+            finally:
+                spent[name] += time.perf_counter() - t0
+
+        return call
+
+    for name in names:
+        setattr(module, name, timed(name, getattr(module, name)))
+    return spent
+
+
+def where_figures(records, t0: float, t1: float, program: str) -> dict:
+    """Where the time from the fit's start `t0` to its first step's end `t1` went:
+    setup before the trace of the step `program` (and the small programs compiled in
+    it), that program's trace, lowering and XLA compile, other programs after its trace
+    (the peer's update and penalty), and the rest (dispatch and the step's run)."""
+    inside = [r for r in records if t0 <= r[0] <= t1]
+    traced = [end - s for end, stage, name, s in inside if name == program and stage == "trace"]
+    start = traced[0] if traced else t1
+    out = dict(first_step_s=t1 - t0, setup_s=start - t0)
+    out["setup_compile_s"] = sum(s for end, _, _, s in inside if end <= start)
+    out["setup_programs"] = sum(end <= start and st == "compile" for end, st, _, _ in inside)
+    out["programs"] = sum(st == "compile" for _, st, _, _ in inside)
+    for stage in ("trace", "lower", "compile"):
+        out[f"step_{stage}_s"] = sum(
+            s for end, st, name, s in inside if end > start and name == program and st == stage
+        )
+    out["other_s"] = sum(s for end, _, name, s in inside if end > start and name != program)
+    out["rest_s"] = t1 - start - sum(out[f"step_{k}_s"] for k in ("trace", "lower", "compile"))
+    out["rest_s"] -= out["other_s"]
+    return out
+
+
+def where_child(library: str, seed: int, steps: int, cache: str | None = None) -> dict:
+    """One library's fit of the task in this (fresh) process, with every program it
+    compiles logged and, for hybridxfer, its setup phases timed (:func:`where_figures`);
+    `cache`: JAX's persistent compilation cache folder (None: none)."""
+    if cache is not None:
+        jax.config.update("jax_compilation_cache_dir", cache)
+    fit_study, _, _ = task_studies()
+    model = hx.load_model(demo_model_path())
+    config = hx.FitConfig(steps=steps, members=1, seed=seed)
+    clock, log = StepClock(), CompileLog()
+    logger = logging.getLogger("jax")
+    logger.addHandler(log)
+    logger.propagate = False
+    jax.config.update("jax_log_compiles", True)
+    out = {}
+    if library == "hybridxfer":
+        from hybridxfer._fit import engine
+
+        spent = timed_phases(engine, SETUP_PHASES)
+        run = lambda: hybridxfer_fit(model, fit_study, config, clock)  # noqa: E731
+    else:
+        t0 = time.perf_counter()
+        dataset, scales, start = peer_task(model, fit_study, seed)
+        out["data_s"] = time.perf_counter() - t0
+        run = lambda: peer_fit(start, dataset, config, scales, seed, clock)  # noqa: E731
+    t0 = time.perf_counter()
+    jax.block_until_ready(run())
+    out |= where_figures(log.records, t0, clock.ends[0], STEP_PROGRAM[library])
+    if library == "hybridxfer":
+        out |= {f"phase{k}" if k[0] == "_" else f"phase_{k}": v for k, v in spent.items()}
+    return out
+
+
+WHERE = {  # key: label
+    "first_step_s": "time to first step [s]",
+    "setup_s": "setup before the step's trace [s]",
+    "setup_compile_s": "- of which tracing and compiling small programs [s]",
+    "setup_programs": "- programs compiled in it",
+    "phase_setup": "- hybridxfer: Study -> arrays, scales [s]",
+    "phase_member_keys": "- hybridxfer: member keys [s]",
+    "phase_member_start": "- hybridxfer: starting values (networks initialised) [s]",
+    "phase_at_start": "- hybridxfer: t=0 check of rates and balances [s]",
+    "phase_initial_opt_state": "- hybridxfer: optimiser state [s]",
+    "step_trace_s": "step's gradient program: trace [s]",
+    "step_lower_s": "step's gradient program: lower to MLIR [s]",
+    "step_compile_s": "step's gradient program: XLA compile [s]",
+    "other_s": "other programs after it (peer: update, penalty) [s]",
+    "rest_s": "rest: dispatch and the first step's run [s]",
+    "programs": "programs compiled before the first step ends",
+    "data_s": "outside the fit: the peer's Dataset and start [s]",
+}
+
+
+def where_markdown(runs: list[dict], info: dict) -> str:
+    """Median over rounds of each figure of :data:`WHERE`, per library."""
+    lines = [
+        f"{info['date']}, {info['platform']}, {info['cpu_count']} CPUs (shared), jax "
+        f"{info['jax']}; {info['rounds']} rounds, each library in a fresh process, "
+        f"interleaved; medians. Load average at the end: {info['load_average'][0]:.1f}.\n",
+        "| phase | hybridxfer | peer |",
+        "|---|---:|---:|",
+    ]
+    for key, label in WHERE.items():
+        cells = []
+        for lib in LIBRARIES:
+            values = [r[key] for r in runs if r["library"] == lib and key in r]
+            form = ".0f" if key == "programs" or key.endswith("_programs") else ".2f"
+            cells.append(f"{statistics.median(values):{form}}" if values else "")
+        lines.append(f"| {label} | {' | '.join(cells)} |")
+    return "\n".join(lines) + "\n"
 
 
 # ------------------------------------------------------------------------ report
@@ -531,39 +692,58 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="1 round of 5 steps")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    parser.add_argument("--where", action="store_true", help="where the first step goes")
     parser.add_argument("--child", choices=LIBRARIES, help=argparse.SUPPRESS)
+    parser.add_argument("--cache", type=Path, help="--where with a warm compilation cache here")
+    parser.add_argument("--child-where", choices=LIBRARIES, help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--steps", type=int, default=STEPS, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(child(args.child, args.seed, args.steps, args.repeats)))
         return
+    if args.child_where:
+        cache = None if args.cache is None else str(args.cache)
+        print(json.dumps(where_child(args.child_where, args.seed, args.steps, cache)))
+        return
     if not peer_installed():
         sys.exit(f'{PEER} is not installed (pip install -e ".[bench]"): benchmark skipped')
     rounds, steps, repeats = (1, 5, 2) if args.quick else (args.rounds, STEPS, args.repeats)
+    steps = 2 if args.where else steps  # the first step is what counts
     runs = []
-    for r in range(rounds):
+    for r in range(-1 if args.where and args.cache else 0, rounds):  # -1: fill the caches
         for lib in LIBRARIES if r % 2 == 0 else LIBRARIES[::-1]:
-            cmd = [sys.executable, __file__, "--child", lib, "--seed", str(r)]
-            cmd += ["--steps", str(steps), "--repeats", str(repeats)]
+            cmd = [sys.executable, __file__, "--child-where" if args.where else "--child", lib]
+            cmd += ["--seed", str(max(r, 0)), "--steps", str(steps), "--repeats", str(repeats)]
+            cmd += ["--cache", str(args.cache / lib)] if args.where and args.cache else []
             t0 = time.perf_counter()
             proc = subprocess.run(cmd, capture_output=True, text=True)
             wall = time.perf_counter() - t0
             if proc.returncode:
                 sys.exit(f"the {lib} process failed:\n{proc.stderr[-3000:]}")
             run = json.loads(proc.stdout.splitlines()[-1])
-            runs.append(run | {"library": lib, "round": r, "process_s": wall})
-            print(f"round {r} {lib}: fit {run['fit_s']:.1f} s, wall {wall:.1f} s", flush=True)
+            if r >= 0:
+                runs.append(run | {"library": lib, "round": r, "process_s": wall})
+            fit = run.get("fit_s", run.get("first_step_s"))
+            print(f"round {r} {lib}: fit {fit:.1f} s, wall {wall:.1f} s", flush=True)
     from importlib.metadata import version
 
     info = dict(platform=platform.platform(), cpu_count=os.cpu_count(), rounds=rounds)
     info.update(jax=jax.__version__, diffrax=diffrax.__version__, peer=version(PEER))
     info.update(steps=steps, repeats=repeats, load_average=os.getloadavg())
     info["date"] = datetime.datetime.now().isoformat(timespec="seconds")
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.where:
+        table = where_markdown(runs, info)
+        print(table)
+        stem = "peers_where_cache" if args.cache else "peers_where"
+        title = "with a warm persistent compilation cache" if args.cache else ""
+        (args.out / f"{stem}.json").write_text(json.dumps(dict(info=info, runs=runs), indent=2))
+        (args.out / f"{stem}.md").write_text(f"# Where the first step goes {title}\n\n{table}")
+        return
     summary = summarise(runs)
     table = markdown(summary, info)
     print(table)
-    args.out.mkdir(parents=True, exist_ok=True)
     stem = "peers-quick" if args.quick else "peers"
     result = {"info": info, "summary": summary, "runs": runs}
     (args.out / f"{stem}.json").write_text(json.dumps(result, indent=2))

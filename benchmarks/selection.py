@@ -14,7 +14,10 @@ be scored on every cell without training again:
   weights w and 1 - w. Added on 2026-12-06 after seeing the cho_glutamine and
   penicillin cells (median / worst vs min(none, scratch): 0.78 / 1.00 and 0.95 / 1.29
   against pick's 0.98 / 1.09 and 0.99 / 1.90), with w = 0.5 fixed before the ecoli and
-  pichia cells existed: those two families are its held-out test.
+  pichia cells existed: those two families are its held-out test. It failed the
+  first: on ecoli_overflow B1 (seed 0) scratch from 2 batches is far off (test NRMSE
+  1.71, validation 7.3 against the pick's 1.3) and the pair scores 9.1x the better
+  baseline (pick 1.18x). ``hx.transfer`` briefly averaged so; it was reverted.
 
 Leave-one-family-out: for each family, each rule family's parameter is chosen on the
 *other* families (the lowest mean over their cells of log(rule / min(none, scratch)))

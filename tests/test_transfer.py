@@ -14,7 +14,6 @@ import hybridxfer as hx
 from hybridxfer._fit import scheduler, train
 from hybridxfer._transfer import BASELINES, anchor_sd, candidate_plans
 from hybridxfer._transfer.similarity import _mmd
-from hybridxfer._transfer.transfer import _averaged
 from hybridxfer.demo import demo_model_path
 from tests.helpers import monod_model
 
@@ -181,36 +180,13 @@ def test_auto_chooses_among_all_candidates_in_one_fit(auto):
     views = table[["late", "fold1", "fold2"]]
     np.testing.assert_allclose(table["validation"], stats.gmean(views / views.min(), axis=1))
     assert set(auto.candidate_fits) == set(table["candidate"])
+    assert auto.fit is auto.candidate_fits[auto.strategy]
     assert (
         "the late points and 2-fold cross-validation" in auto.reason
         and "strategy:" in auto.summary()
     )
     # the chosen and the baselines' fits are of one member trained on every batch
     assert len(auto.candidate_fits["scratch"].history) == CONFIG.steps
-
-
-def test_a_candidate_averaged_with_scratch_predicts_their_mean(source, auto, study, tmp_path):
-    """A chosen candidate other than a baseline is averaged with scratch (here scratch
-    itself was chosen: it stays alone): the prediction is the mean of the two models'
-    simulations, the band is calibrated on the mean of their fold members' held-out
-    predictions, and a saved averaged fit predicts the same."""
-    assert auto.strategy == "scratch" and auto.fit is auto.candidate_fits["scratch"]
-    assert not auto.fit.averaged
-    chosen, scratch = auto.candidate_fits["refit-mechanistic"], auto.candidate_fits["scratch"]
-    pair = _averaged(chosen, scratch, source.calibration)
-    assert pair.averaged and pair.model is chosen.model
-    assert pair.members == (chosen.model, scratch.model)
-    test = study.select(process="B", split="test")
-    one, two = hx.simulate(chosen.model, test), hx.simulate(scratch.model, test)
-    got = hx.predict(pair, test)
-    np.testing.assert_allclose(got["value"], (one["value"] + two["value"]) / 2, rtol=1e-12)
-    assert np.abs(one["value"] - two["value"]).max() > 1e-3  # the mean is not either one
-    a, b, c = chosen.calibration, scratch.calibration, pair.calibration
-    assert c["heldout"].sum() == (a["heldout"] & b["heldout"]).sum() > 0
-    np.testing.assert_allclose(c["predicted"], (a["predicted"] + b["predicted"]) / 2)
-    loaded = hx.load_fit(hx.save_fit(pair, tmp_path / "pair"))
-    assert loaded.averaged and len(loaded.members) == 2
-    pd.testing.assert_frame_equal(hx.predict(loaded, test), got)
 
 
 def test_a_saved_transfer_keeps_its_record_and_its_report_shows_it(auto, tmp_path):

@@ -80,10 +80,6 @@ class FitResult:
     Attributes:
         model: the fitted model (best member, at its best validation step).
         members: every member's fitted model (the ensemble), best first.
-        averaged: predictions are the mean of the members' (:func:`hybridxfer.predict`),
-            as for a transfer's candidate averaged with scratch; else the best
-            member's. Either way :attr:`model` is the best member (its parameters, the
-            twin's model).
         initial: estimated or used initial state of each fitted batch (long table
             ``batch, variable, value``).
         history: ``step, member, train, valid`` losses.
@@ -112,7 +108,6 @@ class FitResult:
     config: FitConfig
     process: str | None = None
     batch_parameters: pd.DataFrame | None = None
-    averaged: bool = False
     calibration: pd.DataFrame | None = field(default=None, repr=False)
     fitted: Study | None = field(default=None, repr=False)
     table: pd.DataFrame | None = field(default=None, repr=False)

@@ -182,7 +182,6 @@ def save_fit(result: FitResult, folder: str | os.PathLike) -> Path:
                 model=result.model.name,
                 members=len(members),
                 scores=[float(s) for s in result.scores],
-                averaged=result.averaged,
                 process=result.process,
                 config=_to_dict(result.config),
                 records=[],
@@ -317,11 +316,6 @@ def load_fit(folder: str | os.PathLike) -> FitResult:
         raise SavedModelError(
             f"{folder / META}: {len(scores)} scores for {meta['members']} members"
         )
-    averaged = meta.get("averaged", False)  # absent in folders saved before 2026-12-06
-    if not isinstance(averaged, bool):
-        raise SavedModelError(
-            f"{folder / META}: averaged must be true or false, not {averaged!r:.40}"
-        )
     return FitResult(
         model=members[0],
         members=tuple(members),
@@ -329,7 +323,6 @@ def load_fit(folder: str | os.PathLike) -> FitResult:
         history=history,
         scores=scores,
         config=config,
-        averaged=averaged,
         table=parameters,
         process=meta.get("process"),
         batch_parameters=batch_parameters,

@@ -116,12 +116,7 @@ def transfer(
     a candidate's loss is divided by the best candidate's; its score is the
     geometric mean of these ratios over the views; of the candidates within
     :data:`~.selection.TOLERANCE` of the best score, the one that trains the fewest
-    values is chosen. With folds (several training batches, no valid ones), a chosen
-    candidate other than the baselines is averaged with ``scratch``: the result's
-    predictions are the mean of the two models' (:attr:`FitResult.averaged`; its
-    ``model`` is the chosen candidate's). Two models trained differently on 2-3 batches
-    err differently on new batches, so their mean holds up better than either
-    (``benchmarks/results/selection.md``: chosen by leave-one-family-out).
+    values is chosen.
 
     The source's parameter intervals (``source.parameters``) scale ``l2sp``'s pull
     and the parameter distances; parameters without a finite interval are named in a
@@ -215,10 +210,6 @@ def transfer(
     table["validation"] = np.exp(np.log(relative).mean(axis=1))
     table["trained"] = [trained_values(source.model, plans[n]) for n in names]
     chosen, reason = choose(strategy, table, len(folds))
-    fit = fits[chosen]
-    if strategy == "auto" and folds and chosen not in ("none", "scratch"):
-        fit = _averaged(fit, fits["scratch"], source.calibration)
-        reason += "; its predictions are averaged with scratch's"
     table["chosen"] = table["candidate"] == chosen
     table = table.sort_values("validation", kind="stable").reset_index(drop=True)
     predicted = result.start_frame(index[probe, "full"])
@@ -226,33 +217,12 @@ def transfer(
     if sim.warning:
         warnings.warn(f"transfer to {process!r}: {sim.warning}", stacklevel=2)
     return TransferResult(
-        fit=fit,
+        fit=fits[chosen],
         strategy=chosen,
         candidates=table,
         reason=reason,
         similarity=sim,
         candidate_fits=fits,
-    )
-
-
-def _averaged(pick: FitResult, scratch: FitResult, source: pd.DataFrame | None) -> FitResult:
-    """`pick` and `scratch` as one fit whose predictions are the mean of theirs
-    (:attr:`FitResult.averaged`), calibrated on the mean of their predictions where
-    both were held out (the folds' batches)."""
-    a, b = pick.calibration, scratch.calibration
-    keys = ["batch", "time", "variable"]
-    if len(a) != len(b) or not (a[keys].to_numpy() == b[keys].to_numpy()).all():
-        raise RuntimeError("transfer: the candidates' calibration tables do not align")
-    table = a.drop(columns="noise").assign(
-        predicted=(a["predicted"].to_numpy() + b["predicted"].to_numpy()) / 2,
-        heldout=a["heldout"].to_numpy(bool) & b["heldout"].to_numpy(bool),
-    )
-    return replace(
-        pick,
-        members=(pick.model, scratch.model),
-        scores=(pick.scores[0], scratch.scores[0]),
-        averaged=True,
-        calibration=with_noise(table, source),
     )
 
 

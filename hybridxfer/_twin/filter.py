@@ -222,10 +222,7 @@ class DigitalTwin:
         (:attr:`FitResult.calibration`) and batches, as :mod:`hybridxfer._twin.calibrate`
         describes: each observation's relative model error e and its correlation time,
         each measured state's process noise q (an unmeasured state keeps 0.02 per
-        sqrt(time unit)), and the batch sd of the batch-varying parameters. The twin
-        runs ``result.model``; for an averaged fit (a transfer's choice averaged with
-        scratch, :attr:`FitResult.averaged`) that is the chosen candidate, and its noise
-        levels come from the average's residuals, which are usually smaller.
+        sqrt(time unit)), and the batch sd of the batch-varying parameters.
 
         Args:
             result: a fit (:func:`hybridxfer.fit`, :func:`hybridxfer.load_fit`) or a

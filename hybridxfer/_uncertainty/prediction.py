@@ -29,13 +29,12 @@ def predict(
     """Predict every batch of `study` from its t=0 values, inputs and constants.
 
     Given a fit (or a transfer's ``result.fit``), ``value`` is its model's prediction
-    (the mean of its members' for an averaged fit, :attr:`FitResult.averaged`) and
-    ``lower``/``upper`` a band calibrated on the observations the fit did not train on
-    (:mod:`hybridxfer._uncertainty.bands`): with ``cover="state"`` it holds the true
-    state with probability `level`, with ``cover="measurement"`` a new measurement
-    (the true state plus measurement noise). Variables the fit has no held-out
-    observations of get no band (NaN). A fit saved without its calibration falls back
-    to the spread of its members, with a warning.
+    and ``lower``/``upper`` a band calibrated on the observations the fit did not
+    train on (:mod:`hybridxfer._uncertainty.bands`): with ``cover="state"`` it holds
+    the true state with probability `level`, with ``cover="measurement"`` a new
+    measurement (the true state plus measurement noise). Variables the fit has no
+    held-out observations of get no band (NaN). A fit saved without its calibration
+    falls back to the spread of its members, with a warning.
 
     Given models (an ensemble, best first), ``value`` is the first one's prediction
     and ``lower``/``upper`` the central `level` quantiles across them: the spread of
@@ -46,7 +45,8 @@ def predict(
         ``attrs["band"]`` says what the band covers.
     """
     if isinstance(model, FitResult) and model.calibration is not None:
-        return _calibrated(_value(model, study, times, solver), model, level, cover)
+        out = simulate(model.model, study, times=times, solver=solver)
+        return _calibrated(out, model, level, cover)
     if isinstance(model, FitResult):
         warnings.warn(
             "this fit has no calibration (saved by an older hybridxfer): the band is the "
@@ -64,16 +64,6 @@ def predict(
             lower=np.quantile(stack, a, axis=0), upper=np.quantile(stack, 1 - a, axis=0)
         )
         out.attrs["band"] = f"{level:.0%} spread of {len(models)} members (not calibrated)"
-    return out
-
-
-def _value(fit: FitResult, study: Study, times, solver: Solver) -> pd.DataFrame:
-    """The fit's prediction: its model's, or the mean of its members' if averaged."""
-    out = simulate(fit.model, study, times=times, solver=solver)
-    if fit.averaged:
-        others = [simulate(m, study, times=times, solver=solver) for m in fit.members[1:]]
-        values = np.stack([out["value"].to_numpy(), *(o["value"].to_numpy() for o in others)])
-        out = out.assign(value=values.mean(axis=0))
     return out
 
 

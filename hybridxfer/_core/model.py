@@ -15,7 +15,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from .declarations import Constant, Input, ModelError, Observation, State
 from .networks import MAX_WEIGHTS, Network, NetworkFactor
-from .parameters import Parameter
+from .parameters import Parameter, constrain_all
 from .reactor import AbstractReactor, Batch
 from .structure import Structure, compiled
 
@@ -177,10 +177,9 @@ class HybridModel(eqx.Module):
 
     def parameter_values(self) -> dict[str, Float[Array, ""]]:
         """Physical value of every parameter, fixed and free."""
-        out, free = {}, iter(range(self.free.shape[0]))
-        for p in self.structure.parameters:
-            out[p.name] = jnp.asarray(p.value) if p.fixed else p.constrain(self.free[next(free)])
-        return out
+        params = self.structure.parameters
+        free = iter(constrain_all([p for p in params if not p.fixed], self.free))
+        return {p.name: jnp.asarray(p.value) if p.fixed else next(free) for p in params}
 
     def with_parameters(self, **values: float) -> HybridModel:
         """A copy with some free parameters set to new physical values."""

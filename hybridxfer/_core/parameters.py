@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-__all__ = ["Parameter", "ParameterError"]
+__all__ = ["Parameter", "ParameterError", "constrain_all"]
 
 
 class ParameterError(ValueError):
@@ -84,14 +86,8 @@ class Parameter:
             )
 
     def constrain(self, z: Float[Array, ""]) -> Float[Array, ""]:
-        """Physical value from the unconstrained value `z`."""
-        if self.bounds is None:
-            return jnp.exp(z) if self.positive else z
-        lo, hi = self.bounds
-        s = jnp.asarray(z)
-        if self.positive:
-            return lo * (hi / lo) ** _sigmoid(s)
-        return lo + (hi - lo) * _sigmoid(s)
+        """Physical value from the unconstrained value `z` (:func:`constrain_all`)."""
+        return constrain_all((self,), jnp.reshape(z, (1,)))[0]
 
     def unconstrain(self, value: float) -> float:
         """Unconstrained value z with ``constrain(z) == value``."""
@@ -103,5 +99,23 @@ class Parameter:
         return float(np.log(u) - np.log1p(-u))
 
 
-def _sigmoid(z):
-    return 1.0 / (1.0 + jnp.exp(-z))
+def constrain_all(parameters: Sequence[Parameter], z: Float[Array, " n"]) -> Float[Array, " n"]:
+    """Physical values of `parameters` from their unconstrained values `z`, all at once
+    (one exp and one sigmoid for the vector, not one per parameter: a smaller compiled
+    program). With ``s = sigmoid(z)`` for a bounded parameter and ``s = z`` otherwise,
+    ``u = a + b s`` and the value is ``exp(u)`` if positive, else ``u``, where
+    ``(a, b) = (log lo, log(hi/lo))`` (positive) or ``(lo, hi - lo)`` (real) for bounds
+    [lo, hi], and ``(0, 1)`` without: the parametrisations of :class:`Parameter`."""
+    bounded = np.array([p.bounds is not None for p in parameters])
+    positive = np.array([p.positive for p in parameters])
+    a, b = np.zeros(len(parameters)), np.ones(len(parameters))
+    for i, p in enumerate(parameters):
+        if p.bounds is not None:
+            lo, hi = p.bounds
+            a[i], b[i] = (np.log(lo), np.log(hi / lo)) if p.positive else (lo, hi - lo)
+    z = jnp.asarray(z)
+    # the unused branch of each where gets a harmless argument: an inf there would
+    # make the gradient NaN
+    s = jnp.where(bounded, jax.nn.sigmoid(jnp.where(bounded, z, 0.0)), z)
+    u = a + b * s
+    return jnp.where(positive, jnp.exp(jnp.where(positive, u, 0.0)), u)

@@ -34,7 +34,7 @@ import jax
 import numpy as np
 import pandas as pd
 from jaxtyping import Array, Float
-from tqdm import tqdm
+from tqdm.auto import tqdm
 
 from .._core.model import HybridModel
 from .._data.batch_data import BatchData, batch_data

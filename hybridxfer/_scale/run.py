@@ -113,7 +113,7 @@ def run_many(
     address: str | None = None,
     max_retries: int = 3,
     cache: str | os.PathLike | None = None,
-    progress: bool = False,
+    progress: bool = True,
 ) -> pd.DataFrame:
     """Run independent jobs (:class:`FitJob`, :class:`TransferJob`, :class:`PredictJob`,
     :class:`CallJob`) and gather their rows into one table.

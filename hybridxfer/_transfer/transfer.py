@@ -93,7 +93,7 @@ def transfer(
     strategy: str = "auto",
     source_process: str | None = None,
     config: FitConfig | None = None,
-    progress: bool = False,
+    progress: bool = True,
 ) -> TransferResult:
     """Transfer `source` to the target `process` of `study`.
 
@@ -133,6 +133,8 @@ def transfer(
         config: fit settings (default: the source fit's, with at most :data:`STEPS`
             steps: candidates start from a fitted model, and the benchmark's
             accuracy is measured with this many).
+        progress: show a progress bar of the candidates' fit (tqdm.auto: in Jupyter
+            too).
 
     Raises:
         StudyError: if the target has no training batches.

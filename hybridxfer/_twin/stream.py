@@ -82,7 +82,7 @@ def replay(
     stream: pd.DataFrame,
     *,
     constants: Mapping[str, float] = {},
-    progress: bool = False,
+    progress: bool = True,
     return_twin: bool = False,
     **twin,
 ):
@@ -93,7 +93,7 @@ def replay(
             residuals set the twin's noise (:meth:`DigitalTwin.from_fit`).
         stream: the stream table (see the module), e.g. from :func:`read_stream`.
         constants: batch constants not in the stream.
-        progress: show a progress bar (on a terminal).
+        progress: show a progress bar (tqdm.auto: in Jupyter too).
         return_twin: also return the twin (its :meth:`~DigitalTwin.history`,
             :meth:`~DigitalTwin.innovations` and :meth:`~DigitalTwin.consistency`).
         twin: further arguments of :class:`DigitalTwin` (``measurement_sd``,

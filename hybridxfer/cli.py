@@ -323,20 +323,6 @@ COMMANDS = {
 """Each command's body, by the name :func:`~hybridxfer._cli_parser.parser` gives it."""
 
 
-def keep_compiled_programs() -> None:
-    """Keep compiled programs between calls, in JAX's persistent compilation cache:
-    ``JAX_COMPILATION_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/hybridxfer/jax``
-    (default ``~/.cache/hybridxfer/jax``). A call that compiles what an earlier call
-    compiled (same model, strategy and shape buckets) loads it instead of running XLA,
-    most of a short call's time."""
-    import jax
-
-    from ._scale.run import default_cache_dir
-
-    if jax.config.jax_compilation_cache_dir is None:
-        jax.config.update("jax_compilation_cache_dir", str(default_cache_dir()))
-
-
 def _warn(message, category, filename, lineno, file=None, line=None) -> None:
     """A warning as one line ``hybridxfer: warning: ...`` (no source line or path of
     the library's code)."""
@@ -351,6 +337,8 @@ def main(argv: list[str] | None = None) -> int:
             args = parser().parse_args(argv)
         except UsageError as e:
             return _failed(e)
+        from ._scale.run import keep_compiled_programs
+
         keep_compiled_programs()
         try:
             COMMANDS[args.command](args)

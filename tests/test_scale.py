@@ -289,3 +289,37 @@ def test_a_bad_sweep_file_is_one_line_naming_the_file_and_key(
     err = capsys.readouterr().err
     assert err.startswith(f"hybridxfer: error: {sweep}: ") and message in err
     assert err.count("\n") == 1
+
+
+def test_keep_compiled_programs_writes_a_second_process_reads(tmp_path):
+    """In a fresh process, keep_compiled_programs(folder) makes JAX write compiled
+    programs there (a jitted solve; the cache's size and time thresholds off); a
+    second fresh process given no folder keeps the one set by JAX_COMPILATION_CACHE_DIR
+    and compiles nothing new (the folder's files unchanged)."""
+    code = (
+        "import sys, jax, numpy as np, hybridxfer as hx;"
+        "jax.config.update('jax_persistent_cache_min_compile_time_secs', 0);"
+        "jax.config.update('jax_persistent_cache_min_entry_size_bytes', -1);"
+        "print(hx.keep_compiled_programs(sys.argv[1] if len(sys.argv) > 1 else None));"
+        "import diffrax, jax.numpy as jnp;"
+        "f = jax.jit(lambda y: diffrax.diffeqsolve(diffrax.ODETerm(lambda t, y, a: -y),"
+        " diffrax.Tsit5(), 0.0, 1.0, 0.1, y).ys);"
+        "print(float(f(jnp.ones(3))[0, 0]))"
+    )
+    folder = tmp_path / "cache"
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    env.pop("JAX_COMPILATION_CACHE_DIR", None)
+    first = subprocess.run(
+        [sys.executable, "-c", code, str(folder)], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.splitlines()[0] == str(folder)
+    written = sorted(p.name for p in folder.iterdir())
+    assert written, "nothing was cached"
+    env["JAX_COMPILATION_CACHE_DIR"] = str(folder)
+    second = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.splitlines() == first.stdout.splitlines()
+    assert sorted(p.name for p in folder.iterdir()) == written

@@ -4,7 +4,7 @@ finishes; sweep files. Large simulations over many devices are in
 :mod:`hybridxfer._solve.sharding` (a lower layer)."""
 
 from .jobs import CallJob, FitJob, Job, PredictJob, TransferJob, describe, job_key
-from .run import BACKENDS, JobError, default_cache_dir, run_many, run_rows
+from .run import BACKENDS, JobError, default_cache_dir, keep_compiled_programs, run_many, run_rows
 from .sweep import Sweep, SweepError, read_sweep, run_sweep
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "default_cache_dir",
     "describe",
     "job_key",
+    "keep_compiled_programs",
     "read_sweep",
     "run_many",
     "run_rows",

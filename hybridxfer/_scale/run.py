@@ -25,7 +25,14 @@ import pandas as pd
 
 from .jobs import Job, describe, job_key
 
-__all__ = ["BACKENDS", "JobError", "default_cache_dir", "run_many", "run_rows"]
+__all__ = [
+    "BACKENDS",
+    "JobError",
+    "default_cache_dir",
+    "keep_compiled_programs",
+    "run_many",
+    "run_rows",
+]
 
 BACKENDS = ("serial", "processes", "ray")
 
@@ -42,19 +49,30 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "hybridxfer" / "jax"
 
 
-def _use_cache(cache: str | None) -> None:
-    """In a worker: keep compiled programs in `cache` (None: the worker's own setting,
-    e.g. ``JAX_COMPILATION_CACHE_DIR``, else :func:`default_cache_dir`)."""
+def keep_compiled_programs(folder: str | os.PathLike | None = None) -> Path:
+    """Keep compiled programs between processes, in JAX's persistent compilation cache
+    (this sets JAX's global ``jax_compilation_cache_dir``): in `folder`, else the
+    folder already set (e.g. ``JAX_COMPILATION_CACHE_DIR``), else
+    :func:`default_cache_dir`. A later fit, transfer or prediction that compiles what an
+    earlier one compiled (same model, strategy and shape buckets) loads it instead of
+    running XLA: on the peer task the first step came after 3.7 s instead of 11.7 s
+    (``benchmarks/results/peers.md``). The command line and :func:`run_many`'s
+    workers do this on every call; in Python, call it once per session.
+
+    Returns:
+        The cache's folder.
+    """
     import jax
 
-    folder = cache or jax.config.jax_compilation_cache_dir or str(default_cache_dir())
+    folder = str(folder or jax.config.jax_compilation_cache_dir or default_cache_dir())
     if jax.config.jax_compilation_cache_dir != folder:
         jax.config.update("jax_compilation_cache_dir", folder)
+    return Path(folder)
 
 
 def _execute(job: Job, cache: str | None) -> dict[str, Any]:
     """Run `job` in a worker: ``{"rows": [...], "seconds": s}``."""
-    _use_cache(cache)
+    keep_compiled_programs(cache)
     t0 = time.perf_counter()
     rows = job.run()
     return dict(rows=rows, seconds=time.perf_counter() - t0)

@@ -206,12 +206,21 @@ def to_toml(model: HybridModel) -> str:
 
     ``parse_model(to_toml(m)).structure == m.structure`` except that each parameter's
     ``value`` is the model's current (e.g. fitted) value, ``m.parameter_values()``, so
-    the file documents the fitted model. Keys at their default are left out; rates are
+    the file documents the fitted model (a parameter at its declared value keeps that
+    value's exact digits). Keys at their default are left out; rates are
     written in evaluation order. Network weights are not part of a model file (see
     :mod:`hybridxfer.saved_model`).
     """
     s = model.structure
-    values = model.parameter_values()
+    values, free = model.parameter_values(), iter(np.asarray(model.free))
+
+    def current(p) -> float:
+        """The parameter's current value; its declared one, exactly, where the model
+        is at it (constrain(unconstrain(v)) may differ from v in the last digit)."""
+        if p.fixed:
+            return float(values[p.name])
+        return p.value if float(next(free)) == p.unconstrain(p.value) else float(values[p.name])
+
     lines = [
         "# Written by hybridxfer; parameter values are the model's current values.",
         "",
@@ -232,7 +241,7 @@ def to_toml(model: HybridModel) -> str:
         table(
             "parameters",
             {  # "value" keeps its place (first), with the current value
-                p.name: {**_declared(p, "unit"), "value": _inside(p, float(values[p.name]))}
+                p.name: {**_declared(p, "unit"), "value": _inside(p, current(p))}
                 for p in s.parameters
             },
         )

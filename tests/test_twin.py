@@ -5,6 +5,7 @@ that leave the twin unchanged."""
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.optimize
 import scipy.stats
 from scipy.linalg import expm
 
@@ -51,7 +52,7 @@ def test_filter_equals_the_kalman_filter_of_a_linear_model(model_error):
     x, P, t = np.array([5.0, 0.5]), np.diag([1.0, 0.09]), 0.0
     rows = {"X1": [1.0, 0.0], "X2": [0.0, 1.0], "OUR": [C, 0.0]}
     sds = {"X2": 0.1, "OUR": 0.05}
-    twin = _twin(model_error=model_error)
+    twin = _twin(model_error=model_error, adaptive=False)
     for time, values in STREAM:
         F = expm(A * (time - t))
         x, P, t = F @ x, F @ P @ F.T, time
@@ -86,7 +87,10 @@ def test_process_noise_grows_the_variance_as_its_closed_form():
 
 
 def test_a_late_sample_gives_what_it_would_have_given_in_time():
-    in_time, late = _twin(), _twin()
+    """The textbook filter: a late sample taken apart from the signals of its time
+    updates as one update with them (an adaptive twin's inflation, from the joint
+    innovation, would differ)."""
+    in_time, late = _twin(adaptive=False), _twin(adaptive=False)
     for time, values in STREAM:
         in_time.update(time, values)
     for time, values in STREAM:
@@ -241,24 +245,48 @@ def test_a_correctly_specified_twin_covers_the_truth_95_percent_and_its_nis_is_o
 
 
 def test_nis_flags_a_twin_that_trusts_its_model_too_much():
-    """The same truth, a twin without process noise: its bands shrink, the innovations
-    outgrow them, and the consistency summary says so."""
+    """The same truth, a textbook twin without process noise: its bands shrink, the
+    innovations outgrow them, and the consistency summary says so. The adaptive twin
+    (the default) inflates its covariance at those updates, follows the drift, and its
+    estimates are closer to the truth, inside bands that hold it more often."""
     x, z = _drift(0.05, 0.02, hours=60)
-    twin = hx.DigitalTwin(
-        _still(), initial={"X": 2.0}, measurement_sd={"X": 0.02}, process_noise=0.0
-    )
-    for t, y in enumerate(z, start=1):
-        twin.update(float(t), {"X": float(y)})
-    summary = twin.consistency()
+    twins = {
+        adaptive: hx.DigitalTwin(
+            _still(),
+            initial={"X": 2.0},
+            measurement_sd={"X": 0.02},
+            process_noise=0.0,
+            adaptive=adaptive,
+        )
+        for adaptive in (False, True)
+    }
+    error, inside = {}, {}
+    for adaptive, twin in twins.items():
+        rows = []
+        for t, y in enumerate(z, start=1):
+            twin.update(float(t), {"X": float(y)})
+            rows.append(twin.estimate().set_index("variable").loc["X"])
+        est = pd.DataFrame(rows)
+        error[adaptive] = float(np.sqrt(np.mean((est["mean"].to_numpy() - x[1:]) ** 2)))
+        inside[adaptive] = float(
+            np.mean((est["lower95"].to_numpy() <= x[1:]) & (x[1:] <= est["upper95"].to_numpy()))
+        )
+    summary = twins[False].consistency()
     assert summary["verdict"] == "bands too narrow" and summary["nis"] > summary["upper"]
-    inn = twin.innovations()
-    assert list(inn.columns) == ["time", "measured", "nis"] and (inn["measured"] == 1).all()
+    inn = twins[False].innovations()
+    assert list(inn.columns) == ["time", "measured", "nis", "inflation"]
+    assert (inn["measured"] == 1).all() and (inn["inflation"] == 1).all()
+    assert (twins[True].innovations()["inflation"] > 1).sum() >= 5
+    assert error[True] < 0.5 * error[False] and inside[True] > inside[False] + 0.3, (
+        error,
+        inside,
+    )
     stream = pd.DataFrame(
         [(0.0, "X", 2.0)] + [(float(t), "X", y) for t, y in enumerate(z, start=1)],
         columns=["time", "variable", "value"],
     )
     with pytest.warns(UserWarning, match="the twin's bands too narrow: mean NIS"):
-        hx.replay(_still(), stream, measurement_sd={"X": 0.02}, process_noise=0.0)
+        hx.replay(_still(), stream, measurement_sd={"X": 0.02}, process_noise=0.0, adaptive=False)
 
 
 def test_state_bands_stay_at_or_above_zero():
@@ -270,6 +298,41 @@ def test_state_bands_stay_at_or_above_zero():
     assert est.loc["X1", "upper95"] == pytest.approx(0.1 + 1.959963984540054 * 0.1)
     forecast = twin.forecast(20.0, points=5)
     assert (forecast.query("variable in ['X1', 'X2']")["lower95"] >= 0).all()
+
+
+def test_adaptive_twin_inflates_the_covariance_to_the_95_bound():
+    """A sample far from the prediction (X2 = 4 where about 1 +- 0.2 is expected): the
+    adaptive twin inflates the predicted covariance by the lambda that brings
+    nu^T (lambda H P H^T + R)^-1 nu to the Wilson-Hilferty 95% quantile of chi-square
+    (1 degree of freedom; within 3% of scipy's), lambda found here by scipy's brentq,
+    and then updates as a Kalman filter with lambda P; a consistent sample (X2 = 1.1)
+    is not inflated, and the textbook twin (adaptive=False) is not either."""
+    A = np.array([[-K1, 0.0], [K1, -K2]])
+    F = expm(A * 2.5)
+    x, P = F @ np.array([5.0, 0.5]), F @ np.diag([1.0, 0.09]) @ F.T
+    H, R = np.array([[0.0, 1.0]]), np.array([[0.1**2]])
+    hph = (H @ P @ H.T)[0, 0]
+    bound = (1 - 2 / 9 + 1.6448536269514722 * np.sqrt(2 / 9)) ** 3
+    assert bound == pytest.approx(scipy.stats.chi2.ppf(0.95, 1), rel=0.03)
+    for z, inflated in ((4.0, True), (1.1, False)):
+        nu = z - x[1]
+        excess = lambda lam, nu=nu: nu**2 / (lam * hph + R[0, 0]) - bound  # noqa: E731
+        lam = scipy.optimize.brentq(excess, 1.0, 1e6) if inflated else 1.0
+        assert (excess(1.0) > 0) == inflated
+        twin = _twin()
+        twin.update(2.5, {"X2": z})
+        record = twin.innovations().iloc[-1]
+        assert record["nis"] == pytest.approx(excess(1.0) + bound, rel=1e-6)
+        assert record["inflation"] == pytest.approx(lam, rel=1e-6)
+        Pl = lam * P
+        K = Pl @ H.T @ np.linalg.inv(H @ Pl @ H.T + R)
+        est = twin.estimate().set_index("variable")
+        np.testing.assert_allclose(est.loc[["X1", "X2"], "mean"], x + K @ [nu], rtol=1e-6)
+        sd = np.sqrt(np.diag((np.eye(2) - K @ H) @ Pl))
+        np.testing.assert_allclose(est.loc[["X1", "X2"], "sd"], sd, rtol=1e-5)
+    textbook = _twin(adaptive=False)
+    textbook.update(2.5, {"X2": 4.0})
+    assert textbook.innovations()["inflation"].tolist() == [1.0]
 
 
 def _fit_with(calibration):
@@ -290,9 +353,9 @@ def _fit_with(calibration):
 def test_from_fit_takes_the_noise_from_the_fits_residuals():
     """Residuals made by hand, n = 20 points each, the readings' noise declared (sd):
     OUR off by +-10% where held out (+-50% where trained on: ignored) with a declared
-    noise of 5%, so e^2 = 0.1^2 n / chi2_0.05(n) - 0.05^2 (scipy's quantile); X1 off by
-    +-0.03 sqrt(t), no noise, so q^2 = 0.03^2 n / chi2_0.05(n); X2 has no residuals
-    (q 0.02); an explicit model error wins."""
+    noise of 5%, so e^2 = 0.1^2 - 0.05^2; X1 off by +-0.03 sqrt(t), no noise, so
+    q^2 = sum r^2 t / sum t^2 = 0.03^2; X2 has no residuals (q 0.02); an explicit model
+    error wins."""
     n = 20
     t = np.arange(1.0, n + 1)
     sign = np.where(np.arange(n) % 2, 1.0, -1.0)
@@ -309,11 +372,9 @@ def test_from_fit_takes_the_noise_from_the_fits_residuals():
     )
     table["predicted"] = np.where(table["variable"] == "OUR", 10.0, 2.0)
     twin = hx.DigitalTwin.from_fit(_fit_with(table), initial={"X1": 5.0, "X2": 0.5})
-    bound = n / scipy.stats.chi2.ppf(0.05, n)
-    e = np.sqrt(0.1**2 * bound - 0.05**2)
-    assert twin.noise["model_error"] == pytest.approx({"OUR": e}, rel=0.01)
-    q = 0.03 * np.sqrt(bound)
-    assert twin.noise["process_noise"] == pytest.approx({"X1": q, "X2": 0.02}, rel=0.01)
+    e = np.sqrt(0.1**2 - 0.05**2)
+    assert twin.noise["model_error"] == pytest.approx({"OUR": e}, rel=1e-12)
+    assert twin.noise["process_noise"] == pytest.approx({"X1": 0.03, "X2": 0.02}, rel=1e-12)
     assert twin.noise["model_error_time"] == {}  # alternating residuals: uncorrelated
     mine = hx.DigitalTwin.from_fit(
         _fit_with(table), initial={"X1": 5.0, "X2": 0.5}, model_error={"OUR": 0.3}
@@ -326,8 +387,7 @@ def test_from_fit_does_not_count_the_measurement_noise_as_model_error():
     from the model's smooth error in the residuals): OUR is white noise of 4% around a
     perfect model, X1 a smooth error of 0.02 sqrt(t) with 10% noise on top. With the
     noise counted as model error (sd declared 0) e is the noise, 0.04, and q is
-    inflated; told apart, e is under half of that (what is left is the bound's
-    caution) and q is 0.02 within the bound's margin."""
+    inflated; told apart, e is under a quarter of that and q is 0.02 within 15%."""
     rng = np.random.default_rng(3)
     t = np.arange(1.0, 41.0)
 
@@ -364,8 +424,8 @@ def test_from_fit_does_not_count_the_measurement_noise_as_model_error():
     raw_e = calibrate.model_error_from(counted, _chain())["OUR"]
     raw_q = calibrate.process_noise_from(counted, _chain())["X1"]
     assert raw_e == pytest.approx(0.04, rel=0.15)
-    assert twin.noise["model_error"].get("OUR", 0.0) < 0.5 * raw_e
-    assert twin.noise["process_noise"]["X1"] == pytest.approx(0.02, rel=0.2)
+    assert twin.noise["model_error"].get("OUR", 0.0) < 0.25 * raw_e
+    assert twin.noise["process_noise"]["X1"] == pytest.approx(0.02, rel=0.15)
     assert raw_q > 1.2 * twin.noise["process_noise"]["X1"]
 
 

@@ -10,14 +10,13 @@ of each level, so that the twin does not count it twice (the twin adds the readi
 own sd):
 
 - an observation equation's relative model error (the ``model_error`` e of
-  :class:`~hybridxfer.DigitalTwin`): :math:`e^2 = \overline{r^2}^{+} - \overline{n^2}`
+  :class:`~hybridxfer.DigitalTwin`): :math:`e^2 = \overline{r^2} - \overline{n^2}`
   over the held-out points (all points where fewer than :data:`MIN_POINTS` are held
-  out), :math:`\overline{r^2}^{+}` the 95% upper bound of the mean square
-  (:func:`upper_mean_square`: with few points it is itself uncertain);
+  out);
 - a state's relative process noise q [1/sqrt(time unit)]: the open-loop relative error
   of a state driven by :math:`dx = f\,dt + q x\,dW` has variance about :math:`q^2 t`
-  after time t, so :math:`q^2 = (\sum r^2 t)^{+} / \sum t^2 - \sum n^2 t / \sum t^2`
-  (least squares through the origin, the same bound) over its points at t > 0;
+  after time t, so :math:`q^2 = \sum (r^2 - n^2) t / \sum t^2` (least squares
+  through the origin) over its points at t > 0;
 - the correlation time tau of an observation's model error (``model_error_time``):
   from the lag-one autocorrelation of the model error within each batch at the
   residuals' median spacing :math:`\Delta`,
@@ -26,7 +25,9 @@ own sd):
   :math:`\tau = \Delta (1 + \rho) / (1 - \rho)` (the integral time scale of an AR(1)
   error; :math:`\rho` capped at :data:`MAX_RHO`).
 
-A level the residuals do not lift above the noise is 0 (e, q) or absent (tau).
+A level the residuals do not lift above the noise is 0 (e, q) or absent (tau). These
+are point estimates: where they fall short on a batch (a model that is off there), the
+adaptive twin inflates its covariance from the innovations (:mod:`.filter`).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ import pandas as pd
 from .._core.model import HybridModel
 from .._fit.config import FitResult
 from .._solve import simulate
-from .._uncertainty.noise import measurement_sd, upper_mean_square
+from .._uncertainty.noise import measurement_sd
 
 __all__ = [
     "noise_from_fit",
@@ -100,7 +101,7 @@ def model_error_from(table: pd.DataFrame, model: HybridModel) -> dict[str, float
     for name in model.variable_names[len(model.state_names) :]:
         rows = _preferred(rel[rel["variable"] == name])
         if len(rows):
-            e2 = upper_mean_square(np.mean(rows["r"] ** 2), len(rows)) - np.mean(rows["n"] ** 2)
+            e2 = np.mean(rows["r"] ** 2 - rows["n"] ** 2)
             out[name] = float(np.sqrt(max(e2, 0.0)))
     return {k: v for k, v in out.items() if v > 0}
 
@@ -116,8 +117,8 @@ def process_noise_from(table: pd.DataFrame, model: HybridModel) -> dict[str, flo
         rows = _preferred(rel[rel["variable"] == name])
         if name != volume and len(rows):
             t = rows["time"].to_numpy(float)
-            error = upper_mean_square(np.sum(rows["r"] ** 2 * t), len(rows))
-            out[name] = float(np.sqrt(max(error - np.sum(rows["n"] ** 2 * t), 0.0) / np.sum(t**2)))
+            q2 = np.sum((rows["r"] ** 2 - rows["n"] ** 2) * t) / np.sum(t**2)
+            out[name] = float(np.sqrt(max(q2, 0.0)))
     return out
 
 

@@ -20,7 +20,12 @@ reading then tells only dt/tau of an independent one). The normalised innovation
 squared ``NIS = (z - h(x))^T S^-1 (z - h(x))`` of each update is kept: chi-square with
 as many degrees of freedom as values measured when the bands are right. States are
 concentrations or volumes, so the corrected mean and the bands' lower ends are
-clipped at 0. :meth:`DigitalTwin.from_fit` sets e, tau, q and the batch sd from a
+clipped at 0. An adaptive twin (the default) inflates the predicted covariance,
+``P <- lambda P`` with the smallest lambda >= 1 that brings the NIS to its 95%
+chi-square quantile, when an update's NIS lies beyond it: a model that is off on this
+batch then follows the measurements instead of trusting its own confident, wrong state
+(Mehra's covariance matching, one update at a time).
+:meth:`DigitalTwin.from_fit` sets e, tau, q and the batch sd from a
 fit's residuals (:mod:`hybridxfer._twin.calibrate`). Events (sample withdrawal, bolus) at an update
 act after its measurements, as in a simulation: ``x <- g(x)``, ``P <- G P G^T``.
 
@@ -72,6 +77,7 @@ class _Snapshot:
     last: np.ndarray | None = None  # when each variable was last measured, (n_vars,)
     nis: float = 0.0  # normalised innovation squared of the update's measurements
     measured: int = 0  # number of measured values in the update
+    inflation: float = 1.0  # factor the update inflated the predicted covariance by
 
 
 @dataclass(frozen=True)
@@ -116,6 +122,11 @@ class DigitalTwin:
             ``batch_sd`` (e.g. the spread of the fitted batches' values).
         time: the starting time [model time unit].
         solver: integration of the mean and covariance between updates.
+        adaptive: when an update's innovations lie beyond the 95% chi-square bound of
+            their predicted covariance (the model is off on this batch: a source
+            model on a related process, say), inflate the predicted covariance until
+            they lie at it, so that the twin follows the measurements and its bands
+            widen (see :meth:`innovations`); False: the textbook filter.
 
     Attributes:
         noise: the noise levels in use: ``model_error`` (e per variable) and
@@ -140,6 +151,7 @@ class DigitalTwin:
         batch_sd: Mapping[str, float] | None = None,
         time: float = 0.0,
         solver: Solver = TWIN,
+        adaptive: bool = True,
     ):
         self.model = model
         model_error = {} if model_error is None else dict(model_error)  # also a Series
@@ -197,6 +209,7 @@ class DigitalTwin:
         self._system = System(model, varying)
         self._q = jnp.asarray(q + [0.0] * len(varying), dtype=float)
         self._solver = solver
+        self._adaptive = bool(adaptive)
         sd = np.concatenate([[sd0[s] for s in states], sd_batch[list(varying)]])
         start = _Snapshot(
             float(time),
@@ -312,14 +325,16 @@ class DigitalTwin:
         place): columns ``time``, ``measured`` (the number m of measured values) and
         ``nis``, the normalised innovation squared :math:`\nu^T S^{-1} \nu` of the
         innovation :math:`\nu = z - h(x)` against its predicted covariance S (see the
-        module). For a consistent filter ``nis`` is chi-square with m degrees of
-        freedom: mean m."""
+        module), before any inflation; ``inflation``, the factor an adaptive twin
+        inflated the predicted covariance by (1: none). For a consistent filter ``nis``
+        is chi-square with m degrees of freedom: mean m."""
         snaps = self._snapshots[1:]
         return pd.DataFrame(
             dict(
                 time=[s.time for s in snaps],
                 measured=[s.measured for s in snaps],
                 nis=[s.nis for s in snaps],
+                inflation=[s.inflation for s in snaps],
             )
         )
 
@@ -395,7 +410,7 @@ class DigitalTwin:
         # a model error correlated over tau: each update tells only dt/tau of a new one
         since = np.maximum(record.time - snap.last, 1e-12)
         e = self._e * np.sqrt(np.maximum(1.0, self._tau / since))
-        s, P, ok, nis = step(
+        s, P, ok, nis, inflation = step(
             self._system,
             self._q,
             self._solver,
@@ -411,6 +426,7 @@ class DigitalTwin:
             r,
             e,
             amounts,
+            jnp.asarray(self._adaptive),
         )
         if not bool(ok):
             raise TwinError(
@@ -418,7 +434,7 @@ class DigitalTwin:
                 "state or covariance, or the solver's step budget ran out); update ignored"
             )
         last = np.where(mask, record.time, snap.last)
-        return _Snapshot(record.time, s, P, u, last, float(nis), int(mask.sum()))
+        return _Snapshot(record.time, s, P, u, last, float(nis), int(mask.sum()), float(inflation))
 
     def _frame(self, snap: _Snapshot) -> pd.DataFrame:
         out = outputs(self._system, snap.s, snap.P, jnp.asarray(snap.time), snap.u, self._c)

@@ -85,15 +85,19 @@ def step(
     r: Float[Array, " n_vars"],
     e: Float[Array, " n_vars"],
     amounts: Float[Array, " n_events"],
+    adaptive: Bool[Array, ""],
 ):
     r"""One filter step: advance to t1 under u_old, correct with the measured entries of
-    z (sd r, relative model error e), then apply the events.
+    z (sd r, relative model error e), then apply the events. If `adaptive` and the
+    innovations are beyond their 95% bound, the predicted covariance is first inflated
+    until they are at it (:func:`_inflation`).
 
     Returns:
-        (s, P, ok, nis): the corrected mean and covariance, whether the step succeeded,
-        and the normalised innovation squared :math:`\nu^T S^{-1} \nu` of the measured
-        entries (innovation :math:`\nu = z - h(s)`; chi-square with as many degrees of
-        freedom as values measured when the filter is consistent).
+        (s, P, ok, nis, inflation): the corrected mean and covariance, whether the step
+        succeeded, the normalised innovation squared :math:`\nu^T S^{-1} \nu` of the
+        measured entries before any inflation (innovation :math:`\nu = z - h(s)`;
+        chi-square with as many degrees of freedom as values measured when the filter is
+        consistent), and the factor P was inflated by (1: none).
 
     Jitted once per model structure: twins of the same model share the compile."""
     s, P, ok = _advance(system, q, solver, s, P, t0, t1, u_old, c)
@@ -101,11 +105,14 @@ def step(
     pred, H = h(s), jax.jacfwd(h)(s)
     H = jnp.where(mask[:, None], H, 0.0)
     R = jnp.diag(jnp.where(mask, r**2 + (e * pred) ** 2, 1.0))
-    S = H @ P @ H.T + R
+    nu = jnp.where(mask, z - pred, 0.0)
+    HPH = H @ P @ H.T
+    nis = nu @ jnp.linalg.solve(HPH + R, nu)
+    inflation = jnp.where(adaptive, _inflation(nu, HPH, R, nis, jnp.sum(mask)), 1.0)
+    P = inflation * P
+    S = inflation * HPH + R
     K = jnp.linalg.solve(S, H @ P).T
     I_KH = jnp.eye(s.shape[0]) - K @ H
-    nu = jnp.where(mask, z - pred, 0.0)
-    nis = nu @ jnp.linalg.solve(S, nu)
     s = s + K @ nu
     s = s.at[: len(system.model.state_names)].max(0.0)  # states are never negative
     P = I_KH @ P @ I_KH.T + K @ R @ K.T
@@ -113,7 +120,29 @@ def step(
     s, P = system.events(s, amounts, c), G @ P @ G.T
     P = (P + P.T) / 2
     ok = ok & jnp.all(jnp.isfinite(s)) & jnp.all(jnp.isfinite(P))
-    return s, P, ok, nis
+    return s, P, ok, nis, inflation
+
+
+def _inflation(nu, HPH, R, nis, k, iterations: int = 40):
+    r"""The factor :math:`\lambda \ge 1` that brings the innovations' NIS,
+    :math:`\nu^T (\lambda H P H^T + R)^{-1} \nu`, down to the 95% quantile of
+    chi-square with k degrees of freedom (Wilson-Hilferty,
+    :math:`k (1 - 2/(9k) + 1.645 \sqrt{2/(9k)})^3`); 1 when it is within it. A model
+    that is off on this batch (a source model on a related process, say) gives
+    innovations its covariance cannot explain: rather than hold on to a confident,
+    wrong state, the filter widens the state's uncertainty as far as the measurements
+    show, and follows them. Bisection on log lambda in [0, 30]."""
+    k = jnp.maximum(k, 1)
+    bound = k * (1 - 2 / (9 * k) + 1.6448536269514722 * jnp.sqrt(2 / (9 * k))) ** 3
+
+    def halve(_, interval):
+        lo, hi = interval
+        mid = (lo + hi) / 2
+        above = nu @ jnp.linalg.solve(jnp.exp(mid) * HPH + R, nu) > bound
+        return jnp.where(above, mid, lo), jnp.where(above, hi, mid)
+
+    _, hi = jax.lax.fori_loop(0, iterations, halve, (0.0, 30.0))
+    return jnp.where(nis > bound, jnp.exp(hi), 1.0)
 
 
 @eqx.filter_jit

@@ -43,9 +43,9 @@ def one(case: str) -> dict:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         t0 = time.perf_counter()
-        result = hx.transfer(src, study, process=target)
+        result = hx.transfer(src, study, process=target, progress=False)
         t1 = time.perf_counter()
-        hx.transfer(src, study, process=target)
+        hx.transfer(src, study, process=target, progress=False)
         t2 = time.perf_counter()
     return dict(case=case, cold=t1 - t0, warm=t2 - t1, candidates=len(result.candidates))
 

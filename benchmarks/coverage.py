@@ -90,7 +90,7 @@ def run(args) -> dict:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 config = replace(cfg, seed=seed)
-                moved = hx.transfer(src, study, process=target, config=config)
+                moved = hx.transfer(src, study, process=target, config=config, progress=False)
             seconds = time.perf_counter() - t0
             row = dict(case=f"transfer n={args.n}", target=target, seed=seed, n=args.n)
             row |= dict(seconds=seconds, chosen=moved.strategy)

@@ -155,7 +155,7 @@ def cell(fam, family, src, target, n, seed, steps) -> dict:
     t0 = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        result = hx.transfer(src, study, process=target, config=config)
+        result = hx.transfer(src, study, process=target, config=config, progress=False)
     seconds = time.perf_counter() - t0
     row = dict(target=target, n=n, seed=seed, batches=batches, seconds=seconds)
     row |= dict(chosen=result.strategy, warning=result.similarity.warning is not None)

@@ -434,7 +434,7 @@ def run_auto(src, study, target, cfg) -> tuple[hx.TransferResult, float, list[st
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         t0 = time.perf_counter()
-        res = hx.transfer(src, study, process=target, strategy="auto", config=cfg)
+        res = hx.transfer(src, study, process=target, strategy="auto", config=cfg, progress=False)
         seconds = time.perf_counter() - t0
     return res, seconds, [str(w.message) for w in caught if "transfer to" in str(w.message)]
 
@@ -535,7 +535,7 @@ def timing(src, family, strategies, cfg) -> list[dict]:
         with warnings.catch_warnings(record=True):
             warnings.simplefilter("always")
             t0 = time.perf_counter()
-            res = hx.transfer(src, study, process=MAIN, strategy=s, config=cfg)
+            res = hx.transfer(src, study, process=MAIN, strategy=s, config=cfg, progress=False)
             seconds = time.perf_counter() - t0
         call = "first (cold)" if k == 0 else "warm" if k == 1 else "later"
         out.append(dict(strategy=s, call=call, seconds=seconds))
@@ -564,7 +564,7 @@ def time_one(strategy: str, cfg: hx.FitConfig, source_steps: int) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         t0 = time.perf_counter()
-        hx.transfer(src, study, process=MAIN, strategy=strategy, config=cfg)
+        hx.transfer(src, study, process=MAIN, strategy=strategy, config=cfg, progress=False)
     print(json.dumps(dict(strategy=strategy, seconds=time.perf_counter() - t0)))
 
 

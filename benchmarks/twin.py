@@ -282,7 +282,7 @@ def evaluate(name, fit, truth, history, rng) -> tuple[list[dict], dict, dict]:
                 warnings.filterwarnings("ignore", message="the twin's bands")  # NIS, scored
                 if calibrated:
                     runs[label], _, twin = hx.replay(
-                        fit, stream, constants={"Sf": sf[b]}, return_twin=True
+                        fit, stream, constants={"Sf": sf[b]}, return_twin=True, progress=False
                     )
                     noise = noise or twin.noise
                 else:
@@ -293,6 +293,8 @@ def evaluate(name, fit, truth, history, rng) -> tuple[list[dict], dict, dict]:
                         return_twin=True,
                         process_noise=0.02,
                         model_error=noise["model_error"],
+                        adaptive=False,
+                        progress=False,
                     )
             nis[label] = twin.consistency()["nis"]
         for label, est in runs.items():
@@ -364,7 +366,7 @@ def fit_models(history: hx.Study, steps: int, seconds: dict, transferred: bool):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         study = history.select(batches=[*history.select(process="A").batch_names, *two, *test])
-        moved = hx.transfer(source, study, process="B")
+        moved = hx.transfer(source, study, process="B", progress=False)
     lap(seconds, "transfer A -> B (2 batches, auto)", start)
     return models | {"source A": source, "transferred": moved.fit}, moved
 

@@ -21,10 +21,11 @@ squared ``NIS = (z - h(x))^T S^-1 (z - h(x))`` of each update is kept: chi-squar
 as many degrees of freedom as values measured when the bands are right. States are
 concentrations or volumes, so the corrected mean and the bands' lower ends are
 clipped at 0. An adaptive twin (the default) inflates the predicted covariance,
-``P <- lambda P`` with the smallest lambda >= 1 that brings the NIS to its 95%
-chi-square quantile, when an update's NIS lies beyond it: a model that is off on this
-batch then follows the measurements instead of trusting its own confident, wrong state
-(Mehra's covariance matching, one update at a time).
+``P <- lambda P`` with the smallest lambda >= 1 that brings the NIS of the update's
+sampled states to its 95% chi-square quantile, when it lies beyond it: a model that is
+off on this batch then follows the samples instead of trusting its own confident,
+wrong state (covariance matching, one update at a time; observation equations, whose
+mismatch their model error counts, do not inflate).
 :meth:`DigitalTwin.from_fit` sets e, tau, q and the batch sd from a
 fit's residuals (:mod:`hybridxfer._twin.calibrate`). Events (sample withdrawal, bolus) at an update
 act after its measurements, as in a simulation: ``x <- g(x)``, ``P <- G P G^T``.
@@ -122,11 +123,11 @@ class DigitalTwin:
             ``batch_sd`` (e.g. the spread of the fitted batches' values).
         time: the starting time [model time unit].
         solver: integration of the mean and covariance between updates.
-        adaptive: when an update's innovations lie beyond the 95% chi-square bound of
-            their predicted covariance (the model is off on this batch: a source
+        adaptive: when an update's sampled states lie beyond the 95% chi-square bound
+            of their predicted covariance (the model is off on this batch: a source
             model on a related process, say), inflate the predicted covariance until
-            they lie at it, so that the twin follows the measurements and its bands
-            widen (see :meth:`innovations`); False: the textbook filter.
+            they lie at it, so that the twin follows the samples and its bands widen
+            (see :meth:`innovations`); False: the textbook filter.
 
     Attributes:
         noise: the noise levels in use: ``model_error`` (e per variable) and

@@ -3,6 +3,8 @@ the estimated system, advancing mean and covariance, the update, and the outputs
 
 from __future__ import annotations
 
+import math
+
 import diffrax as dfx
 import equinox as eqx
 import jax
@@ -12,7 +14,9 @@ from jaxtyping import Array, Bool, Float
 from .._core.model import HybridModel
 from .._solve import Solver, integrate
 
-__all__ = ["System", "outputs", "step"]
+__all__ = ["MAX_INFLATION", "System", "outputs", "step"]
+
+MAX_INFLATION = 1e6  # of the predicted covariance at one update (its sd: x1000)
 
 
 class System(eqx.Module):
@@ -108,7 +112,8 @@ def step(
     nu = jnp.where(mask, z - pred, 0.0)
     HPH = H @ P @ H.T
     nis = nu @ jnp.linalg.solve(HPH + R, nu)
-    inflation = jnp.where(adaptive, _inflation(nu, HPH, R, nis, jnp.sum(mask)), 1.0)
+    sampled = mask & (jnp.arange(mask.shape[0]) < len(system.model.state_names))
+    inflation = jnp.where(adaptive, _inflation(nu, HPH, R, sampled), 1.0)
     P = inflation * P
     S = inflation * HPH + R
     K = jnp.linalg.solve(S, H @ P).T
@@ -123,26 +128,35 @@ def step(
     return s, P, ok, nis, inflation
 
 
-def _inflation(nu, HPH, R, nis, k, iterations: int = 40):
-    r"""The factor :math:`\lambda \ge 1` that brings the innovations' NIS,
-    :math:`\nu^T (\lambda H P H^T + R)^{-1} \nu`, down to the 95% quantile of
-    chi-square with k degrees of freedom (Wilson-Hilferty,
-    :math:`k (1 - 2/(9k) + 1.645 \sqrt{2/(9k)})^3`); 1 when it is within it. A model
-    that is off on this batch (a source model on a related process, say) gives
-    innovations its covariance cannot explain: rather than hold on to a confident,
-    wrong state, the filter widens the state's uncertainty as far as the measurements
-    show, and follows them. Bisection on log lambda in [0, 30]."""
-    k = jnp.maximum(k, 1)
-    bound = k * (1 - 2 / (9 * k) + 1.6448536269514722 * jnp.sqrt(2 / (9 * k))) ** 3
+def _inflation(nu, HPH, R, sampled, iterations: int = 40):
+    r"""The factor :math:`\lambda \ge 1` that brings the NIS of the sampled states'
+    innovations, :math:`\nu_s^T (\lambda H_s P H_s^T + R_s)^{-1} \nu_s`, down to the
+    95% quantile of chi-square with k = (number sampled) degrees of freedom
+    (Wilson-Hilferty, :math:`k (1 - 2/(9k) + 1.645 \sqrt{2/(9k)})^3`); 1 when it is
+    within it or nothing was sampled; at most :data:`MAX_INFLATION`. A model that is
+    off on this batch (a source model on a related process, say) gives samples its
+    covariance cannot explain: rather than hold on to a confident, wrong state, the
+    filter widens the state's uncertainty as far as the samples show, and follows
+    them. Observation equations (OUR...) do not inflate: their mismatch may be the
+    equation's, which their model error counts. Bisection on log lambda."""
+    k = jnp.sum(sampled)
+    kk = jnp.maximum(k, 1)
+    bound = kk * (1 - 2 / (9 * kk) + 1.6448536269514722 * jnp.sqrt(2 / (9 * kk))) ** 3
+    both = sampled[:, None] & sampled[None, :]
+    nu = jnp.where(sampled, nu, 0.0)
+
+    def nis(log_lam):
+        S = jnp.where(both, jnp.exp(log_lam) * HPH + R, jnp.eye(nu.shape[0]))
+        return nu @ jnp.linalg.solve(S, nu)
 
     def halve(_, interval):
         lo, hi = interval
         mid = (lo + hi) / 2
-        above = nu @ jnp.linalg.solve(jnp.exp(mid) * HPH + R, nu) > bound
+        above = nis(mid) > bound
         return jnp.where(above, mid, lo), jnp.where(above, hi, mid)
 
-    _, hi = jax.lax.fori_loop(0, iterations, halve, (0.0, 30.0))
-    return jnp.where(nis > bound, jnp.exp(hi), 1.0)
+    _, hi = jax.lax.fori_loop(0, iterations, halve, (0.0, math.log(MAX_INFLATION)))
+    return jnp.where((k > 0) & (nis(0.0) > bound), jnp.exp(hi), 1.0)
 
 
 @eqx.filter_jit

@@ -93,8 +93,8 @@ def step(
 ):
     r"""One filter step: advance to t1 under u_old, correct with the measured entries of
     z (sd r, relative model error e), then apply the events. If `adaptive` and the
-    innovations are beyond their 95% bound, the predicted covariance is first inflated
-    until they are at it (:func:`_inflation`).
+    sampled states' innovations are beyond their 95% bound, the predicted covariance is
+    first inflated until they are at it (:func:`_inflation`).
 
     Returns:
         (s, P, ok, nis, inflation): the corrected mean and covariance, whether the step

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import math
+import re
 import sys
 import warnings
 from dataclasses import replace
@@ -323,16 +324,36 @@ COMMANDS = {
 """Each command's body, by the name :func:`~hybridxfer._cli_parser.parser` gives it."""
 
 
-def _warn(message, category, filename, lineno, file=None, line=None) -> None:
-    """A warning as one line ``hybridxfer: warning: ...`` (no source line or path of
-    the library's code)."""
-    text = " ".join(str(message).split())
-    print(f"hybridxfer: warning: {text}", file=file or sys.stderr)
+class _Warnings:
+    """Warnings as one line each, ``hybridxfer: warning: ...`` (no source line or path
+    of the library's code), and one line per kind: a warning whose text differs from an
+    earlier one's only in its numbers (the same rejected step at another step, say) is
+    counted, not printed; :meth:`summary` says how many more of each kind came."""
+
+    def __init__(self):
+        self.count: dict[str, int] = {}
+
+    def show(self, message, category, filename, lineno, file=None, line=None) -> None:
+        text = " ".join(str(message).split())
+        kind = _NUMBER.sub("#", text)
+        self.count[kind] = self.count.get(kind, 0) + 1
+        if self.count[kind] == 1:
+            print(f"hybridxfer: warning: {text}", file=file or sys.stderr)
+
+    def summary(self) -> None:
+        for kind, n in self.count.items():
+            if n > 1:
+                shown = kind if len(kind) <= 120 else kind[:117] + "..."
+                print(f"hybridxfer: warning: {n - 1} more like: {shown}", file=sys.stderr)
+
+
+_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 
 
 def main(argv: list[str] | None = None) -> int:
+    shown = _Warnings()
     with warnings.catch_warnings():
-        warnings.showwarning = _warn
+        warnings.showwarning = shown.show
         try:  # apart: --help exits here, before the library's errors are imported
             args = parser().parse_args(argv)
         except UsageError as e:
@@ -344,6 +365,8 @@ def main(argv: list[str] | None = None) -> int:
             COMMANDS[args.command](args)
         except _user_errors() as e:
             return _failed(e)
+        finally:
+            shown.summary()
     return 0
 
 

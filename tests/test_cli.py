@@ -208,3 +208,20 @@ def test_solver_options_on_fit_and_transfer_change_only_what_is_given():
     assert (solver.rtol, solver.atol, solver.max_steps) == (1e-7, TRAINING.atol, 1024)
     plain = parser().parse_args(["transfer", "src", "study", "--process", "B", "--out", "o"])
     assert _solver(plain, TRAINING) == TRAINING
+
+
+def test_warnings_are_one_line_per_kind_with_a_count(capsys):
+    """Warnings whose texts differ only in their numbers are one kind: the first is
+    printed, the rest counted in one line at the end; another kind is printed too."""
+    from hybridxfer.cli import _Warnings
+
+    shown = _Warnings()
+    for step in (3, 17, 250):
+        shown.show(f"fit: step {step} rejected (loss {step * 1.5e-3:g})", UserWarning, "x", 1)
+    shown.show("transfer to 'B': negative transfer likely", UserWarning, "x", 1)
+    shown.summary()
+    assert capsys.readouterr().err.splitlines() == [
+        "hybridxfer: warning: fit: step 3 rejected (loss 0.0045)",
+        "hybridxfer: warning: transfer to 'B': negative transfer likely",
+        "hybridxfer: warning: 2 more like: fit: step # rejected (loss #)",
+    ]

@@ -390,3 +390,15 @@ def test_settings_outside_the_step_do_not_recompile(study, monkeypatch):
     other = replace(config, seed=7, patience=2, holdout=0.4, checkpoint_every=1)
     hx.fit(_model(), study, process="B", config=other, progress=False)
     assert first == 1 and len(traces) == first  # compiled once, then reused
+
+
+def test_fit_and_transfer_print_short_summaries(source, auto):
+    """A notebook shows a fit and a transfer as a few lines (not their tables)."""
+    text = repr(source)
+    assert text.startswith("FitResult of model") and "process 'A'" in text
+    assert f"{source.history['step'].max()} steps run of {CONFIG.steps}" in text
+    held = int(source.calibration["heldout"].sum())
+    assert f"bands calibrated on {held} held-out observations" in text and len(text) < 600
+    text = repr(auto)
+    assert text.startswith(f"TransferResult to process 'B': {auto.strategy!r}")
+    assert auto.reason in text and len(text.splitlines()) == 4

@@ -116,6 +116,27 @@ class FitResult:
         if self.table is None and self.fitted is None:
             raise ValueError("a FitResult needs its parameter table or the batches it fitted")
 
+    def __repr__(self) -> str:
+        """A short summary: model, process, members, steps, solver, calibration (not
+        the tables)."""
+        steps = int(self.history["step"].max()) if len(self.history) else 0
+        held = 0 if self.calibration is None else int(self.calibration["heldout"].sum())
+        solver = self.config.solver
+        lines = [
+            f"FitResult of model {self.model.name!r}"
+            + (f" on process {self.process!r}" if self.process else ""),
+            f"  members: {len(self.members)} (best validation loss {self.scores[0]:.4g}), "
+            f"{steps} steps run of {self.config.steps}",
+            f"  solver: {type(solver.solver).__name__}, rtol {solver.rtol:g}, "
+            f"atol {solver.atol:g}, max_steps {solver.max_steps}",
+            f"  bands calibrated on {held} held-out observations"
+            if held
+            else "  no held-out observations: no calibrated bands",
+        ]
+        return "\n".join(lines)
+
+    __str__ = __repr__
+
     @cached_property
     def parameters(self) -> pd.DataFrame:
         """Every parameter with its value, unit, sd and 95% interval

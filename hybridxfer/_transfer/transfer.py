@@ -66,6 +66,24 @@ class TransferResult:
         """The transferred model (the target's parameter values)."""
         return self.fit.model
 
+    def __repr__(self) -> str:
+        """A short summary: the choice, the candidates' scores, the warning (the whole
+        record: :meth:`summary`)."""
+        sim = self.similarity
+        best = self.candidates.set_index("candidate")["validation"]
+        return "\n".join(
+            [
+                f"TransferResult to process {self.fit.process!r}: {self.strategy!r}",
+                f"  {self.reason}",
+                f"  candidates: {len(best)}; validation (1 = best): "
+                + ", ".join(f"{k} {v:.3g}" for k, v in best.head(4).items())
+                + (", ..." if len(best) > 4 else ""),
+                f"  WARNING: {sim.warning}" if sim.warning else "  no negative-transfer warning",
+            ]
+        )
+
+    __str__ = __repr__
+
     def summary(self) -> str:
         """The candidates, the choice and the similarity report, as text."""
         sim = self.similarity

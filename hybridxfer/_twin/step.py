@@ -13,6 +13,7 @@ from jaxtyping import Array, Bool, Float
 
 from .._core.model import HybridModel
 from .._solve import Solver, integrate
+from .._uncertainty.noise import chi2_quantile
 
 __all__ = ["MAX_INFLATION", "System", "outputs", "step"]
 
@@ -132,7 +133,7 @@ def _inflation(nu, HPH, R, sampled, iterations: int = 40):
     r"""The factor :math:`\lambda \ge 1` that brings the NIS of the sampled states'
     innovations, :math:`\nu_s^T (\lambda H_s P H_s^T + R_s)^{-1} \nu_s`, down to the
     95% quantile of chi-square with k = (number sampled) degrees of freedom
-    (Wilson-Hilferty, :math:`k (1 - 2/(9k) + 1.645 \sqrt{2/(9k)})^3`); 1 when it is
+    (Wilson-Hilferty, :func:`~hybridxfer._uncertainty.noise.chi2_quantile`); 1 when it is
     within it or nothing was sampled; at most :data:`MAX_INFLATION`. A model that is
     off on this batch (a source model on a related process, say) gives samples its
     covariance cannot explain: rather than hold on to a confident, wrong state, the
@@ -140,8 +141,7 @@ def _inflation(nu, HPH, R, sampled, iterations: int = 40):
     them. Observation equations (OUR...) do not inflate: their mismatch may be the
     equation's, which their model error counts. Bisection on log lambda."""
     k = jnp.sum(sampled)
-    kk = jnp.maximum(k, 1)
-    bound = kk * (1 - 2 / (9 * kk) + 1.6448536269514722 * jnp.sqrt(2 / (9 * kk))) ** 3
+    bound = chi2_quantile(jnp.maximum(k, 1), 1.6448536269514722)
     both = sampled[:, None] & sampled[None, :]
     nu = jnp.where(sampled, nu, 0.0)
 

@@ -30,7 +30,14 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-__all__ = ["measurement_sd", "noise_scale", "scaled_residuals", "upper_mean_square", "with_noise"]
+__all__ = [
+    "chi2_quantile",
+    "measurement_sd",
+    "noise_scale",
+    "scaled_residuals",
+    "upper_mean_square",
+    "with_noise",
+]
 
 FLOOR = 0.05
 CHUNK = 200  # a longer batch is taken in runs of this many points (eigh costs n^3)
@@ -124,11 +131,17 @@ def measurement_sd(calibration: pd.DataFrame) -> np.ndarray:
     return sd
 
 
+def chi2_quantile(k, z: float):
+    """The chi-square quantile with k degrees of freedom at the normal quantile z
+    (z = 1.645: 95%, z = -1.645: 5%), by Wilson-Hilferty:
+    ``k (1 - 2/(9k) + z sqrt(2/(9k)))^3``; within 1% for k >= 10, within 3% at k = 1.
+    Plain arithmetic: k may be a number or a (traced) JAX array."""
+    return k * (1 - 2 / (9 * k) + z * (2 / (9 * k)) ** 0.5) ** 3
+
+
 def upper_mean_square(mean_square: float, n: int) -> float:
     """The one-sided 95% upper bound on a mean square of n errors,
-    ``n m / chi2_0.05(n)``: with few errors their mean square is itself uncertain, and
-    what is subtracted from it (the noise) should not take the bound to 0 by chance.
-    chi2_0.05(n) by Wilson-Hilferty, ``n (1 - 2/(9n) + z sqrt(2/(9n)))^3`` with z the
-    normal 5% quantile: within 1% for n >= 10, smaller (more cautious) below."""
-    z = -1.6448536269514722
-    return mean_square * n / (n * max(1 - 2 / (9 * n) + z * np.sqrt(2 / (9 * n)), 1e-3) ** 3)
+    ``n m / chi2_0.05(n)`` (:func:`chi2_quantile`): with few errors their mean square
+    is itself uncertain, and what is subtracted from it (the noise) should not take the
+    bound to 0 by chance."""
+    return mean_square * n / chi2_quantile(n, -1.6448536269514722)

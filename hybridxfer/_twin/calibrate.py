@@ -175,6 +175,9 @@ def noise_from_fit(
     ``model_error_time`` and ``batch_sd`` in `given` (the twin's other arguments)."""
     model = result.model
     table = calibration_table(result)
+    if table is not None:  # the noise told apart once, not by each level's estimate
+        table = table.reset_index(drop=True)
+        table = table.assign(noise=measurement_sd(table))
     out = dict(model_error={} if table is None else model_error_from(table, model))
     out["model_error"] |= dict(model_error or {})
     if process_noise is None:

@@ -453,3 +453,33 @@ def test_from_fit_sees_a_persistent_model_error_as_correlated():
             tw.update(float(hour), {"OUR": 14.0 * np.exp(-K1 * hour)})
     sd = [tw.estimate().set_index("variable").loc["X1", "sd"] for tw in (twin, white)]
     assert sd[0] > 2 * sd[1], sd
+
+
+def test_adaptive_twin_learns_the_process_noise_a_batch_shows():
+    """dX/dt = 0 with q0 = 0.01 and X = 2: P grows by (q X)^2 per hour, so a forecast's
+    variance growth gives the q in use. A sample at t = 10 far off (2.5; nu^2 / S = 52,
+    beyond chi-square's 95% bound 3.84) asks for g = q0^2 + (nu^2 - S) / (x^2 dt), and
+    the twin then runs with q^2 = (q0^2 + g) / 2, computed here by hand; a consistent
+    sample (2.05) leaves q at q0, as does the textbook twin."""
+    q0, sd = 0.01, 0.02
+
+    def learned(z, **kw):
+        twin = hx.DigitalTwin(
+            _still(),
+            initial={"X": 2.0},
+            initial_sd={"X": sd},
+            measurement_sd={"X": sd},
+            process_noise=q0,
+            **kw,
+        )
+        twin.update(10.0, {"X": z})
+        after = twin.estimate().set_index("variable").loc["X"]
+        end = twin.forecast(20.0, points=3).query("variable == 'X'").iloc[-1]
+        return np.sqrt((end["sd"] ** 2 - after["sd"] ** 2) / (after["mean"] ** 2 * 10.0))
+
+    S = sd**2 + (q0 * 2.0) ** 2 * 10.0 + sd**2
+    g = q0**2 + (0.5**2 - S) / (2.0**2 * 10.0)
+    assert 0.5**2 / S > scipy.stats.chi2.ppf(0.95, 1)
+    assert learned(2.5) == pytest.approx(np.sqrt((q0**2 + g) / 2), rel=1e-4)
+    assert learned(2.05) == pytest.approx(q0, rel=1e-4)
+    assert learned(2.5, adaptive=False) == pytest.approx(q0, rel=1e-4)

@@ -25,7 +25,20 @@ clipped at 0. An adaptive twin (the default) inflates the predicted covariance,
 sampled states to its 95% chi-square quantile, when it lies beyond it: a model that is
 off on this batch then follows the samples instead of trusting its own confident,
 wrong state (covariance matching, one update at a time; observation equations, whose
-mismatch their model error counts, do not inflate).
+mismatch their model error counts, do not inflate). It also learns each sampled state's
+process noise on the running batch, so that the band does not shrink back between
+samples: a sample of state i, dt after its previous one, with innovation nu and
+predicted variance S (before inflation), asks for the process noise
+
+    g = q_i^2 + (nu^2 - S) / (x_i^2 dt)
+
+(the q^2 under which E[nu^2] would have been S, as the variance x^2 q^2 dt that q adds
+over dt). Once the batch's m samples of the state together reject its predicted
+variance (``sum nu^2 / S`` beyond the 95% chi-square quantile with m degrees of
+freedom), the twin runs with ``q_i^2 = max(q0_i^2, (q0_i^2 + sum g) / (1 + m))``: the
+mean of the samples' g with the fit's q0 counted as one of them, never below q0 (the
+test and the floor keep a consistent twin's bands as they are: a few samples'
+chi-square scatter would otherwise widen or narrow them at random).
 :meth:`DigitalTwin.from_fit` sets e, tau, q and the batch sd from a
 fit's residuals (:mod:`hybridxfer._twin.calibrate`). Events (sample withdrawal, bolus) at an update
 act after its measurements, as in a simulation: ``x <- g(x)``, ``P <- G P G^T``.
@@ -55,9 +68,10 @@ from jaxtyping import Array, Float
 from .._core.model import HybridModel
 from .._fit.config import FitResult
 from .._solve import TWIN, Solver
+from .._uncertainty.noise import chi2_quantile
 from .calibrate import noise_from_fit
 from .checks import TwinError, TwinWarning, _consistency, _finite, _known
-from .step import System, outputs, step
+from .step import Z95_ONE_SIDED, System, outputs, step
 from .values import refusals
 
 __all__ = ["DigitalTwin", "TwinError", "TwinWarning"]
@@ -75,7 +89,10 @@ class _Snapshot:
     s: Float[Array, " n_s"]
     P: Float[Array, "n_s n_s"]
     u: np.ndarray  # held continuous inputs, (n_inputs,)
-    last: np.ndarray | None = None  # when each variable was last measured, (n_vars,)
+    last: np.ndarray  # when each variable was last measured, (n_vars,)
+    asked: np.ndarray  # per state, the sum of its samples' g (see the module), (n_states,)
+    samples: np.ndarray  # per state, the number m of its samples
+    surprise: np.ndarray  # per state, the sum of its samples' nu^2 / S
     nis: float = 0.0  # normalised innovation squared of the update's measurements
     measured: int = 0  # number of measured values in the update
     inflation: float = 1.0  # factor the update inflated the predicted covariance by
@@ -127,7 +144,9 @@ class DigitalTwin:
             of their predicted covariance (the model is off on this batch: a source
             model on a related process, say), inflate the predicted covariance until
             they lie at it, so that the twin follows the samples and its bands widen
-            (see :meth:`innovations`); False: the textbook filter.
+            (see :meth:`innovations`), and raise a sampled state's process noise once
+            the batch's samples show it too small (see the module); False: the
+            textbook filter.
 
     Attributes:
         noise: the noise levels in use: ``model_error`` (e per variable) and
@@ -208,7 +227,8 @@ class DigitalTwin:
         sd_batch = np.array([given.get(n, x) for n, x in zip(free, sd_batch)])
         varying = tuple(int(k) for k in np.flatnonzero(sd_batch > 0))
         self._system = System(model, varying)
-        self._q = jnp.asarray(q + [0.0] * len(varying), dtype=float)
+        self._q = np.asarray(q + [0.0] * len(varying), dtype=float)
+        self._learns = np.array([adaptive and s != volume for s in states])  # see the module
         self._solver = solver
         self._adaptive = bool(adaptive)
         sd = np.concatenate([[sd0[s] for s in states], sd_batch[list(varying)]])
@@ -218,6 +238,7 @@ class DigitalTwin:
             jnp.diag(jnp.asarray(sd, dtype=float) ** 2),
             np.asarray([inputs[n] for n in model.input_names], dtype=float),
             np.full(len(variables), float(time)),
+            *np.zeros((3, len(states))),  # nothing asked of the process noise yet
         )
         self._records: list[_Record] = []
         self._snapshots: list[_Snapshot] = [start]
@@ -411,9 +432,10 @@ class DigitalTwin:
         # a model error correlated over tau: each update tells only dt/tau of a new one
         since = np.maximum(record.time - snap.last, 1e-12)
         e = self._e * np.sqrt(np.maximum(1.0, self._tau / since))
-        s, P, ok, nis, inflation = step(
+        q = self._process_noise(snap)
+        s, P, ok, nis, inflation, nu, var = step(
             self._system,
-            self._q,
+            jnp.asarray(q),
             self._solver,
             snap.s,
             snap.P,
@@ -435,7 +457,31 @@ class DigitalTwin:
                 "state or covariance, or the solver's step budget ran out); update ignored"
             )
         last = np.where(mask, record.time, snap.last)
-        return _Snapshot(record.time, s, P, u, last, float(nis), int(mask.sum()), float(inflation))
+        n = len(m.state_names)
+        nu, var, pred = np.asarray(nu[:n]), np.asarray(var[:n]), z[:n] - np.asarray(nu[:n])
+        learn = mask[:n] & self._learns & (pred > 0)
+        asked = q[:n] ** 2 + (nu**2 - var) / (np.where(learn, pred, 1.0) ** 2 * since[:n])
+        return _Snapshot(
+            record.time,
+            s,
+            P,
+            u,
+            last,
+            snap.asked + np.where(learn, asked, 0.0),
+            snap.samples + learn,
+            snap.surprise + np.where(learn, nu**2 / var, 0.0),
+            float(nis),
+            int(mask.sum()),
+            float(inflation),
+        )
+
+    def _process_noise(self, snap: _Snapshot) -> np.ndarray:
+        """q of every state (and 0 for the batch parameters) in the interval after
+        `snap`: the fit's q0, raised by the batch's samples (see the module)."""
+        q0 = self._q[: len(snap.asked)]
+        off = snap.surprise > chi2_quantile(np.maximum(snap.samples, 1), Z95_ONE_SIDED)
+        learned = np.where(off, np.maximum(q0**2, (q0**2 + snap.asked) / (1 + snap.samples)), q0**2)
+        return np.concatenate([np.sqrt(learned), self._q[len(snap.asked) :]])
 
     def _frame(self, snap: _Snapshot) -> pd.DataFrame:
         out = outputs(self._system, snap.s, snap.P, jnp.asarray(snap.time), snap.u, self._c)

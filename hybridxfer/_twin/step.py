@@ -15,9 +15,10 @@ from .._core.model import HybridModel
 from .._solve import Solver, integrate
 from .._uncertainty.noise import chi2_quantile
 
-__all__ = ["MAX_INFLATION", "System", "outputs", "step"]
+__all__ = ["MAX_INFLATION", "Z95_ONE_SIDED", "System", "outputs", "step"]
 
 MAX_INFLATION = 1e6  # of the predicted covariance at one update (its sd: x1000)
+Z95_ONE_SIDED = 1.6448536269514722  # the standard normal's 95% quantile
 
 
 class System(eqx.Module):
@@ -98,11 +99,13 @@ def step(
     first inflated until they are at it (:func:`_inflation`).
 
     Returns:
-        (s, P, ok, nis, inflation): the corrected mean and covariance, whether the step
-        succeeded, the normalised innovation squared :math:`\nu^T S^{-1} \nu` of the
-        measured entries before any inflation (innovation :math:`\nu = z - h(s)`;
+        (s, P, ok, nis, inflation, nu, var): the corrected mean and covariance, whether
+        the step succeeded, the normalised innovation squared :math:`\nu^T S^{-1} \nu`
+        of the measured entries before any inflation (innovation :math:`\nu = z - h(s)`;
         chi-square with as many degrees of freedom as values measured when the filter is
-        consistent), and the factor P was inflated by (1: none).
+        consistent), the factor P was inflated by (1: none), and per variable the
+        innovation :math:`\nu` (0 where not measured) and its predicted variance
+        :math:`S_{ii}` before any inflation.
 
     Jitted once per model structure: twins of the same model share the compile."""
     s, P, ok = _advance(system, q, solver, s, P, t0, t1, u_old, c)
@@ -113,6 +116,7 @@ def step(
     nu = jnp.where(mask, z - pred, 0.0)
     HPH = H @ P @ H.T
     nis = nu @ jnp.linalg.solve(HPH + R, nu)
+    var = jnp.diag(HPH + R)
     sampled = mask & (jnp.arange(mask.shape[0]) < len(system.model.state_names))
     inflation = jnp.where(adaptive, _inflation(nu, HPH, R, sampled), 1.0)
     P = inflation * P
@@ -126,7 +130,7 @@ def step(
     s, P = system.events(s, amounts, c), G @ P @ G.T
     P = (P + P.T) / 2
     ok = ok & jnp.all(jnp.isfinite(s)) & jnp.all(jnp.isfinite(P))
-    return s, P, ok, nis, inflation
+    return s, P, ok, nis, inflation, nu, var
 
 
 def _inflation(nu, HPH, R, sampled, iterations: int = 40):
@@ -141,7 +145,7 @@ def _inflation(nu, HPH, R, sampled, iterations: int = 40):
     them. Observation equations (OUR...) do not inflate: their mismatch may be the
     equation's, which their model error counts. Bisection on log lambda."""
     k = jnp.sum(sampled)
-    bound = chi2_quantile(jnp.maximum(k, 1), 1.6448536269514722)
+    bound = chi2_quantile(jnp.maximum(k, 1), Z95_ONE_SIDED)
     both = sampled[:, None] & sampled[None, :]
     nu = jnp.where(sampled, nu, 0.0)
 

@@ -167,7 +167,7 @@ def cell(fam, family, src, target, n, seed, steps) -> dict:
         zero_shot=float(sim.zero_shot.mean()) if len(sim.zero_shot) else None,
     )
     row["python_warnings"] = sorted({str(w.message)[:200] for w in caught})
-    row["auto"] = model_scores(result.fit, test, fam.SCORED)  # averaged: the pair's
+    row["auto"] = model_scores(result.fit, test, fam.SCORED)  # its weighted average, if one
     for name in ("none", "scratch"):
         row[name] = model_scores(result.candidate_fits[name].model, test, fam.SCORED)
     row |= candidate_records(result, test, fam.SCORED)

@@ -349,6 +349,28 @@ def test_garbled_or_foreign_meta(copy):
     _fails(copy, "meta.json", "no format_version")
 
 
+def test_weighted_members_round_trip_and_bad_weights_are_refused(fitted, tmp_path):
+    """A fit whose predictions are its members' weighted mean (as a transfer's average)
+    loads with its weights and predicts the same weighted mean of its members'
+    simulations; weights that are not one positive number per member summing to 1 are
+    refused in one line."""
+    result, study = fitted
+    weighted = dataclasses.replace(result, weights=(0.75, 0.25))
+    folder = save_fit(weighted, tmp_path / "weighted")
+    loaded = load_fit(folder)
+    assert loaded.weights == (0.75, 0.25)
+    runs = [hx.simulate(m, study)["value"].to_numpy() for m in result.members]
+    np.testing.assert_allclose(
+        hx.predict(loaded, study)["value"], 0.75 * runs[0] + 0.25 * runs[1], rtol=1e-10
+    )
+    meta = json.loads((folder / "meta.json").read_text())
+    for bad in ([0.7], [0.5, "x"], [1.5, -0.5], "all"):
+        integrity.write_meta(folder / "meta.json", {**meta, "weights": bad})
+        _fails(folder, "meta.json", "bad weights")
+    with pytest.raises(ValueError, match="one positive number per member"):
+        dataclasses.replace(result, weights=(0.5, 0.4))
+
+
 def test_model_file_that_does_not_parse(copy):
     text = (copy / "model.toml").read_text()
     (copy / "model.toml").write_text(text.replace('"mu_max * monod', '"mu_max ** * monod'))

@@ -163,7 +163,7 @@ def auto(source, study):
     return _run(source, study, "auto")
 
 
-def test_auto_chooses_among_all_candidates_in_one_fit(auto):
+def test_auto_chooses_among_all_candidates_in_one_fit(auto, study):
     table = auto.candidates
     assert table["chosen"].sum() == 1
     assert table.loc[table["chosen"], "candidate"].item() == auto.strategy
@@ -180,7 +180,18 @@ def test_auto_chooses_among_all_candidates_in_one_fit(auto):
     views = table[["late", "fold1", "fold2"]]
     np.testing.assert_allclose(table["validation"], stats.gmean(views / views.min(), axis=1))
     assert set(auto.candidate_fits) == set(table["candidate"])
-    assert auto.fit is auto.candidate_fits[auto.strategy]
+    # with folds the result predicts the candidates' mean weighted (best / score)^2, the
+    # best's model first: checked against each candidate fit's own prediction
+    assert auto.strategy == table["candidate"].iloc[0]  # sorted by validation
+    weight = (table["validation"].min() / table["validation"]) ** 2
+    np.testing.assert_allclose(table["weight"], weight / weight.sum(), rtol=1e-12)
+    assert auto.model is auto.candidate_fits[auto.strategy].model
+    assert auto.fit.weights == tuple(table["weight"])
+    target = study.select(process="B")
+    each = [hx.predict(auto.candidate_fits[n], target)["value"] for n in table["candidate"]]
+    np.testing.assert_allclose(
+        hx.predict(auto.fit, target)["value"], table["weight"] @ np.array(each), rtol=1e-9
+    )
     assert (
         "the late points and 2-fold cross-validation" in auto.reason
         and "strategy:" in auto.summary()
@@ -332,7 +343,8 @@ def test_members_stepped_in_concurrent_groups_equal_one_group(study, monkeypatch
 
 
 def test_auto_prefers_the_candidate_training_fewest_values_within_tolerance():
-    """Scores are losses relative to the best, per view, combined by geometric mean."""
+    """One batch (no folds): of the candidates within the tolerance of the best score, the
+    one training the fewest values, alone. With folds: all, weighted (best / score)^2."""
     from hybridxfer._transfer.selection import TOLERANCE, choose
 
     table = pd.DataFrame(
@@ -342,9 +354,16 @@ def test_auto_prefers_the_candidate_training_fewest_values_within_tolerance():
             trained=[0, 700, 700, 40],
         )
     )
-    assert choose("auto", table, 2)[0] == "fine-tune-last"  # within tolerance, fewest values
+    assert choose("auto", table, 0)[0] == "fine-tune-last"  # within tolerance, fewest values
     table.loc[3, "validation"] = 1.0 + TOLERANCE * 1.01
-    assert choose("auto", table, 2)[0] == "scratch"  # best; fine-tune ties on values, scores worse
+    chosen, _, weights = choose("auto", table, 0)
+    assert chosen == "scratch" and weights == {"scratch": 1.0}  # fine-tune ties, scores worse
+    table.loc[1, "validation"] = np.inf  # a failed candidate weighs nothing
+    chosen, why, weights = choose("auto", table, 2)
+    w = {"none": (1.05 / 9) ** 2, "fine-tune": 1.0, "fine-tune-last": (1.05 / 1.202) ** 2}
+    assert chosen == "fine-tune" and list(weights) == ["fine-tune", "fine-tune-last", "none"]
+    assert weights == pytest.approx({n: x / sum(w.values()) for n, x in w.items()}, rel=1e-12)
+    assert why.startswith("the 3 candidates' predictions averaged")
 
 
 def test_auto_tries_each_mix_of_frozen_and_tuned_networks():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -80,6 +81,11 @@ class FitResult:
     Attributes:
         model: the fitted model (best member, at its best validation step).
         members: every member's fitted model (the ensemble), best first.
+        weights: with weights, a prediction (:func:`hybridxfer.predict`) is the mean of
+            the members' predictions so weighted (they sum to 1), as for ``auto``'s
+            validation-weighted average of a transfer's candidates; None: the best
+            member's (:attr:`model`) alone. :attr:`model` is the best member either
+            way: its parameters are reported and the twin runs it.
         initial: estimated or used initial state of each fitted batch (long table
             ``batch, variable, value``).
         history: ``step, member, train, valid`` losses.
@@ -108,6 +114,7 @@ class FitResult:
     config: FitConfig
     process: str | None = None
     batch_parameters: pd.DataFrame | None = None
+    weights: tuple[float, ...] | None = None
     calibration: pd.DataFrame | None = field(default=None, repr=False)
     fitted: Study | None = field(default=None, repr=False)
     table: pd.DataFrame | None = field(default=None, repr=False)
@@ -115,6 +122,16 @@ class FitResult:
     def __post_init__(self):
         if self.table is None and self.fitted is None:
             raise ValueError("a FitResult needs its parameter table or the batches it fitted")
+        w = self.weights
+        if w is not None and not (
+            len(w) == len(self.members)
+            and all(math.isfinite(x) and x > 0 for x in w)
+            and math.isclose(sum(w), 1.0, rel_tol=1e-9)
+        ):
+            raise ValueError(
+                f"weights must be one positive number per member ({len(self.members)}) "
+                f"summing to 1, not {w!r:.80}"
+            )
 
     def __repr__(self) -> str:
         """A short summary: model, process, members, steps, solver, calibration (not
@@ -127,6 +144,11 @@ class FitResult:
             + (f" on process {self.process!r}" if self.process else ""),
             f"  members: {len(self.members)} (best validation loss {self.scores[0]:.4g}), "
             f"{steps} steps run of {self.config.steps}",
+            *(
+                [f"  predictions: the members' mean, weighted {_weights(self.weights)}"]
+                if self.weights
+                else []
+            ),
             f"  solver: {type(solver.solver).__name__}, rtol {solver.rtol:g}, "
             f"atol {solver.atol:g}, max_steps {solver.max_steps}",
             f"  bands calibrated on {held} held-out observations"
@@ -148,3 +170,7 @@ class FitResult:
         if self.table is not None:
             return self.table
         return parameter_table(self.model, self.fitted, initial=self.initial)
+
+
+def _weights(w: tuple[float, ...]) -> str:
+    return ", ".join(f"{x:.2f}" for x in w[:5]) + (", ..." if len(w) > 5 else "")

@@ -19,9 +19,11 @@ A saved model is a folder:
 ``calibration.csv``       the model's predictions of the observations it was trained or
                           scored on: ``batch, time, variable, measured, sd,
                           predicted, heldout``, on which prediction bands are calibrated
-``meta.json``             format version, library versions, creation time, scores, fit
-                          settings, ``records``, ``files`` (the sha256 of every other file
-                          above) and ``sha256`` (of ``meta.json``'s own content)
+``meta.json``             format version, library versions, creation time, scores,
+                          the members' ``weights`` in a prediction (null: the best
+                          member's alone), fit settings, ``records``, ``files`` (the
+                          sha256 of every other file above) and ``sha256`` (of
+                          ``meta.json``'s own content)
 ========================  ==============================================================
 
 Integrity (format 2) is :mod:`hybridxfer._io.integrity`'s: the sha256 of every file
@@ -182,6 +184,7 @@ def save_fit(result: FitResult, folder: str | os.PathLike) -> Path:
                 model=result.model.name,
                 members=len(members),
                 scores=[float(s) for s in result.scores],
+                weights=None if result.weights is None else [float(w) for w in result.weights],
                 process=result.process,
                 config=_to_dict(result.config),
                 records=[],
@@ -316,18 +319,23 @@ def load_fit(folder: str | os.PathLike) -> FitResult:
         raise SavedModelError(
             f"{folder / META}: {len(scores)} scores for {meta['members']} members"
         )
-    return FitResult(
-        model=members[0],
-        members=tuple(members),
-        initial=initial,
-        history=history,
-        scores=scores,
-        config=config,
-        table=parameters,
-        process=meta.get("process"),
-        batch_parameters=batch_parameters,
-        calibration=calibration,
-    )
+    weights = meta.get("weights")  # absent in folders saved before 2026-12-06
+    try:
+        return FitResult(
+            model=members[0],
+            members=tuple(members),
+            initial=initial,
+            history=history,
+            scores=scores,
+            config=config,
+            table=parameters,
+            process=meta.get("process"),
+            batch_parameters=batch_parameters,
+            weights=None if weights is None else tuple(float(w) for w in weights),
+            calibration=calibration,
+        )
+    except (TypeError, ValueError) as e:
+        raise SavedModelError(f"{folder / META}: bad weights ({first_line(e)})") from None
 
 
 def _read_weights(

@@ -21,8 +21,9 @@ def plot_transfer(result: TransferResult) -> Figure:
     Left, on a log axis: each candidate's loss relative to the best candidate's in
     each view (dots: the late points, and the folds) and its validation score, their
     geometric mean (bar; 1 would be the best in every view); the chosen candidate red,
-    the baselines grey, and dashed the tolerance within which the candidate training
-    the fewest values is chosen. Failed candidates (non-finite losses) are not drawn.
+    the baselines grey; an average's weights beside the names, or dashed the tolerance
+    within which the candidate training the fewest values is chosen. Failed candidates
+    (non-finite losses) are not drawn.
     Right (if the model has process-specific parameters): each one's distance from
     the source's value after the refit, in source standard deviations.
 
@@ -48,16 +49,23 @@ def plot_transfer(result: TransferResult) -> Figure:
     for k, view in enumerate(views):
         loss = finite(table[view].to_numpy(float))
         ax.plot(loss / np.nanmin(loss), y, "o", ms=3, color=f"C{k + 4}", label=view)
-    near = (1 + TOLERANCE) * np.nanmin(score)
-    ax.axvline(near, color="k", ls="--", lw=1, label=f"best score x{1 + TOLERANCE:g}")
+    averaged = (table["weight"] > 0).sum() > 1
+    names = table["candidate"]
+    if averaged:
+        names = [f"{n} (w {w:.2f})" for n, w in zip(names, table["weight"])]
+    else:
+        near = (1 + TOLERANCE) * np.nanmin(score)
+        ax.axvline(near, color="k", ls="--", lw=1, label=f"best score x{1 + TOLERANCE:g}")
     ax.set_xscale("log")
     ax.set_xlim(left=0.9)
-    ax.set_yticks(y, table["candidate"], fontsize=8)
+    ax.set_yticks(y, names, fontsize=8)
     for label, chosen in zip(ax.get_yticklabels(), table["chosen"]):
         if chosen:
             label.set(color="C3", fontweight="bold")
     ax.set_xlabel("loss relative to the best candidate's (dots: per view; bar: score)")
     title = f"transfer: {result.strategy!r} chosen (red); baselines grey"
+    if averaged:
+        title = f"transfer: weighted mean of the candidates; {result.strategy!r}'s model (red)"
     if result.similarity.warning:
         title += "\nWARNING: transfer is likely to hurt (see the summary)"
     ax.set_title(title, fontsize=10)

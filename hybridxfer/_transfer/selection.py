@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 
-__all__ = ["TOLERANCE", "choose"]
+__all__ = ["AVERAGE_POWER", "TOLERANCE", "choose"]
 
 TOLERANCE = 0.2
+AVERAGE_POWER = 2.0
 
 
-def choose(strategy: str, table: pd.DataFrame, n_folds: int) -> tuple[str, str]:
-    """The candidate used and why (``auto``: see :func:`transfer`)."""
+def choose(strategy: str, table: pd.DataFrame, n_folds: int) -> tuple[str, str, dict[str, float]]:
+    """The candidate whose model is the result, why, and each candidate's weight in the
+    result's predictions (those without one weigh 0).
+
+    ``auto`` with folds (2 or more training batches): every candidate with a finite
+    score s, weighted :math:`w \\propto (s_{best} / s)^b` with b = :data:`AVERAGE_POWER`;
+    the best's model is the result's. With 2-3 batches the best score is a noisy guess:
+    candidates within tens of percent of it predict new batches better about as often as
+    it does, and their weighted mean errs less than any one of them
+    (``benchmarks/results/selection.md``: b and the rule chosen by leave-one-family-out
+    over four families). ``auto`` without folds (one batch): of the candidates within
+    :data:`TOLERANCE` of the best score, the one that trains the fewest values, alone.
+    Any other strategy: itself, alone."""
     score = dict(zip(table["candidate"], table["validation"]))
     trained = dict(zip(table["candidate"], table["trained"]))
     how = f"the late points and {n_folds}-fold cross-validation" if n_folds else "validation"
@@ -19,8 +33,19 @@ def choose(strategy: str, table: pd.DataFrame, n_folds: int) -> tuple[str, str]:
         verdict = (
             "better" if score[strategy] < min(score["none"], score["scratch"]) else "NOT better"
         )
-        return strategy, f"strategy {strategy!r} as asked; on {how} it is {verdict} than a baseline"
+        why = f"strategy {strategy!r} as asked; on {how} it is {verdict} than a baseline"
+        return strategy, why, {strategy: 1.0}
     best = min(score, key=score.get)
+    if n_folds:
+        w = {n: (score[best] / s) ** AVERAGE_POWER for n, s in score.items() if math.isfinite(s)}
+        w = {n: x / sum(w.values()) for n, x in sorted(w.items(), key=lambda kv: -kv[1])}
+        top = ", ".join(f"{n} {x:.2f}" for n, x in list(w.items())[:4])
+        why = (
+            f"the {len(w)} candidates' predictions averaged with weights (best score / "
+            f"score)^{AVERAGE_POWER:g} on {how} ({top}{', ...' if len(w) > 4 else ''}; "
+            f"relative loss: {best!r} {score[best]:.3g}, {base}); {best!r}'s model"
+        )
+        return best, why, w
     near = [n for n in score if score[n] <= (1 + TOLERANCE) * score[best]]
     chosen = min(near, key=lambda n: (trained[n], score[n]))
     why = (
@@ -30,4 +55,4 @@ def choose(strategy: str, table: pd.DataFrame, n_folds: int) -> tuple[str, str]:
         f"({best!r} {score[best]:.3g}; relative loss on {how}; {base}) and trains the fewest "
         f"values of those ({trained[chosen]} vs {trained[best]})"
     )
-    return chosen, why
+    return chosen, why, {chosen: 1.0}

@@ -40,14 +40,17 @@ class TransferResult:
     Attributes:
         fit: the transferred model as a fit result (``fit.model``, ``fit.members``;
             save it with :func:`hybridxfer.save_fit`).
-        strategy: the strategy used (for ``auto``, the winning candidate).
+        strategy: the strategy used (for ``auto``, the candidate whose model is the
+            result's: with folds, the best scored, whose predictions are averaged with
+            the others'; see :func:`transfer`).
         candidates: per candidate (rows sorted by `validation`): its loss in each
             view: ``late``, on the late time points or valid batches (with folds, by
             a member trained on the early points), and ``fold1``... on each
             cross-validation fold (``auto`` with several batches); ``validation``, the
             score the choice uses (per view the loss relative to the best candidate's;
             their geometric mean; 1 would be best in every view); ``trained``, how
-            many values it trains; ``chosen``, the one used.
+            many values it trains; ``chosen``, the one whose model is the result's;
+            ``weight``, its weight in the result's predictions.
         reason: why this strategy was used.
         similarity: how alike the processes are, and the warning if any.
         candidate_fits: every candidate's fit on all the target's training batches
@@ -132,9 +135,13 @@ def transfer(
 
     ``auto``'s rule: in each view (the late points or valid batches, and each fold)
     a candidate's loss is divided by the best candidate's; its score is the
-    geometric mean of these ratios over the views; of the candidates within
+    geometric mean of these ratios over the views. With folds, the result predicts the
+    mean of all candidates' predictions weighted by (best score / score)^2
+    (:attr:`FitResult.weights`; its ``model`` is the best candidate's, the model the
+    twin runs and whose parameters are reported), calibrated on the same mean of
+    their held-out predictions. With one batch, of the candidates within
     :data:`~.selection.TOLERANCE` of the best score, the one that trains the fewest
-    values is chosen.
+    values is the result (:func:`~.selection.choose`).
 
     The source's parameter intervals (``source.parameters``) scale ``l2sp``'s pull
     and the parameter distances; parameters without a finite interval are named in a
@@ -229,20 +236,52 @@ def transfer(
     relative = views / np.maximum(views.min(axis=0), 1e-300)
     table["validation"] = np.exp(np.log(relative).mean(axis=1))
     table["trained"] = [trained_values(source.model, plans[n]) for n in names]
-    chosen, reason = choose(strategy, table, len(folds))
+    chosen, reason, weights = choose(strategy, table, len(folds))
     table["chosen"] = table["candidate"] == chosen
+    table["weight"] = table["candidate"].map(weights).fillna(0.0)
     table = table.sort_values("validation", kind="stable").reset_index(drop=True)
     predicted = result.start_frame(index[probe, "full"])
     sim = similarity(source, fits, chosen, study, process, source_process, table, predicted)
     if sim.warning:
         warnings.warn(f"transfer to {process!r}: {sim.warning}", stacklevel=2)
     return TransferResult(
-        fit=fits[chosen],
+        fit=fits[chosen] if len(weights) == 1 else _averaged(fits, weights, source.calibration),
         strategy=chosen,
         candidates=table,
         reason=reason,
         similarity=sim,
         candidate_fits=fits,
+    )
+
+
+def _averaged(fits: dict[str, FitResult], weights: dict[str, float], source) -> FitResult:
+    """The candidates as one fit whose predictions are their weighted mean
+    (:attr:`FitResult.weights`; the heaviest first: its model is the fit's), calibrated
+    on the same mean of their predictions, held out where all of theirs are. `source`:
+    the source's calibration (its measurement noise, :func:`with_noise`)."""
+    names = list(weights)  # heaviest first
+    keys = ["batch", "time", "variable"]
+    rows = next(fits[n].calibration for n in names if n != "none")  # full + folds' rows
+    predicted, heldout = [], []
+    for n in names:
+        table = fits[n].calibration
+        if n == "none":  # the source: one prediction per observation, none trained on
+            table = rows[keys].merge(table, on=keys, how="left", validate="many_to_one")
+        elif len(table) != len(rows) or not (table[keys].to_numpy() == rows[keys].to_numpy()).all():
+            raise RuntimeError(f"transfer: candidate {n!r}'s calibration rows do not align")
+        predicted.append(table["predicted"].to_numpy(float))
+        heldout.append(table["heldout"].to_numpy(bool))
+    table = rows.drop(columns="noise", errors="ignore").assign(
+        predicted=np.array(list(weights.values())) @ np.array(predicted),
+        heldout=np.logical_and.reduce(heldout),
+    )
+    best = fits[names[0]]
+    return replace(
+        best,
+        members=tuple(fits[n].model for n in names),
+        scores=tuple(fits[n].scores[0] for n in names),
+        weights=tuple(weights.values()),
+        calibration=with_noise(table, source),
     )
 
 

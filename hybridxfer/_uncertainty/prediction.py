@@ -29,6 +29,7 @@ def predict(
     """Predict every batch of `study` from its t=0 values, inputs and constants.
 
     Given a fit (or a transfer's ``result.fit``), ``value`` is its model's prediction
+    (its members' weighted mean for a fit with :attr:`~hybridxfer.FitResult.weights`)
     and ``lower``/``upper`` a band calibrated on the observations the fit did not
     train on (:mod:`hybridxfer._uncertainty.bands`): with ``cover="state"`` it holds
     the true state with probability `level`, with ``cover="measurement"`` a new
@@ -45,8 +46,7 @@ def predict(
         ``attrs["band"]`` says what the band covers.
     """
     if isinstance(model, FitResult) and model.calibration is not None:
-        out = simulate(model.model, study, times=times, solver=solver)
-        return _calibrated(out, model, level, cover)
+        return _calibrated(_value(model, study, times, solver), model, level, cover)
     if isinstance(model, FitResult):
         warnings.warn(
             "this fit has no calibration (saved by an older hybridxfer): the band is the "
@@ -65,6 +65,17 @@ def predict(
         )
         out.attrs["band"] = f"{level:.0%} spread of {len(models)} members (not calibrated)"
     return out
+
+
+def _value(fit: FitResult, study: Study, times, solver: Solver) -> pd.DataFrame:
+    """The fit's prediction: its model's, or with :attr:`FitResult.weights` the
+    weighted mean of its members'."""
+    out = simulate(fit.model, study, times=times, solver=solver)
+    if fit.weights is None:
+        return out
+    others = [simulate(m, study, times=times, solver=solver) for m in fit.members[1:]]
+    values = np.stack([out["value"].to_numpy(float), *(o["value"].to_numpy(float) for o in others)])
+    return out.assign(value=np.asarray(fit.weights) @ values)
 
 
 def _calibrated(out: pd.DataFrame, fit: FitResult, level: float, cover: str) -> pd.DataFrame:

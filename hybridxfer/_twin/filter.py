@@ -257,7 +257,10 @@ class DigitalTwin:
         (:attr:`FitResult.calibration`) and batches, as :mod:`hybridxfer._twin.calibrate`
         describes: each observation's relative model error e and its correlation time,
         each measured state's process noise q (an unmeasured state keeps 0.02 per
-        sqrt(time unit)), and the batch sd of the batch-varying parameters.
+        sqrt(time unit)), and the batch sd of the batch-varying parameters. For a fit
+        whose predictions are its members' weighted mean (a transfer's ``auto``), the
+        twin runs its :attr:`~hybridxfer.FitResult.model`, with the levels of the
+        mean's residuals.
 
         Args:
             result: a fit (:func:`hybridxfer.fit`, :func:`hybridxfer.load_fit`) or a

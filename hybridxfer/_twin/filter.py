@@ -25,20 +25,9 @@ clipped at 0. An adaptive twin (the default) inflates the predicted covariance,
 sampled states to its 95% chi-square quantile, when it lies beyond it: a model that is
 off on this batch then follows the samples instead of trusting its own confident,
 wrong state (covariance matching, one update at a time; observation equations, whose
-mismatch their model error counts, do not inflate). It also learns each sampled state's
-process noise on the running batch, so that the band does not shrink back between
-samples: a sample of state i, dt after its previous one, with innovation nu and
-predicted variance S (before inflation), asks for the process noise
-
-    g = q_i^2 + (nu^2 - S) / (x_i^2 dt)
-
-(the q^2 under which E[nu^2] would have been S, as the variance x^2 q^2 dt that q adds
-over dt). Once the batch's m samples of the state together reject its predicted
-variance (``sum nu^2 / S`` beyond the 95% chi-square quantile with m degrees of
-freedom), the twin runs with ``q_i^2 = max(q0_i^2, (q0_i^2 + sum g) / (1 + m))``: the
-mean of the samples' g with the fit's q0 counted as one of them, never below q0 (the
-test and the floor keep a consistent twin's bands as they are: a few samples'
-chi-square scatter would otherwise widen or narrow them at random).
+mismatch their model error counts, do not inflate). It also raises a sampled state's
+process noise once the batch's samples show it too small (:mod:`.state`), so that
+the band does not shrink back between samples.
 :meth:`DigitalTwin.from_fit` sets e, tau, q and the batch sd from a
 fit's residuals (:mod:`hybridxfer._twin.calibrate`). Events (sample withdrawal, bolus) at an update
 act after its measurements, as in a simulation: ``x <- g(x)``, ``P <- G P G^T``.
@@ -58,51 +47,24 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
-from jaxtyping import Array, Float
 
 from .._core.model import HybridModel
 from .._fit.config import FitResult
 from .._solve import TWIN, Solver
-from .._uncertainty.noise import chi2_quantile
 from .calibrate import noise_from_fit
 from .checks import TwinError, TwinWarning, _consistency, _finite, _known
-from .step import Z95_ONE_SIDED, System, outputs, step
-from .values import refusals
+from .state import Learned, Record, Snapshot
+from .step import System, outputs, step
+from .values import planned, refusals
 
 __all__ = ["DigitalTwin", "TwinError", "TwinWarning"]
 
 Z95 = 1.959963984540054
 PROCESS_NOISE = 0.02  # q of a state whose residuals do not tell it [1/sqrt(time unit)]
-
-
-@dataclass(frozen=True)
-class _Snapshot:
-    """The filter after processing the record at `time`: the mean s and covariance P of
-    the states and batch-parameter deviations."""
-
-    time: float
-    s: Float[Array, " n_s"]
-    P: Float[Array, "n_s n_s"]
-    u: np.ndarray  # held continuous inputs, (n_inputs,)
-    last: np.ndarray  # when each variable was last measured, (n_vars,)
-    asked: np.ndarray  # per state, the sum of its samples' g (see the module), (n_states,)
-    samples: np.ndarray  # per state, the number m of its samples
-    surprise: np.ndarray  # per state, the sum of its samples' nu^2 / S
-    nis: float = 0.0  # normalised innovation squared of the update's measurements
-    measured: int = 0  # number of measured values in the update
-    inflation: float = 1.0  # factor the update inflated the predicted covariance by
-
-
-@dataclass(frozen=True)
-class _Record:
-    time: float
-    values: Mapping[str, float]
-    sd: Mapping[str, float] = field(default_factory=dict)
 
 
 class DigitalTwin:
@@ -145,7 +107,7 @@ class DigitalTwin:
             model on a related process, say), inflate the predicted covariance until
             they lie at it, so that the twin follows the samples and its bands widen
             (see :meth:`innovations`), and raise a sampled state's process noise once
-            the batch's samples show it too small (see the module); False: the
+            the batch's samples show it too small (:mod:`.state`); False: the
             textbook filter.
 
     Attributes:
@@ -228,20 +190,20 @@ class DigitalTwin:
         varying = tuple(int(k) for k in np.flatnonzero(sd_batch > 0))
         self._system = System(model, varying)
         self._q = np.asarray(q + [0.0] * len(varying), dtype=float)
-        self._learns = np.array([adaptive and s != volume for s in states])  # see the module
+        self._learns = np.array([adaptive and s != volume for s in states])  # .state
         self._solver = solver
         self._adaptive = bool(adaptive)
         sd = np.concatenate([[sd0[s] for s in states], sd_batch[list(varying)]])
-        start = _Snapshot(
+        start = Snapshot(
             float(time),
             jnp.concatenate([jnp.asarray(x0), jnp.zeros(len(varying))]),
             jnp.diag(jnp.asarray(sd, dtype=float) ** 2),
             np.asarray([inputs[n] for n in model.input_names], dtype=float),
             np.full(len(variables), float(time)),
-            *np.zeros((3, len(states))),  # nothing asked of the process noise yet
+            Learned.nothing(len(states)),
         )
-        self._records: list[_Record] = []
-        self._snapshots: list[_Snapshot] = [start]
+        self._records: list[Record] = []
+        self._snapshots: list[Snapshot] = [start]
 
     @classmethod
     def from_fit(
@@ -317,7 +279,7 @@ class DigitalTwin:
             )
         if refused := self.refusals(values, sd):
             raise TwinError("update: " + "; ".join(refused.values()))
-        record = _Record(float(at), dict(values), dict(sd))
+        record = Record(float(at), dict(values), dict(sd))
         k = bisect.bisect_right([r.time for r in self._records], record.time)
         records = [record, *self._records[k:]]
         snapshots = self._snapshots[: k + 1]
@@ -395,33 +357,18 @@ class DigitalTwin:
         m = self.model
         if until < self.time:
             raise TwinError(f"forecast until {until:g} lies before the twin's time {self.time:g}")
-        if isinstance(planned_inputs, Mapping):
-            planned_inputs = pd.DataFrame(
-                [(self.time, k, v) for k, v in planned_inputs.items()],
-                columns=["time", "variable", "value"],
-            )
-        plan = (
-            planned_inputs
-            if planned_inputs is not None
-            else pd.DataFrame({"time": [], "variable": [], "value": []})
-        )
-        if len(plan):
-            _known(
-                "planned_inputs", dict.fromkeys(plan["variable"]), (*m.input_names, *m.event_names)
-            )
-            _finite("planned_inputs", dict(enumerate(plan["value"].astype(float))))
-        plan = plan[(plan["time"] >= self.time) & (plan["time"] <= until)]
+        plan = planned(m, planned_inputs, self.time, until)
         grid = np.union1d(np.linspace(self.time, until, points), plan["time"].to_numpy(float))
         snap, out = self._snapshots[-1], []
         for t in grid:
             here = plan[plan["time"] == t]
             values = dict(zip(here["variable"], here["value"].astype(float)))
-            snap = self._apply(snap, _Record(float(t), values), measure=False)
+            snap = self._apply(snap, Record(float(t), values), measure=False)
             out.append(self._frame(snap))
         return pd.concat(out, ignore_index=True)
 
     # ------------------------------------------------------------------ internals
-    def _apply(self, snap: _Snapshot, record: _Record, measure: bool = True) -> _Snapshot:
+    def _apply(self, snap: Snapshot, record: Record, measure: bool = True) -> Snapshot:
         m = self.model
         values = record.values
         u = np.array([values.get(n, old) for n, old in zip(m.input_names, snap.u)], dtype=float)
@@ -435,7 +382,8 @@ class DigitalTwin:
         # a model error correlated over tau: each update tells only dt/tau of a new one
         since = np.maximum(record.time - snap.last, 1e-12)
         e = self._e * np.sqrt(np.maximum(1.0, self._tau / since))
-        q = self._process_noise(snap)
+        n = len(m.state_names)
+        q = np.concatenate([snap.learned.q(self._q[:n]), self._q[n:]])
         s, P, ok, nis, inflation, nu, var = step(
             self._system,
             jnp.asarray(q),
@@ -460,33 +408,23 @@ class DigitalTwin:
                 "state or covariance, or the solver's step budget ran out); update ignored"
             )
         last = np.where(mask, record.time, snap.last)
-        n = len(m.state_names)
-        nu, var, pred = np.asarray(nu[:n]), np.asarray(var[:n]), z[:n] - np.asarray(nu[:n])
-        learn = mask[:n] & self._learns & (pred > 0)
-        asked = q[:n] ** 2 + (nu**2 - var) / (np.where(learn, pred, 1.0) ** 2 * since[:n])
-        return _Snapshot(
+        nu, var = np.asarray(nu[:n]), np.asarray(var[:n])
+        pred = z[:n] - nu
+        sampled = mask[:n] & self._learns & (pred > 0)
+        learned = snap.learned.after(q[:n], nu, var, pred, since[:n], sampled)
+        return Snapshot(
             record.time,
             s,
             P,
             u,
             last,
-            snap.asked + np.where(learn, asked, 0.0),
-            snap.samples + learn,
-            snap.surprise + np.where(learn, nu**2 / var, 0.0),
+            learned,
             float(nis),
             int(mask.sum()),
             float(inflation),
         )
 
-    def _process_noise(self, snap: _Snapshot) -> np.ndarray:
-        """q of every state (and 0 for the batch parameters) in the interval after
-        `snap`: the fit's q0, raised by the batch's samples (see the module)."""
-        q0 = self._q[: len(snap.asked)]
-        off = snap.surprise > chi2_quantile(np.maximum(snap.samples, 1), Z95_ONE_SIDED)
-        learned = np.where(off, np.maximum(q0**2, (q0**2 + snap.asked) / (1 + snap.samples)), q0**2)
-        return np.concatenate([np.sqrt(learned), self._q[len(snap.asked) :]])
-
-    def _frame(self, snap: _Snapshot) -> pd.DataFrame:
+    def _frame(self, snap: Snapshot) -> pd.DataFrame:
         out = outputs(self._system, snap.s, snap.P, jnp.asarray(snap.time), snap.u, self._c)
         mean, sd = (np.asarray(a) for a in out)
         lower = mean - Z95 * sd

@@ -1,14 +1,18 @@
 """The values an update brings to the twin: which it refuses, and why, value by value
-(so that a stream's replay can apply the rest of an arrival)."""
+(so that a stream's replay can apply the rest of an arrival); and a forecast's planned
+inputs."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
 
-from .._core.model import HybridModel
+import pandas as pd
 
-__all__ = ["refusals"]
+from .._core.model import HybridModel
+from .checks import _finite, _known
+
+__all__ = ["planned", "refusals"]
 
 
 def refusals(
@@ -56,3 +60,24 @@ def _number(x) -> float:
         return float(x)
     except (TypeError, ValueError):
         return math.nan
+
+
+def planned(
+    model: HybridModel, plan: pd.DataFrame | Mapping[str, float] | None, now: float, until: float
+) -> pd.DataFrame:
+    """A forecast's planned inputs as a long table ``time, variable, value`` between
+    `now` and `until` (a mapping: values held from `now`; None: none planned).
+
+    Raises:
+        TwinError: an unknown input name or a value that is not finite."""
+    if isinstance(plan, Mapping):
+        plan = pd.DataFrame(
+            [(now, k, v) for k, v in plan.items()], columns=["time", "variable", "value"]
+        )
+    if plan is None:
+        plan = pd.DataFrame({"time": [], "variable": [], "value": []})
+    if len(plan):
+        inputs = (*model.input_names, *model.event_names)
+        _known("planned_inputs", dict.fromkeys(plan["variable"]), inputs)
+        _finite("planned_inputs", dict(enumerate(plan["value"].astype(float))))
+    return plan[(plan["time"] >= now) & (plan["time"] <= until)]

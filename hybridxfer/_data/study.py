@@ -23,17 +23,16 @@ row 2) and the column, never as a NaN deep inside an ODE solve.
 
 import dataclasses
 import os
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from .._core.model import HybridModel
-from .cells import StudyError, at, first_true, row, table_label
+from .cells import StudyError
 from .formats import TABLES, read_frames, write_frames
+from .needs import StudyNeeds, check
 from .tables import BATCH_COLUMNS, SPLITS, validated
 
 __all__ = [
@@ -45,36 +44,6 @@ __all__ = [
     "study_from_frames",
     "write_study",
 ]
-
-RANGE_SLACK = 1e-6
-"""A value outside its physical range by at most this fraction of its variable's largest
-magnitude is let through: round-off (a simulated -4e-10 g/L), not a wrong sign."""
-
-
-@dataclass(frozen=True)
-class StudyNeeds:
-    """What a model needs from a study (built from the model, checked by
-    :meth:`Study.check`).
-
-    Attributes:
-        variables: every variable name the model knows in ``measurements`` (states,
-            volume, observables). Other measured variables are ignored, with a warning.
-        initial_from_data: states whose value at time 0 must be measured in every batch.
-        inputs: continuous inputs; every batch needs a row at time 0 for each.
-        events: event inputs (optional per batch; a value is an amount added at that
-            instant).
-        constants: batch constants; columns of ``batches``, finite numbers for every batch.
-        ranges: ``(variable, lo, hi)``: the physically possible measured values.
-        units: ``(name, unit)``: the unit of each variable, input, constant and ``time``.
-    """
-
-    variables: tuple[str, ...] = ()
-    initial_from_data: tuple[str, ...] = ()
-    inputs: tuple[str, ...] = ()
-    events: tuple[str, ...] = ()
-    constants: tuple[str, ...] = ()
-    ranges: tuple[tuple[str, float, float], ...] = ()
-    units: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -220,12 +189,7 @@ class Study:
                 batch has no measurement at time 0 of a state in
                 ``needs.initial_from_data``.
         """
-        self._warn_unknown(needs)
-        self._check_units(dict(needs.units))
-        self._check_ranges(needs.ranges)
-        self._check_constants(needs.constants)
-        self._check_inputs(needs.inputs)
-        self._check_initial(needs.initial_from_data)
+        check(self, needs)
 
     def end_time(self, batch: str) -> float:
         """The last time of any measurement or input row of `batch` [model time unit].
@@ -241,112 +205,6 @@ class Study:
         if times.empty:
             raise StudyError(f"{self.name}: batch {batch!r} has no measurement or input rows")
         return float(times.max())
-
-    def _label(self, table: str) -> str:
-        return table_label(self.name, table)
-
-    def _warn_unknown(self, needs: StudyNeeds) -> None:
-        known = {
-            "measurements": set(needs.variables),
-            "inputs": set(needs.inputs) | set(needs.events),
-        }
-        unknown = sorted(
-            {
-                (variable, table)
-                for table, names in known.items()
-                for variable in getattr(self, table)["variable"].unique()
-                if variable not in names
-            }
-        )
-        if unknown:
-            listed = ", ".join(f"{v!r} ({t})" for v, t in unknown)
-            warnings.warn(
-                f"{self.name}: the model does not know these variables; they are ignored: {listed}",
-                UserWarning,
-                stacklevel=3,
-            )
-
-    def _check_units(self, wanted: dict[str, str]) -> None:
-        for name, unit in self.units.items():
-            if wanted.get(name, unit) != unit:
-                raise StudyError(
-                    f"{self.name}: {name} is given in {unit!r}, the model's unit is "
-                    f"{wanted[name]!r}; read the study with units=model "
-                    "(hybridxfer.read_study(path, units=model)) to convert it"
-                )
-
-    def _check_ranges(self, ranges: tuple[tuple[str, float, float], ...]) -> None:
-        m = self.measurements
-        variable, value = m["variable"].to_numpy(), m["value"].to_numpy(dtype=float)
-        outside = np.zeros(len(m), dtype=bool)
-        for name, lo, hi in ranges:
-            this = variable == name
-            # a solver's round-off (e.g. -4e-10 g/L from a simulated study) is not a typo
-            slack = RANGE_SLACK * np.max(np.abs(value[this]), initial=0.0)
-            outside |= this & ((value < lo - slack) | (value > hi + slack))
-        bad = first_true(outside)
-        if bad is None:
-            return
-        name, lo, hi = next(r for r in ranges if r[0] == variable[bad])
-        column = self.columns.get("measurements", {}).get(name, "value")
-        raise StudyError(
-            f"{at(self._label('measurements'), m, bad, column)}: {name} = {value[bad]:g} is "
-            f"outside its physical range [{lo:g}, {hi:g}] (a wrong sign, unit or typo? "
-            "declare another range in the model file: range = [lo, hi] on the state)"
-        )
-
-    def _check_constants(self, constants: tuple[str, ...]) -> None:
-        label = self._label("batches")
-        for name in constants:
-            if name not in self.batches.columns or name in BATCH_COLUMNS:
-                raise StudyError(
-                    f"{label}: missing column {name!r} (a batch constant the model needs)"
-                )
-            values = self.batches[name].to_numpy(dtype=float, na_value=np.nan)
-            bad = first_true(~np.isfinite(values))
-            if bad is not None:
-                raise StudyError(
-                    f"{at(label, self.batches, bad, name)}: missing value for batch "
-                    f"{self.batches['batch'].iloc[bad]!r} (a batch constant the model needs)"
-                )
-
-    def _check_inputs(self, inputs: tuple[str, ...]) -> None:
-        table = self.inputs
-        mine = table[table["variable"].isin(inputs)]
-        present = set(zip(mine["batch"].tolist(), mine["variable"].tolist(), strict=True))
-        at_zero = mine[mine["time"] == 0.0]
-        started = set(zip(at_zero["batch"].tolist(), at_zero["variable"].tolist(), strict=True))
-        for batch in self.batch_names:
-            for name in inputs:
-                if (batch, name) not in started:
-                    self._no_input_at_zero(batch, name, (batch, name) in present)
-
-    def _no_input_at_zero(self, batch: str, name: str, present: bool) -> None:
-        """Raise the error for input `name` of `batch`: no rows, or none at time 0."""
-        label = self._label("inputs")
-        if not present:
-            raise StudyError(
-                f"{label} column 'variable': batch {batch!r} has no rows for input {name!r}"
-            )
-        table = self.inputs
-        times = table["time"].where((table["batch"] == batch) & (table["variable"] == name))
-        first = int(np.nanargmin(times.to_numpy(dtype=float)))
-        raise StudyError(
-            f"{label}: batch {batch!r} input {name!r} has no value at time 0 "
-            f"(first row is row {row(table, first)} at time {times.iloc[first]:g})"
-        )
-
-    def _check_initial(self, states: tuple[str, ...]) -> None:
-        at_zero = self.measurements[self.measurements["time"] == 0.0]
-        present = set(zip(at_zero["batch"], at_zero["variable"], strict=True))
-        for batch in self.batch_names:
-            for name in states:
-                if (batch, name) not in present:
-                    raise StudyError(
-                        f"{self._label('measurements')}: batch {batch!r} has no value of "
-                        f"{name!r} at time 0, and the model declares no initial value for it "
-                        '(give one in the model with initial = ... or "estimate")'
-                    )
 
 
 def read_study(

@@ -239,7 +239,7 @@ def test_a_sweep_on_ray_stopped_and_restarted_redoes_no_finished_job(ray_cluster
         time.sleep(0.2)
     first.send_signal(signal.SIGINT)
     err = first.communicate(timeout=60)[1].decode()
-    assert first.returncode == 130
+    assert first.returncode == 130, err[-3000:]
     assert err.strip().splitlines()[-1] == (
         f"hybridxfer: interrupted; the finished jobs are kept in {out / 'jobs'}: "
         "the same command runs the rest"

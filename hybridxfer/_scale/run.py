@@ -268,7 +268,8 @@ def _ray(todo, finish: Finish, *, cache, address, retries, **_) -> None:
                     raise _failed(key, job, f"{type(e).__name__}: {first}") from None
                 finish(key, job, result)
     finally:
-        for ref in pending:
-            ray.cancel(ref, force=True)
-        if started:
+        if started:  # the cluster ends our unfinished tasks as their owner leaves
             ray.shutdown()
+        else:  # (a cancel that races its task's completion can abort the driver: Ray's
+            for ref in pending:  # "Tried to complete task that was not pending")
+                ray.cancel(ref)

@@ -133,6 +133,7 @@ def _transfer(args) -> None:
             process=args.process,
             strategy=args.strategy,
             config=config,
+            guard=not args.no_guard,
             progress=True,
         )
         hx.save_transfer(result, out)

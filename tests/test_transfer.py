@@ -13,7 +13,7 @@ from scipy import stats
 import hybridxfer as hx
 from hybridxfer._fit import scheduler, train
 from hybridxfer._transfer import BASELINES, anchor_sd, candidate_plans
-from hybridxfer._transfer.similarity import _mmd
+from hybridxfer._transfer.similarity import mmd
 from hybridxfer.demo import demo_model_path
 from tests.helpers import monod_model
 
@@ -88,8 +88,8 @@ def _weights(model):
     return jax.tree.leaves(eqx.filter(model.networks, eqx.is_inexact_array))
 
 
-def _run(source, study, strategy):
-    return hx.transfer(source, study, process="B", strategy=strategy, config=CONFIG)
+def _run(source, study, strategy, guard=True):
+    return hx.transfer(source, study, process="B", strategy=strategy, config=CONFIG, guard=guard)
 
 
 def test_none_is_the_source_and_baselines_are_scored(source, study):
@@ -160,7 +160,21 @@ def test_fine_tune_last_layer_keeps_the_hidden_layers(source, study):
 
 @pytest.fixture(scope="module")
 def auto(source, study):
-    return _run(source, study, "auto")
+    """auto's own rule: without its guard, which falls back to scratch on this study
+    (see the next test)."""
+    return _run(source, study, "auto", guard=False)
+
+
+def test_auto_falls_back_to_scratch_where_its_guard_says_transfer_would_hurt(source, study):
+    """Process B differs from A (MMD p < 0.05) and scratch scores best on validation:
+    with its guard, auto returns scratch's fit alone, and warns."""
+    with pytest.warns(UserWarning, match=r"negative transfer likely: the target's data diff"):
+        guarded = _run(source, study, "auto")
+    assert guarded.similarity.mmd_p < 0.05
+    assert guarded.strategy == "scratch" and guarded.fit.weights is None
+    assert guarded.candidates.set_index("candidate")["weight"].to_dict()["scratch"] == 1.0
+    np.testing.assert_array_equal(guarded.model.free, guarded.candidate_fits["scratch"].model.free)
+    assert guarded.reason.startswith("the baseline 'scratch': the target's data differ")
 
 
 def test_auto_chooses_among_all_candidates_in_one_fit(auto, study):
@@ -366,6 +380,30 @@ def test_auto_prefers_the_candidate_training_fewest_values_within_tolerance():
     assert why.startswith("the 3 candidates' predictions averaged")
 
 
+@pytest.mark.parametrize("folds", [0, 2])
+def test_auto_falls_back_to_a_baseline_when_processes_differ_and_the_gain_is_small(folds):
+    """The guard: MMD p below GUARD_P and scratch within GUARD_GAIN of the best score
+    give the better scored baseline alone; either condition alone leaves the rule."""
+    from hybridxfer._transfer.selection import GUARD_GAIN, GUARD_P, choose
+
+    table = pd.DataFrame(
+        dict(
+            candidate=["none", "scratch", "fine-tune", "fine-tune-last"],
+            validation=[9.0, GUARD_GAIN * 0.99, 1.0, 1.5],
+            trained=[0, 700, 700, 40],
+        )
+    )
+    chosen, why, weights = choose("auto", table, folds, mmd_p=GUARD_P / 2)
+    assert chosen == "scratch" and weights == {"scratch": 1.0}
+    assert why.startswith("the baseline 'scratch': the target's data differ")
+    assert choose("auto", table, folds, mmd_p=GUARD_P * 2)[0] == "fine-tune"
+    table.loc[1, "validation"] = GUARD_GAIN * 1.01  # a clear gain over scratch
+    assert choose("auto", table, folds, mmd_p=GUARD_P / 2)[0] == "fine-tune"
+    table.loc[[0, 1], "validation"] = [1.5, 1.9]  # none scores better than scratch
+    assert choose("auto", table, folds, mmd_p=GUARD_P / 2)[0] == "none"
+    assert choose("fine-tune", table, folds, mmd_p=GUARD_P / 2)[0] == "fine-tune"
+
+
 def test_auto_tries_each_mix_of_frozen_and_tuned_networks():
     """Per-part plans: every mix of frozen and tuned networks that is not a whole-model
     strategy, with the process-specific parameters refit; no network re-learned alone."""
@@ -383,11 +421,11 @@ def test_auto_tries_each_mix_of_frozen_and_tuned_networks():
 
 
 def test_mmd_tells_different_processes_apart(study):
-    mmd, p = _mmd(study, "A", "B")
-    assert mmd > 0 and p < 0.05
+    statistic, p = mmd(study, "A", "B")
+    assert statistic > 0 and p < 0.05
     same = study.select(process="A")
     halves = same.batches.assign(process=["A", "A", "C", "C", "C"])
-    mmd_same, p_same = _mmd(hx.Study(same.measurements, same.inputs, halves), "A", "C")
+    _, p_same = mmd(hx.Study(same.measurements, same.inputs, halves), "A", "C")
     assert p_same > 0.05
 
 

@@ -10,8 +10,9 @@ import pandas as pd
 from .._data.metrics import nrmse
 from .._data.study import Study
 from .._fit import FitResult
+from .selection import GUARD_GAIN, guarded
 
-__all__ = ["Similarity", "anchor_sd", "similarity"]
+__all__ = ["Similarity", "anchor_sd", "mmd", "similarity"]
 
 
 @dataclass(frozen=True)
@@ -28,9 +29,10 @@ class Similarity:
         mmd: maximum mean discrepancy (RBF kernel, median bandwidth) between source
             and target observations (time and states, scaled by their ranges).
         mmd_p: permutation p-value of `mmd` (small: the processes differ).
-        warning: why transfer is likely to hurt (no strategy using the source beats
-            learning from scratch on the target's validation, or the requested one does
-            worse than a baseline), or None.
+        warning: why transfer is likely to hurt (the processes differ and no strategy
+            using the source beats learning from scratch by
+            :data:`~.selection.GUARD_GAIN` on the target's validation; none beats it at
+            all; or the requested one does worse than a baseline), or None.
     """
 
     zero_shot: pd.Series
@@ -59,10 +61,10 @@ def anchor_sd(source: FitResult) -> dict[str, float]:
 
 
 def similarity(
-    source, fits, chosen, study, process, source_process, table, predicted
+    source, fits, chosen, study, process, table, predicted, mmd: tuple[float, float]
 ) -> Similarity:
     """The similarity report; `predicted`: the source model's predictions of the
-    target's batches (long table)."""
+    target's batches (long table); `mmd`: :func:`mmd` of source and target."""
     target = study.select(process=process, split="train")
     predicted = predicted[predicted["batch"].isin(target.batch_names)]
     zero = nrmse(predicted, target.measurements).dropna()
@@ -88,11 +90,20 @@ def similarity(
     params = pd.DataFrame(rows, columns=["name", "unit", "source", "target", "distance"])
     known = params["distance"].dropna()
     distance = float(np.sqrt(np.mean(known**2))) if len(known) else np.nan
-    mmd, p_value = _mmd(study, source_process, process)
+    mmd, p_value = mmd
     score = dict(zip(table["candidate"], table["validation"]))
     warning = None
     best_transfer = min(v for k, v in score.items() if k != "scratch")
-    if best_transfer >= score["scratch"]:
+    if guarded(score, p_value):
+        warning = (
+            f"negative transfer likely: the target's data differ from the source's (MMD p = "
+            f"{p_value:.2g}) and nothing from the source beats learning from scratch by "
+            f"{GUARD_GAIN:g}x on the target's own validation (best {best_transfer:.4g}, "
+            f"scratch {score['scratch']:.4g})"
+        )
+        if chosen not in ("none", "scratch"):
+            warning += f"; the result is {chosen!r}: strategy 'auto' would fall back"
+    elif best_transfer >= score["scratch"]:
         warning = (
             "negative transfer likely: nothing from the source beats learning from scratch on "
             f"the target's own validation (best {best_transfer:.4g}, "
@@ -111,7 +122,7 @@ def similarity(
     return Similarity(zero, params, distance, mmd, p_value, warning)
 
 
-def _mmd(study: Study, a: str | None, b: str, permutations: int = 200) -> tuple[float, float]:
+def mmd(study: Study, a: str | None, b: str, permutations: int = 200) -> tuple[float, float]:
     """MMD^2 between the observations of processes a and b (rows: time and every
     variable measured at that time, scaled by the pooled range), with a permutation p."""
     if a is None:

@@ -25,7 +25,7 @@ from .._fit import FitConfig, FitResult, Members, train
 from .._uncertainty.noise import with_noise
 from . import protocol
 from .selection import choose
-from .similarity import Similarity, anchor_sd, similarity
+from .similarity import Similarity, anchor_sd, mmd, similarity
 from .strategies import candidate_plans, starts_as_source, trained_values
 
 __all__ = ["STEPS", "TransferResult", "transfer"]
@@ -114,6 +114,7 @@ def transfer(
     strategy: str = "auto",
     source_process: str | None = None,
     config: FitConfig | None = None,
+    guard: bool = True,
     progress: bool = True,
 ) -> TransferResult:
     """Transfer `source` to the target `process` of `study`.
@@ -141,7 +142,10 @@ def transfer(
     twin runs and whose parameters are reported), calibrated on the same mean of
     their held-out predictions. With one batch, of the candidates within
     :data:`~.selection.TOLERANCE` of the best score, the one that trains the fewest
-    values is the result (:func:`~.selection.choose`).
+    values is the result (:func:`~.selection.choose`). ``auto``'s guard: when the
+    target's data differ from the source's (MMD permutation p < 0.05) and no candidate
+    beats ``scratch``'s validation by 2x (:func:`~.selection.guarded`), the result is
+    the better scored of ``none`` and ``scratch``, alone, with a warning.
 
     The source's parameter intervals (``source.parameters``) scale ``l2sp``'s pull
     and the parameter distances; parameters without a finite interval are named in a
@@ -158,6 +162,8 @@ def transfer(
         config: fit settings (default: the source fit's, with at most :data:`STEPS`
             steps: candidates start from a fitted model, and the benchmark's
             accuracy is measured with this many).
+        guard: let ``auto`` fall back to a baseline when transfer is likely to hurt
+            (False: ``auto``'s rule regardless; the warning is given either way).
         progress: show a progress bar of the candidates' fit (tqdm.auto: in Jupyter
             too).
 
@@ -236,12 +242,15 @@ def transfer(
     relative = views / np.maximum(views.min(axis=0), 1e-300)
     table["validation"] = np.exp(np.log(relative).mean(axis=1))
     table["trained"] = [trained_values(source.model, plans[n]) for n in names]
-    chosen, reason, weights = choose(strategy, table, len(folds))
+    shift = mmd(study, source_process, process)
+    chosen, reason, weights = choose(
+        strategy, table, len(folds), mmd_p=shift[1] if guard else np.nan
+    )
     table["chosen"] = table["candidate"] == chosen
     table["weight"] = table["candidate"].map(weights).fillna(0.0)
     table = table.sort_values("validation", kind="stable").reset_index(drop=True)
     predicted = result.start_frame(index[probe, "full"])
-    sim = similarity(source, fits, chosen, study, process, source_process, table, predicted)
+    sim = similarity(source, fits, chosen, study, process, table, predicted, shift)
     if sim.warning:
         warnings.warn(f"transfer to {process!r}: {sim.warning}", stacklevel=2)
     return TransferResult(

@@ -17,7 +17,20 @@ be scored on every cell without training again:
   pichia cells existed: those two families are its held-out test. It failed the
   first: on ecoli_overflow B1 (seed 0) scratch from 2 batches is far off (test NRMSE
   1.71, validation 7.3 against the pick's 1.3) and the pair scores 9.1x the better
-  baseline (pick 1.18x). ``hx.transfer`` briefly averaged so; it was reverted.
+  baseline (pick 1.18x). ``hx.transfer`` briefly averaged so; it was reverted;
+- ``guard(g)``: ``auto`` as ``hx.transfer`` runs it (``average(2)``; with one batch
+  ``pick(0.2)``), unless the processes' MMD permutation p < 0.05 and ``scratch``'s
+  validation is within a factor g of the best: then the better validated of ``none``
+  and ``scratch``, alone (``selection.guarded``). Added on 2026-12-07 after seeing the
+  35 cells at n = 2, where ``average`` left penicillin U seed 0 at 1.40x the better
+  baseline. Its g is chosen on the other families by the guard's purpose, not by the
+  mean: the smallest g at which its condition (the library's negative-transfer
+  warning) holds on every unrelated cell of theirs whose processes differ (MMD p <
+  0.05), as issue 26 asks the warning to fire on unrelated targets. That gives g = 2
+  for cho_glutamine, ecoli_overflow and pichia_methanol held out, and 1.5 for
+  penicillin held out, whose U seed 0 (scratch 1.64x the best score) it then misses:
+  the library's g = 2 was set with all four families seen. Its held-out tests are
+  the cells run after it: n = 1, and more seeds of the unrelated targets.
 
 With 7 ecoli cells (3 families, 27 cells) no rule was better than ``pick`` on every
 held-out family; ``average`` (b chosen on the others) led summed over them, and was to
@@ -32,8 +45,9 @@ cho_glutamine, 1.68 vs 1.38, nor pichia); summed log-ratios: medians -0.78 vs -0
 worst cases 1.40 vs 1.75. On the unrelated targets its worst is 1.40 (pick 1.90).
 
 Leave-one-family-out: for each family, each rule family's parameter is chosen on the
-*other* families (the lowest mean over their cells of log(rule / min(none, scratch)))
-and scored on the held-out one, so no rule is tuned to the family it is scored on.
+*other* families (the lowest mean over their cells of log(rule / min(none, scratch));
+``guard``: as said above) and scored on the held-out one, so no rule is tuned to the
+family it is scored on.
 
     PYTHONPATH=. python benchmarks/selection.py [--suite benchmarks/results/suite]
         [--n 2] [--out benchmarks/results]
@@ -58,7 +72,9 @@ RULES = {
     "average": (1.0, 2.0, 4.0, 8.0, 32.0),
     "top": (1, 2, 3),
     "pair": (0.5,),
+    "guard": (1.25, 1.5, 2.0, 3.0, 4.0),
 }
+GUARD_P = 0.05
 
 
 def cells(suite: Path, n: int) -> list[dict]:
@@ -85,6 +101,17 @@ def rule_score(row: dict, rule: str, value, test: hx.Study, scored) -> float:
     score = np.array([c["validation"] for c in cands])
     if rule == "pick":
         return _pick(cands, score, value)["test"]["mean"]
+    if rule == "guard":
+        named = {c["candidate"]: c for c in cands}
+        if row["similarity"]["mmd_p"] < GUARD_P and named["scratch"]["validation"] < (
+            value * score.min()
+        ):
+            return min((named["none"], named["scratch"]), key=lambda c: c["validation"])["test"][
+                "mean"
+            ]
+        if row["n"] == 1:
+            return _pick(cands, score, 0.2)["test"]["mean"]
+        rule, value = "average", 2.0
     if rule == "pair":
         auto = _pick(cands, score, 0.2)  # as hx.transfer: a baseline picked stays alone
         scratch = (
@@ -115,7 +142,10 @@ def table(rows: list[dict]) -> pd.DataFrame:
         if key not in tests:
             tests[key] = fam.make_family(0).select(process=row["target"], split="test")
         base = dict(family=row["family"], target=row["target"], seed=row["seed"])
-        base |= dict(related=row["target"] in fam.RELATED_TARGETS)
+        base |= dict(related=row["target"] in fam.RELATED_TARGETS, n=row["n"])
+        score = [c["validation"] for c in row["candidates"] if np.isfinite(c["validation"])]
+        scratch = next(c for c in row["candidates"] if c["candidate"] == "scratch")
+        base |= dict(mmd_p=row["similarity"]["mmd_p"], gain=scratch["validation"] / min(score))
         base |= {s: row[s]["mean"] for s in ("auto", "none", "scratch", "truth-refit")}
         for rule, values in RULES.items():
             for value in values:
@@ -137,7 +167,11 @@ def leave_one_family_out(frame: pd.DataFrame) -> pd.DataFrame:
             part = others[others["rule"] == rule]
             if part.empty:  # only one family so far: no parameter can be chosen
                 continue
-            chosen = part.groupby("value")["vs_best"].mean().idxmin()
+            chosen = (
+                _guard_gain(part)
+                if rule == "guard"
+                else part.groupby("value")["vs_best"].mean().idxmin()
+            )
             scored = frame[(frame["family"] == held) & (frame["rule"] == rule)]
             scored = scored[scored["value"] == chosen]
             best = np.minimum(scored["none"], scored["scratch"])
@@ -154,6 +188,14 @@ def leave_one_family_out(frame: pd.DataFrame) -> pd.DataFrame:
                 )
             )
     return pd.DataFrame(out)
+
+
+def _guard_gain(part: pd.DataFrame) -> float:
+    """The smallest g at which the guard's condition holds on every unrelated cell of
+    `part` whose processes differ (MMD p < GUARD_P; the largest g if none does)."""
+    shifted = part[~part["related"] & (part["mmd_p"] < GUARD_P)]
+    fires = [g for g in RULES["guard"] if (shifted["gain"] < g).all()]
+    return float(min(fires) if fires else max(RULES["guard"]))
 
 
 def markdown(lofo: pd.DataFrame, n: int, count: int) -> str:

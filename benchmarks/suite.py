@@ -162,6 +162,7 @@ def cell(fam, family, src, target, n, seed, steps) -> dict:
     seconds = time.perf_counter() - t0
     row = dict(target=target, n=n, seed=seed, batches=batches, seconds=seconds)
     row |= dict(chosen=result.strategy, warning=result.similarity.warning is not None)
+    row["reason"] = result.reason  # which rule ran (cells before 2026-12-07 lack it)
     sim = result.similarity
     row["similarity"] = dict(
         distance=sim.distance,

@@ -200,6 +200,7 @@ def test_fit_bands_cover_new_batches_and_stay_physical(data, tmp_path):
     assert result.calibration["heldout"].sum() > 0
     new = hx.study_from_frames(simulated(np.random.default_rng(7), "N", 12))
     pred = hx.predict(result, new, cover="measurement")
+    assert pred.attrs["band"].endswith("(2 batches held out whole)")
     assert "new measurement" in pred.attrs["band"]
     both = pred.merge(new.measurements.rename(columns={"value": "y"})).query("time > 0")
     inside = ((both["y"] >= both["lower"]) & (both["y"] <= both["upper"])).mean()
@@ -208,6 +209,17 @@ def test_fit_bands_cover_new_batches_and_stay_physical(data, tmp_path):
     assert (hx.predict(result, new)["lower"] >= 0).all()
     loaded = hx.load_fit(hx.save_fit(result, tmp_path / "m"))
     pd.testing.assert_frame_equal(loaded.calibration, result.calibration, check_exact=True)
+
+
+def test_a_band_without_a_batch_held_out_whole_is_said_to_be(data):
+    """Without valid batches a fit holds out late points only: its band is
+    calibrated within batches, and predict says so (a warning and attrs["band"])."""
+    train = hx.study_from_frames(data.measurements, None, data.batches.assign(split="train"))
+    result = hx.fit(_model(), train, config=hx.FitConfig(steps=20), progress=False)
+    assert result.calibration["heldout"].any()
+    with pytest.warns(UserWarning, match=r"late time points of the training batches only"):
+        pred = hx.predict(result, data)
+    assert pred.attrs["band"].endswith("(0 batches held out whole)")
 
 
 def test_parameters_that_trade_off_are_flagged(data):

@@ -22,6 +22,14 @@ transfer's estimate, pooled with its source's residuals); else estimated from th
 table's own residuals (:mod:`.noise`: white noise told apart from the model's smooth
 error within each batch). Observations at t = 0 (initial values, taken from the data)
 do not count. States are concentrations and volumes: a band never goes below 0.
+
+Only batches held out whole (valid batches, cross-validation folds, a transfer's
+``none``) show how a new batch differs from the ones trained on; the late points of
+training batches show the error of running on in time only. A fit calibrated on late
+points alone (one target batch, or no valid batches) gets bands that can be far too
+narrow for new batches (at 1 target batch, 0.06-0.99 coverage of the truth in the
+transfer suite, ``benchmarks/results/suite``): :func:`unseen_batches` counts them,
+and ``predict`` says so.
 """
 
 from __future__ import annotations
@@ -33,7 +41,7 @@ import pandas as pd
 
 from .noise import FLOOR, measurement_sd, scaled_residuals, upper_mean_square
 
-__all__ = ["COVERS", "FLOOR", "band_widths"]
+__all__ = ["COVERS", "FLOOR", "band_widths", "unseen_batches"]
 
 COVERS = ("state", "measurement")
 
@@ -68,3 +76,12 @@ def band_widths(calibration: pd.DataFrame, level: float, cover: str) -> pd.DataF
             q *= math.sqrt(max(1 - np.mean(noise**2) / upper, 0.0))
         rows[variable] = dict(floor=part["floor"].iloc[0], q=q, heldout=len(error))
     return pd.DataFrame.from_dict(rows, orient="index", columns=["floor", "q", "heldout"])
+
+
+def unseen_batches(calibration: pd.DataFrame) -> int:
+    """How many batches a calibration table holds out whole: held out at their first
+    time after 0 (the late points a fit holds out never include it)."""
+    rows = calibration[calibration["time"] > 0]
+    first = rows.groupby("batch")["time"].transform("min")
+    held = rows["heldout"].to_numpy(bool) & (rows["time"] == first).to_numpy()
+    return int(rows.loc[held, "batch"].nunique())

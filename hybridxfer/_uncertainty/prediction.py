@@ -12,7 +12,7 @@ from .._core.model import HybridModel
 from .._data.study import Study
 from .._fit import FitResult
 from .._solve import DEFAULT, Solver, simulate
-from .bands import band_widths
+from .bands import band_widths, unseen_batches
 
 __all__ = ["predict"]
 
@@ -88,8 +88,17 @@ def _calibrated(out: pd.DataFrame, fit: FitResult, level: float, cover: str) -> 
     lower = np.where(state, np.maximum(lower, 0.0), lower)  # concentrations, volumes
     out = out.assign(lower=lower, upper=value + half)
     what = "true state" if cover == "state" else "new measurement"
+    unseen = unseen_batches(fit.calibration)
     out.attrs["band"] = (
         f"{level:.0%} band of the {what}, calibrated on {int(widths['heldout'].sum())} "
-        "observations the model was not trained on"
+        f"observations the model was not trained on ({unseen} batches held out whole)"
     )
+    if not unseen:
+        warnings.warn(
+            "the band is calibrated on late time points of the training batches only (no "
+            "batch held out whole): it does not show how new batches differ and may be "
+            "far too narrow for them; hold out a batch (split 'valid'), or transfer from "
+            "2 or more batches",
+            stacklevel=3,
+        )
     return out

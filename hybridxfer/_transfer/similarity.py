@@ -61,10 +61,10 @@ def anchor_sd(source: FitResult) -> dict[str, float]:
 
 
 def similarity(
-    source, fits, chosen, study, process, table, predicted, mmd: tuple[float, float]
+    source, fits, chosen, study, process, table, predicted, shift: tuple[float, float]
 ) -> Similarity:
     """The similarity report; `predicted`: the source model's predictions of the
-    target's batches (long table); `mmd`: :func:`mmd` of source and target."""
+    target's batches (long table); `shift`: :func:`mmd` of source and target."""
     target = study.select(process=process, split="train")
     predicted = predicted[predicted["batch"].isin(target.batch_names)]
     zero = nrmse(predicted, target.measurements).dropna()
@@ -90,7 +90,7 @@ def similarity(
     params = pd.DataFrame(rows, columns=["name", "unit", "source", "target", "distance"])
     known = params["distance"].dropna()
     distance = float(np.sqrt(np.mean(known**2))) if len(known) else np.nan
-    mmd, p_value = mmd
+    statistic, p_value = shift
     score = dict(zip(table["candidate"], table["validation"]))
     warning = None
     best_transfer = min(v for k, v in score.items() if k != "scratch")
@@ -119,7 +119,7 @@ def similarity(
             f"baseline (none {score['none']:.4g}, scratch {score['scratch']:.4g}); "
             "strategy 'auto' would fall back"
         )
-    return Similarity(zero, params, distance, mmd, p_value, warning)
+    return Similarity(zero, params, distance, statistic, p_value, warning)
 
 
 def mmd(study: Study, a: str | None, b: str, permutations: int = 200) -> tuple[float, float]:

@@ -18,19 +18,19 @@ be scored on every cell without training again:
   first: on ecoli_overflow B1 (seed 0) scratch from 2 batches is far off (test NRMSE
   1.71, validation 7.3 against the pick's 1.3) and the pair scores 9.1x the better
   baseline (pick 1.18x). ``hx.transfer`` briefly averaged so; it was reverted;
-- ``guard(g)``: ``auto`` as ``hx.transfer`` runs it (``average(2)``; with one batch
-  ``pick(0.2)``), unless the processes' MMD permutation p < 0.05 and ``scratch``'s
-  validation is within a factor g of the best: then the better validated of ``none``
-  and ``scratch``, alone (``selection.guarded``). Added on 2026-12-07 after seeing the
-  35 cells at n = 2, where ``average`` left penicillin U seed 0 at 1.40x the better
-  baseline. Its g is chosen on the other families by the guard's purpose, not by the
-  mean: the smallest g at which its condition (the library's negative-transfer
-  warning) holds on every unrelated cell of theirs whose processes differ (MMD p <
-  0.05), as issue 26 asks the warning to fire on unrelated targets. That gives g = 2
-  for cho_glutamine, ecoli_overflow and pichia_methanol held out, and 1.5 for
-  penicillin held out, whose U seed 0 (scratch 1.64x the best score) it then misses:
-  the library's g = 2 was set with all four families seen. Its held-out tests are
-  the cells run after it: n = 1, and more seeds of the unrelated targets.
+- ``guard(g)``: ``auto`` as ``hx.transfer`` runs it (``average(2)``), unless the
+  processes' MMD permutation p < 0.05 and ``scratch``'s validation is within a factor
+  g of the best: then the better validated of ``none`` and ``scratch``, alone
+  (``selection.guarded``). Added on 2026-12-07 after seeing the 35 cells at n = 2,
+  where ``average`` left penicillin U seed 0 at 1.40x the better baseline. Its g is
+  chosen on the other families by the guard's purpose, not by the mean: the smallest
+  g at which its condition (the library's negative-transfer warning) holds on every
+  unrelated cell of theirs whose processes differ (MMD p < 0.05), as issue 26 asks
+  the warning to fire on unrelated targets. That gives g = 2 for cho_glutamine,
+  ecoli_overflow and pichia_methanol held out, and 1.5 for penicillin held out, whose
+  U seed 0 (scratch 1.64x the best score) it then misses: the library's g = 2 was set
+  with all four families seen. Its held-out tests are the cells run after it: n = 1,
+  and more seeds of the unrelated targets.
 
 With 7 ecoli cells (3 families, 27 cells) no rule was better than ``pick`` on every
 held-out family; ``average`` (b chosen on the others) led summed over them, and was to
@@ -109,8 +109,6 @@ def rule_score(row: dict, rule: str, value, test: hx.Study, scored) -> float:
             return min((named["none"], named["scratch"]), key=lambda c: c["validation"])["test"][
                 "mean"
             ]
-        if row["n"] == 1:
-            return _pick(cands, score, 0.2)["test"]["mean"]
         rule, value = "average", 2.0
     if rule == "pair":
         auto = _pick(cands, score, 0.2)  # as hx.transfer: a baseline picked stays alone

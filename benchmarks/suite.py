@@ -11,9 +11,12 @@ target batches. Score: test NRMSE (RMSE / range of the measured values) of each
 scored variable on the target's 6 test batches, predicted from their t = 0 values,
 inputs and constants; ``mean`` averages the scored variables. Cells are appended to
 ``OUT/suite-<family>.jsonl`` as they finish; a rerun skips those done. The cells
-in ``benchmarks/results/suite`` were run while ``auto`` still picked one candidate
-(before 2026-12-06 23:30 UTC): their ``auto`` column is the pick's; the weighted
-average it returns now is scored on the same cells' candidates by ``selection.py``.
+in ``benchmarks/results/suite`` at n = 2, seeds 0 and 1, were run while ``auto`` still
+picked one candidate (before 2026-12-06 23:30 UTC): their ``auto`` column is the
+pick's; the weighted average it returns now is scored on the same cells' candidates by
+``selection.py``. The n = 1 cells were run without the guard (its condition held in
+one of them, where the pick was already the baseline it gives); the unrelated
+targets' seeds 2-4 at n = 2 with it (their ``reason`` says which rule ran).
 
     PYTHONPATH=. python benchmarks/suite.py [--families ...] [--targets ...]
         [--ns 1 2 3 5 10] [--seeds 5] [--steps 200] [--source-steps 400]

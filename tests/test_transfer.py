@@ -214,6 +214,23 @@ def test_auto_chooses_among_all_candidates_in_one_fit(auto, study):
     assert len(auto.candidate_fits["scratch"].history) == CONFIG.steps
 
 
+def test_auto_from_one_batch_averages_too_and_its_band_says_it_is_within_batch(source, study):
+    """One target batch (no folds): the late points are the only view; the result is the
+    weighted mean of every candidate, and its band, calibrated on late points alone,
+    says so."""
+    one = study.select(batches=[b for b in study.batch_names if b != "B1"])
+    result = hx.transfer(source, one, process="B", config=CONFIG, guard=False)
+    table = result.candidates
+    assert list(table.columns[:2]) == ["candidate", "late"] and "fold1" not in table
+    weight = (table["validation"].min() / table["validation"]) ** 2
+    np.testing.assert_allclose(table["weight"], weight / weight.sum(), rtol=1e-12)
+    target = study.select(process="B", split="test")
+    with pytest.warns(UserWarning, match="late time points of the training batches only"):
+        pred = hx.predict(result.fit, target)
+    each = [hx.predict(result.candidate_fits[n], target)["value"] for n in table["candidate"]]
+    np.testing.assert_allclose(pred["value"], table["weight"] @ np.array(each), rtol=1e-9)
+
+
 def test_a_saved_transfer_keeps_its_record_and_its_report_shows_it(auto, tmp_path):
     folder = hx.save_transfer(auto, tmp_path / "target")
     np.testing.assert_array_equal(hx.load_fit(folder).model.free, auto.model.free)
@@ -356,24 +373,20 @@ def test_members_stepped_in_concurrent_groups_equal_one_group(study, monkeypatch
             np.testing.assert_allclose(x, y, rtol=1e-9, atol=1e-12)
 
 
-def test_auto_prefers_the_candidate_training_fewest_values_within_tolerance():
-    """One batch (no folds): of the candidates within the tolerance of the best score, the
-    one training the fewest values, alone. With folds: all, weighted (best / score)^2."""
-    from hybridxfer._transfer.selection import TOLERANCE, choose
+@pytest.mark.parametrize("folds", [0, 2])
+def test_auto_averages_every_candidate_weighted_by_its_score(folds):
+    """With one batch (no folds) or more: all candidates with a finite score, weighted
+    (best / score)^2, the best's model the result's."""
+    from hybridxfer._transfer.selection import choose
 
     table = pd.DataFrame(
         dict(
             candidate=["none", "scratch", "fine-tune", "fine-tune-last"],
-            validation=[9.0, 1.0, 1.05, 1.0 + TOLERANCE * 0.99],
+            validation=[9.0, np.inf, 1.05, 1.202],  # a failed candidate weighs nothing
             trained=[0, 700, 700, 40],
         )
     )
-    assert choose("auto", table, 0)[0] == "fine-tune-last"  # within tolerance, fewest values
-    table.loc[3, "validation"] = 1.0 + TOLERANCE * 1.01
-    chosen, _, weights = choose("auto", table, 0)
-    assert chosen == "scratch" and weights == {"scratch": 1.0}  # fine-tune ties, scores worse
-    table.loc[1, "validation"] = np.inf  # a failed candidate weighs nothing
-    chosen, why, weights = choose("auto", table, 2)
+    chosen, why, weights = choose("auto", table, folds)
     w = {"none": (1.05 / 9) ** 2, "fine-tune": 1.0, "fine-tune-last": (1.05 / 1.202) ** 2}
     assert chosen == "fine-tune" and list(weights) == ["fine-tune", "fine-tune-last", "none"]
     assert weights == pytest.approx({n: x / sum(w.values()) for n, x in w.items()}, rel=1e-12)

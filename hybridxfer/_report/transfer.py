@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .._transfer import BASELINES, TOLERANCE, TransferResult
+from .._transfer import BASELINES, TransferResult
 from .figures import new_row
 
 if TYPE_CHECKING:
@@ -21,8 +21,7 @@ def plot_transfer(result: TransferResult) -> Figure:
     Left, on a log axis: each candidate's loss relative to the best candidate's in
     each view (dots: the late points, and the folds) and its validation score, their
     geometric mean (bar; 1 would be the best in every view); the chosen candidate red,
-    the baselines grey; an average's weights beside the names, or dashed the tolerance
-    within which the candidate training the fewest values is chosen. Failed candidates
+    the baselines grey; an average's weights beside the names. Failed candidates
     (non-finite losses) are not drawn.
     Right (if the model has process-specific parameters): each one's distance from
     the source's value after the refit, in source standard deviations.
@@ -53,9 +52,6 @@ def plot_transfer(result: TransferResult) -> Figure:
     names = table["candidate"]
     if averaged:
         names = [f"{n} (w {w:.2f})" for n, w in zip(names, table["weight"])]
-    else:
-        near = (1 + TOLERANCE) * np.nanmin(score)
-        ax.axvline(near, color="k", ls="--", lw=1, label=f"best score x{1 + TOLERANCE:g}")
     ax.set_xscale("log")
     ax.set_xlim(left=0.9)
     ax.set_yticks(y, names, fontsize=8)

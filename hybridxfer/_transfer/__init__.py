@@ -3,7 +3,6 @@ choice, the similarity report, and the transfer's record."""
 
 from .protocol import MAX_FOLDS
 from .record import save_transfer
-from .selection import TOLERANCE
 from .similarity import Similarity, anchor_sd
 from .strategies import BASELINES, STRATEGIES, candidate_plans
 from .transfer import STEPS, TransferResult, transfer
@@ -13,7 +12,6 @@ __all__ = [
     "MAX_FOLDS",
     "STEPS",
     "STRATEGIES",
-    "TOLERANCE",
     "Similarity",
     "TransferResult",
     "anchor_sd",

@@ -41,8 +41,8 @@ class TransferResult:
         fit: the transferred model as a fit result (``fit.model``, ``fit.members``;
             save it with :func:`hybridxfer.save_fit`).
         strategy: the strategy used (for ``auto``, the candidate whose model is the
-            result's: with folds, the best scored, whose predictions are averaged with
-            the others'; see :func:`transfer`).
+            result's: the best scored, whose predictions are averaged with the others',
+            or the baseline its guard falls back to; see :func:`transfer`).
         candidates: per candidate (rows sorted by `validation`): its loss in each
             view: ``late``, on the late time points or valid batches (with folds, by
             a member trained on the early points), and ``fold1``... on each
@@ -136,16 +136,14 @@ def transfer(
 
     ``auto``'s rule: in each view (the late points or valid batches, and each fold)
     a candidate's loss is divided by the best candidate's; its score is the
-    geometric mean of these ratios over the views. With folds, the result predicts the
-    mean of all candidates' predictions weighted by (best score / score)^2
+    geometric mean of these ratios over the views. The result predicts the mean of all
+    candidates' predictions weighted by (best score / score)^2
     (:attr:`FitResult.weights`; its ``model`` is the best candidate's, the model the
     twin runs and whose parameters are reported), calibrated on the same mean of
-    their held-out predictions. With one batch, of the candidates within
-    :data:`~.selection.TOLERANCE` of the best score, the one that trains the fewest
-    values is the result (:func:`~.selection.choose`). ``auto``'s guard: when the
-    target's data differ from the source's (MMD permutation p < 0.05) and no candidate
-    beats ``scratch``'s validation by 2x (:func:`~.selection.guarded`), the result is
-    the better scored of ``none`` and ``scratch``, alone, with a warning.
+    their held-out predictions. ``auto``'s guard: when the target's data differ from
+    the source's (MMD permutation p < 0.05) and no candidate beats ``scratch``'s
+    validation by 2x (:func:`~.selection.guarded`), the result is the better scored of
+    ``none`` and ``scratch``, alone, with a warning (:func:`~.selection.choose`).
 
     The source's parameter intervals (``source.parameters``) scale ``l2sp``'s pull
     and the parameter distances; parameters without a finite interval are named in a

@@ -27,7 +27,7 @@ Only batches held out whole (valid batches, cross-validation folds, a transfer's
 ``none``) show how a new batch differs from the ones trained on; the late points of
 training batches show the error of running on in time only. A fit calibrated on late
 points alone (one target batch, or no valid batches) gets bands that can be far too
-narrow for new batches (at 1 target batch, 0.06-0.99 coverage of the truth in the
+narrow for new batches (at 1 target batch, 0.00-0.99 coverage of the truth in the
 transfer suite, ``benchmarks/results/suite``): :func:`unseen_batches` counts them,
 and ``predict`` says so.
 """

@@ -124,7 +124,8 @@ def run_demo(out: str | Path = "hybridxfer-demo", steps: int = 400) -> Path:
     test = target.select(process="B", split="test")
     print("3. on B's held-out test batches:")
     _print_error("source model as is (none)", result.model, test)
-    _print_error(f"transferred ({moved.strategy})", moved.model, test)
+    label = "weighted mean of the candidates" if moved.fit.weights else moved.strategy
+    _print_error(f"transferred ({label})", moved.fit, test)
     print(f"wrote models and reports to {out}/ (open {out / 'target-report' / 'report.md'})")
     return out
 

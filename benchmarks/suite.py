@@ -16,7 +16,8 @@ picked one candidate (before 2026-12-06 23:30 UTC): their ``auto`` column is the
 pick's; the weighted average it returns now is scored on the same cells' candidates by
 ``selection.py``. The n = 1 cells were run without the guard (its condition held in
 one of them, where the pick was already the baseline it gives); the unrelated
-targets' seeds 2-4 at n = 2 with it (their ``reason`` says which rule ran).
+targets' seeds 2-4 at n = 2 with it (their ``reason`` says which rule ran; the guard
+was removed after them, ``selection.py``).
 
     PYTHONPATH=. python benchmarks/suite.py [--families ...] [--targets ...]
         [--ns 1 2 3 5 10] [--seeds 5] [--steps 200] [--source-steps 400]

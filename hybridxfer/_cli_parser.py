@@ -183,12 +183,6 @@ def parser() -> argparse.ArgumentParser:
     tr.add_argument(
         "--strategy", default="auto", help="auto (default) or one of hybridxfer.STRATEGIES"
     )
-    tr.add_argument(
-        "--no-guard",
-        action="store_true",
-        help="auto: keep its choice when transfer is likely to hurt (default: fall back "
-        "to the better of none and scratch)",
-    )
     tr.add_argument("--out", required=True, help="folder for the transferred model")
     tr.add_argument(
         "--steps", type=COUNT, default=None, help="maximum gradient steps (default: transfer's)"

@@ -133,7 +133,6 @@ def _transfer(args) -> None:
             process=args.process,
             strategy=args.strategy,
             config=config,
-            guard=not args.no_guard,
             progress=True,
         )
         hx.save_transfer(result, out)

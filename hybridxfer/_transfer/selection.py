@@ -6,30 +6,12 @@ import math
 
 import pandas as pd
 
-__all__ = ["AVERAGE_POWER", "GUARD_GAIN", "GUARD_P", "choose", "guarded"]
+__all__ = ["AVERAGE_POWER", "choose"]
 
 AVERAGE_POWER = 2.0
-GUARD_P = 0.05  # the processes' data differ: MMD permutation p below this
-GUARD_GAIN = 2.0  # the source's candidates must beat scratch's validation by this factor
 
 
-def guarded(score: dict[str, float], mmd_p: float) -> bool:
-    """Whether transfer is likely to hurt: the target's data differ from the source's
-    (MMD permutation p < :data:`GUARD_P`) and the best candidate does not beat
-    ``scratch``'s relative validation loss by :data:`GUARD_GAIN` (``scratch`` <
-    GUARD_GAIN x best). With 1-3 batches a validation gain below 2x over a process
-    that is not the source's is weak evidence: on the unrelated targets of
-    ``benchmarks/results/selection.md`` the best-validated candidates then predicted
-    new batches up to 1.9x worse than the baselines. GUARD_GAIN is the smallest factor
-    at which the condition holds on every unrelated target there; chosen on the other
-    families it is 2 for three held-out families and 1.5 for the fourth."""
-    best = min(score.values())
-    return bool(mmd_p < GUARD_P) and score["scratch"] < GUARD_GAIN * best
-
-
-def choose(
-    strategy: str, table: pd.DataFrame, n_folds: int, mmd_p: float = math.nan
-) -> tuple[str, str, dict[str, float]]:
+def choose(strategy: str, table: pd.DataFrame, n_folds: int) -> tuple[str, str, dict[str, float]]:
     """The candidate whose model is the result, why, and each candidate's weight in the
     result's predictions (those without one weigh 0).
 
@@ -42,9 +24,7 @@ def choose(
     over four families at 2 batches; at 1 batch, on 14 cells run after, median / worst
     0.92 / 1.36 of the better baseline against 1.03 / 1.54 for picking the candidate
     that trains the fewest values within 20% of the best score, auto's rule before).
-    ``auto``'s guard: when :func:`guarded` (`mmd_p`: the processes' MMD permutation
-    p), the better scored of the baselines ``none`` and ``scratch``, alone. Any other
-    strategy: itself, alone."""
+    Any other strategy: itself, alone."""
     score = dict(zip(table["candidate"], table["validation"]))
     how = f"the late points and {n_folds}-fold cross-validation" if n_folds else "validation"
     base = f"none {score['none']:.3g}, scratch {score['scratch']:.3g}"
@@ -55,14 +35,6 @@ def choose(
         why = f"strategy {strategy!r} as asked; on {how} it is {verdict} than a baseline"
         return strategy, why, {strategy: 1.0}
     best = min(score, key=score.get)
-    if guarded(score, mmd_p):
-        chosen = min(("none", "scratch"), key=score.get)
-        why = (
-            f"the baseline {chosen!r}: the target's data differ from the source's (MMD p = "
-            f"{mmd_p:.2g} < {GUARD_P:g}) and the best candidate ({best!r} {score[best]:.3g}) "
-            f"does not beat scratch by {GUARD_GAIN:g}x on {how} ({base})"
-        )
-        return chosen, why, {chosen: 1.0}
     w = {n: (score[best] / s) ** AVERAGE_POWER for n, s in score.items() if math.isfinite(s)}
     w = {n: x / sum(w.values()) for n, x in sorted(w.items(), key=lambda kv: -kv[1])}
     top = ", ".join(f"{n} {x:.2f}" for n, x in list(w.items())[:4])

@@ -10,9 +10,11 @@ import pandas as pd
 from .._data.metrics import nrmse
 from .._data.study import Study
 from .._fit import FitResult
-from .selection import GUARD_GAIN, guarded
 
-__all__ = ["Similarity", "anchor_sd", "mmd", "similarity"]
+__all__ = ["MIN_GAIN", "SHIFT_P", "Similarity", "anchor_sd", "likely_to_hurt", "mmd", "similarity"]
+
+SHIFT_P = 0.05  # the processes' data differ: MMD permutation p below this
+MIN_GAIN = 2.0  # the source's candidates must beat scratch's validation by this factor
 
 
 @dataclass(frozen=True)
@@ -31,7 +33,7 @@ class Similarity:
         mmd_p: permutation p-value of `mmd` (small: the processes differ).
         warning: why transfer is likely to hurt (the processes differ and no strategy
             using the source beats learning from scratch by
-            :data:`~.selection.GUARD_GAIN` on the target's validation; none beats it at
+            :data:`MIN_GAIN` on the target's validation; none beats it at
             all; or the requested one does worse than a baseline), or None.
     """
 
@@ -58,6 +60,24 @@ def anchor_sd(source: FitResult) -> dict[str, float]:
             if sd > 0:
                 out[row.name] = float(sd)
     return out
+
+
+def likely_to_hurt(score: dict[str, float], mmd_p: float) -> bool:
+    """Whether transfer is likely to hurt (the negative-transfer warning's first
+    condition): the target's data differ from the source's (MMD permutation p <
+    :data:`SHIFT_P`) and the best candidate does not beat ``scratch``'s relative
+    validation loss by :data:`MIN_GAIN` (``scratch`` < MIN_GAIN x best). With 1-3
+    batches a validation gain below 2x over a process that is not the source's is weak
+    evidence. On the transfer suite's unrelated targets at 2 batches it held on 6 of
+    the 6 draws it was set on and on 7 of 9 drawn after; on related ones on 4 of 29
+    (``benchmarks/results/selection.md``). MIN_GAIN is the smallest factor at which
+    it holds on every unrelated draw it was set on; chosen on the other families it is
+    2 for three held-out families and 1.5 for the fourth. ``auto`` does not fall back
+    on it: a fallback to the better validated baseline scored worse on the 9 later
+    unrelated draws than the average (worst 1.32 vs 1.28 of min(none, scratch),
+    geometric mean 1.02 vs 0.92)."""
+    best = min(score.values())
+    return bool(mmd_p < SHIFT_P) and score["scratch"] < MIN_GAIN * best
 
 
 def similarity(
@@ -94,15 +114,15 @@ def similarity(
     score = dict(zip(table["candidate"], table["validation"]))
     warning = None
     best_transfer = min(v for k, v in score.items() if k != "scratch")
-    if guarded(score, p_value):
+    if likely_to_hurt(score, p_value):
         warning = (
             f"negative transfer likely: the target's data differ from the source's (MMD p = "
             f"{p_value:.2g}) and nothing from the source beats learning from scratch by "
-            f"{GUARD_GAIN:g}x on the target's own validation (best {best_transfer:.4g}, "
+            f"{MIN_GAIN:g}x on the target's own validation (best {best_transfer:.4g}, "
             f"scratch {score['scratch']:.4g})"
         )
-        if chosen not in ("none", "scratch"):
-            warning += f"; the result is {chosen!r}: strategy 'auto' would fall back"
+        if chosen != "scratch":
+            warning += f"; the result is {chosen!r}"
     elif best_transfer >= score["scratch"]:
         warning = (
             "negative transfer likely: nothing from the source beats learning from scratch on "

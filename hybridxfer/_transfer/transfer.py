@@ -41,8 +41,8 @@ class TransferResult:
         fit: the transferred model as a fit result (``fit.model``, ``fit.members``;
             save it with :func:`hybridxfer.save_fit`).
         strategy: the strategy used (for ``auto``, the candidate whose model is the
-            result's: the best scored, whose predictions are averaged with the others',
-            or the baseline its guard falls back to; see :func:`transfer`).
+            result's: the best scored, whose predictions are averaged with the others';
+            see :func:`transfer`).
         candidates: per candidate (rows sorted by `validation`): its loss in each
             view: ``late``, on the late time points or valid batches (with folds, by
             a member trained on the early points), and ``fold1``... on each
@@ -114,7 +114,6 @@ def transfer(
     strategy: str = "auto",
     source_process: str | None = None,
     config: FitConfig | None = None,
-    guard: bool = True,
     progress: bool = True,
 ) -> TransferResult:
     """Transfer `source` to the target `process` of `study`.
@@ -140,10 +139,10 @@ def transfer(
     candidates' predictions weighted by (best score / score)^2
     (:attr:`FitResult.weights`; its ``model`` is the best candidate's, the model the
     twin runs and whose parameters are reported), calibrated on the same mean of
-    their held-out predictions. ``auto``'s guard: when the target's data differ from
-    the source's (MMD permutation p < 0.05) and no candidate beats ``scratch``'s
-    validation by 2x (:func:`~.selection.guarded`), the result is the better scored of
-    ``none`` and ``scratch``, alone, with a warning (:func:`~.selection.choose`).
+    their held-out predictions (:func:`~.selection.choose`). A warning says when
+    transfer is likely to hurt: the target's data differ from the source's (MMD
+    permutation p < 0.05) and no candidate beats ``scratch``'s validation by 2x
+    (:func:`~.similarity.likely_to_hurt`), or none beats it at all.
 
     The source's parameter intervals (``source.parameters``) scale ``l2sp``'s pull
     and the parameter distances; parameters without a finite interval are named in a
@@ -160,8 +159,6 @@ def transfer(
         config: fit settings (default: the source fit's, with at most :data:`STEPS`
             steps: candidates start from a fitted model, and the benchmark's
             accuracy is measured with this many).
-        guard: let ``auto`` fall back to a baseline when transfer is likely to hurt
-            (False: ``auto``'s rule regardless; the warning is given either way).
         progress: show a progress bar of the candidates' fit (tqdm.auto: in Jupyter
             too).
 
@@ -240,14 +237,12 @@ def transfer(
     relative = views / np.maximum(views.min(axis=0), 1e-300)
     table["validation"] = np.exp(np.log(relative).mean(axis=1))
     table["trained"] = [trained_values(source.model, plans[n]) for n in names]
-    shift = mmd(study, source_process, process)
-    chosen, reason, weights = choose(
-        strategy, table, len(folds), mmd_p=shift[1] if guard else np.nan
-    )
+    chosen, reason, weights = choose(strategy, table, len(folds))
     table["chosen"] = table["candidate"] == chosen
     table["weight"] = table["candidate"].map(weights).fillna(0.0)
     table = table.sort_values("validation", kind="stable").reset_index(drop=True)
     predicted = result.start_frame(index[probe, "full"])
+    shift = mmd(study, source_process, process)
     sim = similarity(source, fits, chosen, study, process, table, predicted, shift)
     if sim.warning:
         warnings.warn(f"transfer to {process!r}: {sim.warning}", stacklevel=2)

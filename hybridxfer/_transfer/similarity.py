@@ -121,15 +121,13 @@ def similarity(
             f"{MIN_GAIN:g}x on the target's own validation (best {best_transfer:.4g}, "
             f"scratch {score['scratch']:.4g})"
         )
-        if chosen != "scratch":
-            warning += f"; the result is {chosen!r}"
     elif best_transfer >= score["scratch"]:
         warning = (
             "negative transfer likely: nothing from the source beats learning from scratch on "
             f"the target's own validation (best {best_transfer:.4g}, "
             f"scratch {score['scratch']:.4g})"
         )
-        if chosen != "scratch":  # e.g. auto: within the tolerance, fewer values trained
+        if chosen != "scratch":  # a strategy asked for
             warning += f"; the result is {chosen!r} ({score[chosen]:.4g})"
     elif chosen not in ("none", "scratch") and score[chosen] >= min(
         score["none"], score["scratch"]
@@ -137,7 +135,7 @@ def similarity(
         warning = (
             f"strategy {chosen!r} does worse on validation ({score[chosen]:.4g}) than a "
             f"baseline (none {score['none']:.4g}, scratch {score['scratch']:.4g}); "
-            "strategy 'auto' would fall back"
+            "strategy 'auto' would weigh every candidate by its score"
         )
     return Similarity(zero, params, distance, statistic, p_value, warning)
 

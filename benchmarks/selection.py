@@ -51,7 +51,8 @@ worst cases 1.40 vs 1.75. On the unrelated targets its worst is 1.40 (pick 1.90)
 At n = 1 (14 cells, seed 0, run after that choice), ``auto`` as it then was (pick 0.2)
 scored median / worst 1.03 / 1.54 and ``average(2)`` with the guard 0.92 / 1.36; with
 the criterion written before the pichia cells existed (both lower: adopt), ``auto``
-averages with one batch too since 2026-12-07 (``--n 1``: ``selection-n1.md``).
+averages with one batch too since 2026-12-07 (``--n 1``: ``selection-n1.md``;
+without the guard, removed since, 0.91 / 1.36).
 
 Leave-one-family-out: for each family, each rule family's parameter is chosen on the
 *other* families (the lowest mean over their cells of log(rule / min(none, scratch));

@@ -22,7 +22,7 @@ def choose(strategy: str, table: pd.DataFrame, n_folds: int) -> tuple[str, str, 
     does, and their weighted mean errs less than any one of them
     (``benchmarks/results/selection.md``: b and the rule chosen by leave-one-family-out
     over four families at 2 batches; at 1 batch, on 14 cells run after, median / worst
-    0.92 / 1.36 of the better baseline against 1.03 / 1.54 for picking the candidate
+    0.91 / 1.36 of the better baseline against 1.03 / 1.54 for picking the candidate
     that trains the fewest values within 20% of the best score, auto's rule before).
     Any other strategy: itself, alone."""
     score = dict(zip(table["candidate"], table["validation"]))

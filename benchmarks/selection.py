@@ -35,7 +35,7 @@ be scored on every cell without training again:
   ratios both beat ``average(2)``'s) it scored worst 1.32 and geometric mean 1.02
   against the average's 1.28 and 0.92: the baseline it falls back to is itself
   chosen by a noisy validation. ``hx.transfer`` dropped the fallback and kept the
-  condition as its negative-transfer warning (on 7 of the 9 new draws).
+  condition as its negative-transfer warning (it held on 6 of the 9 new draws).
 
 With 7 ecoli cells (3 families, 27 cells) no rule was better than ``pick`` on every
 held-out family; ``average`` (b chosen on the others) led summed over them, and was to

@@ -69,7 +69,7 @@ def likely_to_hurt(score: dict[str, float], mmd_p: float) -> bool:
     validation loss by :data:`MIN_GAIN` (``scratch`` < MIN_GAIN x best). With 1-3
     batches a validation gain below 2x over a process that is not the source's is weak
     evidence. On the transfer suite's unrelated targets at 2 batches it held on 6 of
-    the 6 draws it was set on and on 7 of 9 drawn after; on related ones on 4 of 29
+    the 6 draws it was set on and on 6 of 9 drawn after; on related ones on 4 of 29
     (``benchmarks/results/selection.md``). MIN_GAIN is the smallest factor at which
     it holds on every unrelated draw it was set on; chosen on the other families it is
     2 for three held-out families and 1.5 for the fourth. ``auto`` does not fall back

@@ -11,7 +11,7 @@ from .._data.metrics import nrmse
 from .._data.study import Study
 from .._fit import FitResult
 
-__all__ = ["MIN_GAIN", "SHIFT_P", "Similarity", "anchor_sd", "likely_to_hurt", "mmd", "similarity"]
+__all__ = ["MIN_GAIN", "SHIFT_P", "Similarity", "anchor_sd", "likely_to_hurt", "similarity"]
 
 SHIFT_P = 0.05  # the processes' data differ: MMD permutation p below this
 MIN_GAIN = 2.0  # the source's candidates must beat scratch's validation by this factor
@@ -81,10 +81,10 @@ def likely_to_hurt(score: dict[str, float], mmd_p: float) -> bool:
 
 
 def similarity(
-    source, fits, chosen, study, process, table, predicted, shift: tuple[float, float]
+    source, fits, chosen, study, process, source_process, table, predicted
 ) -> Similarity:
     """The similarity report; `predicted`: the source model's predictions of the
-    target's batches (long table); `shift`: :func:`mmd` of source and target."""
+    target's batches (long table)."""
     target = study.select(process=process, split="train")
     predicted = predicted[predicted["batch"].isin(target.batch_names)]
     zero = nrmse(predicted, target.measurements).dropna()
@@ -110,7 +110,7 @@ def similarity(
     params = pd.DataFrame(rows, columns=["name", "unit", "source", "target", "distance"])
     known = params["distance"].dropna()
     distance = float(np.sqrt(np.mean(known**2))) if len(known) else np.nan
-    statistic, p_value = shift
+    mmd, p_value = _mmd(study, source_process, process)
     score = dict(zip(table["candidate"], table["validation"]))
     warning = None
     best_transfer = min(v for k, v in score.items() if k != "scratch")
@@ -137,10 +137,10 @@ def similarity(
             f"baseline (none {score['none']:.4g}, scratch {score['scratch']:.4g}); "
             "strategy 'auto' would weigh every candidate by its score"
         )
-    return Similarity(zero, params, distance, statistic, p_value, warning)
+    return Similarity(zero, params, distance, mmd, p_value, warning)
 
 
-def mmd(study: Study, a: str | None, b: str, permutations: int = 200) -> tuple[float, float]:
+def _mmd(study: Study, a: str | None, b: str, permutations: int = 200) -> tuple[float, float]:
     """MMD^2 between the observations of processes a and b (rows: time and every
     variable measured at that time, scaled by the pooled range), with a permutation p."""
     if a is None:

@@ -25,7 +25,7 @@ from .._fit import FitConfig, FitResult, Members, train
 from .._uncertainty.noise import with_noise
 from . import protocol
 from .selection import choose
-from .similarity import Similarity, anchor_sd, mmd, similarity
+from .similarity import Similarity, anchor_sd, similarity
 from .strategies import candidate_plans, starts_as_source, trained_values
 
 __all__ = ["STEPS", "TransferResult", "transfer"]
@@ -242,8 +242,7 @@ def transfer(
     table["weight"] = table["candidate"].map(weights).fillna(0.0)
     table = table.sort_values("validation", kind="stable").reset_index(drop=True)
     predicted = result.start_frame(index[probe, "full"])
-    shift = mmd(study, source_process, process)
-    sim = similarity(source, fits, chosen, study, process, table, predicted, shift)
+    sim = similarity(source, fits, chosen, study, process, source_process, table, predicted)
     if sim.warning:
         warnings.warn(f"transfer to {process!r}: {sim.warning}", stacklevel=2)
     return TransferResult(

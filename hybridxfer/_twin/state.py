@@ -25,8 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from jaxtyping import Array, Float
 
-from .._uncertainty.noise import chi2_quantile
-from .step import Z95_ONE_SIDED
+from .._uncertainty.noise import Z95_ONE_SIDED, chi2_quantile
 
 __all__ = ["Learned", "Record", "Snapshot"]
 

@@ -13,12 +13,11 @@ from jaxtyping import Array, Bool, Float
 
 from .._core.model import HybridModel
 from .._solve import Solver, integrate
-from .._uncertainty.noise import chi2_quantile
+from .._uncertainty.noise import Z95_ONE_SIDED, chi2_quantile
 
-__all__ = ["MAX_INFLATION", "Z95_ONE_SIDED", "System", "outputs", "step"]
+__all__ = ["MAX_INFLATION", "System", "outputs", "step"]
 
 MAX_INFLATION = 1e6  # of the predicted covariance at one update (its sd: x1000)
-Z95_ONE_SIDED = 1.6448536269514722  # the standard normal's 95% quantile
 
 
 class System(eqx.Module):

@@ -37,9 +37,11 @@ __all__ = [
     "scaled_residuals",
     "upper_mean_square",
     "with_noise",
+    "Z95_ONE_SIDED",
 ]
 
 FLOOR = 0.05
+Z95_ONE_SIDED = 1.6448536269514722  # the standard normal's 95% quantile
 CHUNK = 200  # a longer batch is taken in runs of this many points (eigh costs n^3)
 TAUS = np.geomspace(0.05, 200.0, 30)  # in median sampling intervals
 LAMBDAS = np.linspace(0.0, 1.0, 101)
@@ -144,4 +146,4 @@ def upper_mean_square(mean_square: float, n: int) -> float:
     ``n m / chi2_0.05(n)`` (:func:`chi2_quantile`): with few errors their mean square
     is itself uncertain, and what is subtracted from it (the noise) should not take the
     bound to 0 by chance."""
-    return mean_square * n / chi2_quantile(n, -1.6448536269514722)
+    return mean_square * n / chi2_quantile(n, -Z95_ONE_SIDED)

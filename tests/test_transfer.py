@@ -1,7 +1,9 @@
 """Transfer mechanics: what each strategy may change, the baselines, the choice,
 and the similarity measures. (Accuracy of transfer is measured by benchmarks/transfer.py.)"""
 
+import tempfile
 from dataclasses import replace
+from pathlib import Path
 
 import equinox as eqx
 import jax
@@ -14,6 +16,7 @@ import hybridxfer as hx
 from hybridxfer._fit import scheduler, train
 from hybridxfer._transfer import BASELINES, anchor_sd, candidate_plans
 from hybridxfer._transfer.similarity import _mmd
+from hybridxfer._uncertainty.bands import FLOOR
 from hybridxfer.demo import demo_model_path
 from tests.helpers import monod_model
 
@@ -201,10 +204,12 @@ def test_auto_chooses_among_all_candidates_in_one_fit(auto, study):
     assert len(auto.candidate_fits["scratch"].history) == CONFIG.steps
 
 
-def test_auto_from_one_batch_averages_too_and_its_band_says_it_is_within_batch(source, study):
+def test_auto_from_one_batch_averages_too_and_its_band_is_bounded_by_the_source(source, study):
     """One target batch (no folds): the late points are the only view; the result is the
-    weighted mean of every candidate, and its band, calibrated on late points alone,
-    says so."""
+    weighted mean of every candidate. Its band, calibrated on late points alone, is at
+    least as wide as the source's errors on the target batch (which it did not train
+    on): on each variable, the source's relative errors there lie within the band's
+    relative half-width at least 95% of the time."""
     one = study.select(batches=[b for b in study.batch_names if b != "B1"])
     result = hx.transfer(source, one, process="B", config=CONFIG)
     table = result.candidates
@@ -212,10 +217,26 @@ def test_auto_from_one_batch_averages_too_and_its_band_says_it_is_within_batch(s
     weight = (table["validation"].min() / table["validation"]) ** 2
     np.testing.assert_allclose(table["weight"], weight / weight.sum(), rtol=1e-12)
     target = study.select(process="B", split="test")
-    with pytest.warns(UserWarning, match="late time points of the training batches only"):
-        pred = hx.predict(result.fit, target)
+    with pytest.warns(UserWarning, match="at least as wide as the source model's errors"):
+        pred = hx.predict(result.fit, target, cover="measurement")
+    assert "at least as wide as the source's errors on the 1 target batch" in pred.attrs["band"]
     each = [hx.predict(result.candidate_fits[n], target)["value"] for n in table["candidate"]]
     np.testing.assert_allclose(pred["value"], table["weight"] @ np.array(each), rtol=1e-9)
+    # the source's errors on the target batch, by hand, against the band's half-width
+    trained = one.select(process="B", split="train")
+    seen = trained.measurements.query("time > 0")
+    sim = hx.simulate(source.model, trained, solver=CONFIG.solver)  # as it was scored
+    both = seen.merge(sim, on=["batch", "time", "variable"], suffixes=("", "_source"))
+    floor = FLOOR * seen.groupby("variable")["value"].agg(np.ptp)  # the band's scale floor
+    half = (pred["upper"] - pred["value"]) / (pred["value"].abs() + pred["variable"].map(floor))
+    for v, part in both.groupby("variable"):
+        error = (part["value"] - part["value_source"]).abs() / (
+            part["value_source"].abs() + floor[v]
+        )
+        q = half[pred["variable"] == v].median()
+        assert np.mean(error <= q * (1 + 1e-6)) >= 0.95, v
+    saved = hx.load_fit(hx.save_fit(result.fit, Path(tempfile.mkdtemp()) / "one"))
+    pd.testing.assert_frame_equal(saved.reference_calibration, result.fit.reference_calibration)
 
 
 def test_a_saved_transfer_keeps_its_record_and_its_report_shows_it(auto, tmp_path):

@@ -100,6 +100,11 @@ class FitResult:
             trained on, e.g. valid batches, late points or cross-validation folds); what
             prediction bands are calibrated on (:func:`hybridxfer.predict`). None for a
             model saved without it.
+        reference_calibration: as :attr:`calibration`, another model's predictions of
+            batches this fit trained on and that model did not: a transfer from one
+            batch keeps its source's (as is) of the target batch. Where
+            :attr:`calibration` holds no batch out whole, a band is at least as wide as
+            this model's errors on a batch it did not see. None: none kept.
         fitted: the training batches the model was fitted to (the parameter table's
             data); None for a fit read from a saved model.
         table: the parameter table as saved (:func:`hybridxfer.load_fit`); None for a
@@ -116,6 +121,7 @@ class FitResult:
     batch_parameters: pd.DataFrame | None = None
     weights: tuple[float, ...] | None = None
     calibration: pd.DataFrame | None = field(default=None, repr=False)
+    reference_calibration: pd.DataFrame | None = field(default=None, repr=False)
     fitted: Study | None = field(default=None, repr=False)
     table: pd.DataFrame | None = field(default=None, repr=False)
 
@@ -154,6 +160,11 @@ class FitResult:
             f"  bands calibrated on {held} held-out observations"
             if held
             else "  no held-out observations: no calibrated bands",
+            *(
+                ["  bands at least as wide as the source's errors on the target's batch"]
+                if self.reference_calibration is not None
+                else []
+            ),
         ]
         return "\n".join(lines)
 

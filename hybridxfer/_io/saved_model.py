@@ -2,29 +2,32 @@
 
 A saved model is a folder:
 
-========================  ==============================================================
-``model.toml``            the model file (:func:`hybridxfer.model_file.to_toml`) as
-                          declared (the fitted values: ``parameters.csv``), so that a
-                          loaded fit's ``model.declared()`` is the declared model and a
-                          transfer's ``scratch`` starts where the source's fit did
-``weights.eqx``           every member's arrays, best member first (equinox serialisation,
-                          never pickle): network weights, network input normalisation and
-                          the unconstrained free parameters; authoritative
-``normalisation.json``    each network's inputs with their mean and std (for reading)
-``parameters.csv``        the fitted parameters with their sd and 95% intervals
-``history.csv``           training losses: ``step, member, train, valid``
-``initial.csv``           initial state of each fitted batch: ``batch, variable, value``
-``batch_parameters.csv``  each fitted batch's value of the batch-varying parameters:
-                          ``batch, name, value`` (absent without any)
-``calibration.csv``       the model's predictions of the observations it was trained or
-                          scored on: ``batch, time, variable, measured, sd,
-                          predicted, heldout``, on which prediction bands are calibrated
-``meta.json``             format version, library versions, creation time, scores,
-                          the members' ``weights`` in a prediction (null: the best
-                          member's alone), fit settings, ``records``, ``files`` (the
-                          sha256 of every other file above) and ``sha256`` (of
-                          ``meta.json``'s own content)
-========================  ==============================================================
+==============================  ========================================================
+``model.toml``                  the model file (:func:`hybridxfer.model_file.to_toml`) as
+                                declared (the fitted values: ``parameters.csv``), so that a
+                                loaded fit's ``model.declared()`` is the declared model and a
+                                transfer's ``scratch`` starts where the source's fit did
+``weights.eqx``                 every member's arrays, best member first (equinox serialisation,
+                                never pickle): network weights, network input normalisation and
+                                the unconstrained free parameters; authoritative
+``normalisation.json``          each network's inputs with their mean and std (for reading)
+``parameters.csv``              the fitted parameters with their sd and 95% intervals
+``history.csv``                 training losses: ``step, member, train, valid``
+``initial.csv``                 initial state of each fitted batch: ``batch, variable, value``
+``batch_parameters.csv``        each fitted batch's value of the batch-varying parameters:
+                                ``batch, name, value`` (absent without any)
+``calibration.csv``             the model's predictions of the observations it was trained or
+                                scored on: ``batch, time, variable, measured, sd,
+                                predicted, heldout``, on which prediction bands are calibrated
+``reference_calibration.csv``   as ``calibration.csv``, another model's predictions of
+                                batches it did not train on (a transfer from one batch: its
+                                source's), a band's lower bound (absent without one)
+``meta.json``                   format version, library versions, creation time, scores,
+                                the members' ``weights`` in a prediction (null: the best
+                                member's alone), fit settings, ``records``, ``files`` (the
+                                sha256 of every other file above) and ``sha256`` (of
+                                ``meta.json``'s own content)
+==============================  ========================================================
 
 Integrity (format 2) is :mod:`hybridxfer._io.integrity`'s: the sha256 of every file
 in ``meta.json``, checked on loading against the very bytes parsed; atomic, exclusive
@@ -100,7 +103,8 @@ HISTORY, INITIAL = "history.csv", "initial.csv"
 NORMALISATION, PARAMETERS = "normalisation.json", "parameters.csv"
 REQUIRED = (MODEL, WEIGHTS, HISTORY, INITIAL, PARAMETERS)  # besides meta.json
 BATCH_PARAMETERS, CALIBRATION = "batch_parameters.csv", "calibration.csv"  # optional
-LISTED = (*REQUIRED, NORMALISATION, BATCH_PARAMETERS, CALIBRATION)  # in meta.json's files
+REFERENCE = "reference_calibration.csv"  # optional
+LISTED = (*REQUIRED, NORMALISATION, BATCH_PARAMETERS, CALIBRATION, REFERENCE)  # meta's files
 OWN = (META, *LISTED)  # written by save_fit
 UNLISTED_RECORDS = ("transfer.txt", "candidates.csv", "transfer.png")
 """Records written beside models saved before ``meta.json`` listed its records."""
@@ -160,6 +164,7 @@ def save_fit(result: FitResult, folder: str | os.PathLike) -> Path:
         INITIAL: result.initial.to_csv(index=False),
         BATCH_PARAMETERS: _csv(result.batch_parameters),
         CALIBRATION: _csv(result.calibration),
+        REFERENCE: _csv(result.reference_calibration),
     }
     try:
         with writer(folder, SavedModelError):
@@ -307,8 +312,9 @@ def load_fit(folder: str | os.PathLike) -> FitResult:
     batch_parameters = _read_optional(
         folder / BATCH_PARAMETERS, data, BATCH_PARAMETER_COLUMNS, dtype={"batch": str, "name": str}
     )
-    calibration = _read_optional(
-        folder / CALIBRATION, data, CALIBRATION_COLUMNS, dtype={"batch": str, "variable": str}
+    calibration, reference = (
+        _read_optional(folder / f, data, CALIBRATION_COLUMNS, dtype={"batch": str, "variable": str})
+        for f in (CALIBRATION, REFERENCE)
     )
     try:
         scores = tuple(float(s) for s in meta["scores"])
@@ -333,6 +339,7 @@ def load_fit(folder: str | os.PathLike) -> FitResult:
             batch_parameters=batch_parameters,
             weights=None if weights is None else tuple(float(w) for w in weights),
             calibration=calibration,
+            reference_calibration=reference,
         )
     except (TypeError, ValueError) as e:
         raise SavedModelError(f"{folder / META}: bad weights ({first_line(e)})") from None

@@ -22,6 +22,7 @@ import pandas as pd
 from .._core.model import HybridModel
 from .._data.study import Study, StudyError
 from .._fit import FitConfig, FitResult, Members, train
+from .._uncertainty.bands import unseen_batches
 from .._uncertainty.noise import with_noise
 from . import protocol
 from .selection import choose
@@ -245,8 +246,11 @@ def transfer(
     sim = similarity(source, fits, chosen, study, process, source_process, table, predicted)
     if sim.warning:
         warnings.warn(f"transfer to {process!r}: {sim.warning}", stacklevel=2)
+    fit = fits[chosen] if len(weights) == 1 else _averaged(fits, weights, source.calibration)
+    if "none" in fits and not unseen_batches(fit.calibration):  # one batch: the source's
+        fit = replace(fit, reference_calibration=fits["none"].calibration)  # errors bound a band
     return TransferResult(
-        fit=fits[chosen] if len(weights) == 1 else _averaged(fits, weights, source.calibration),
+        fit=fit,
         strategy=chosen,
         candidates=table,
         reason=reason,

@@ -26,10 +26,15 @@ do not count. States are concentrations and volumes: a band never goes below 0.
 Only batches held out whole (valid batches, cross-validation folds, a transfer's
 ``none``) show how a new batch differs from the ones trained on; the late points of
 training batches show the error of running on in time only. A fit calibrated on late
-points alone (one target batch, or no valid batches) gets bands that can be far too
-narrow for new batches (at 1 target batch, 0.00-0.99 coverage of the truth in the
-transfer suite, ``benchmarks/results/suite``): :func:`unseen_batches` counts them,
-and ``predict`` says so.
+points alone gets bands that can be far too narrow for new batches:
+:func:`unseen_batches` counts them, and ``predict`` says so. A transfer from one batch
+keeps its source's predictions of that batch (``reference_calibration``; the source
+did not train on it): its q_v is then at least the source's there. On 57 cells of the
+transfer suite at one batch (4 families, 3 seeds; ``benchmarks/results/bands_n1``) this
+took the 95% band's coverage of the truth from median 0.55 to 0.99 on the three
+families held out when the rule was chosen (cell-variables covered >= 0.90: 18% ->
+76%), at a median width of 0.42 of the truth's range (0.10 before): with one batch,
+a cautious band.
 """
 
 from __future__ import annotations

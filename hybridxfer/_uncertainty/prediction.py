@@ -34,7 +34,9 @@ def predict(
     train on (:mod:`hybridxfer._uncertainty.bands`): with ``cover="state"`` it holds
     the true state with probability `level`, with ``cover="measurement"`` a new
     measurement (the true state plus measurement noise). Variables the fit has no
-    held-out observations of get no band (NaN). A fit saved without its calibration
+    held-out observations of get no band (NaN). With no batch held out whole and a
+    :attr:`~hybridxfer.FitResult.reference_calibration` (a transfer from one batch), the
+    band is at least as wide as that reference's errors. A fit saved without its calibration
     falls back to the spread of its members, with a warning.
 
     Given models (an ensemble, best first), ``value`` is the first one's prediction
@@ -80,6 +82,12 @@ def _value(fit: FitResult, study: Study, times, solver: Solver) -> pd.DataFrame:
 
 def _calibrated(out: pd.DataFrame, fit: FitResult, level: float, cover: str) -> pd.DataFrame:
     widths = band_widths(fit.calibration, level, cover)
+    unseen = unseen_batches(fit.calibration)
+    reference = fit.reference_calibration
+    widened = not unseen and reference is not None
+    if widened:  # at least the reference model's error on a batch it did not see
+        q = band_widths(reference, level, cover)["q"].reindex(widths.index)
+        widths = widths.assign(q=np.fmax(widths["q"], q))
     value = out["value"].to_numpy(float)
     floor = out["variable"].map(widths["floor"]).to_numpy(float)
     half = out["variable"].map(widths["q"]).to_numpy(float) * (np.abs(value) + floor)
@@ -88,12 +96,24 @@ def _calibrated(out: pd.DataFrame, fit: FitResult, level: float, cover: str) -> 
     lower = np.where(state, np.maximum(lower, 0.0), lower)  # concentrations, volumes
     out = out.assign(lower=lower, upper=value + half)
     what = "true state" if cover == "state" else "new measurement"
-    unseen = unseen_batches(fit.calibration)
     out.attrs["band"] = (
         f"{level:.0%} band of the {what}, calibrated on {int(widths['heldout'].sum())} "
         f"observations the model was not trained on ({unseen} batches held out whole)"
+        + (
+            f"; at least as wide as the source's errors on the {unseen_batches(reference)} "
+            "target batch(es) it did not train on"
+            if widened
+            else ""
+        )
     )
-    if not unseen:
+    if widened:
+        warnings.warn(
+            "no batch held out whole: the band is at least as wide as the source model's "
+            "errors on the target batch, a cautious guess of how new batches differ; "
+            "transfer from 2 or more batches to calibrate it",
+            stacklevel=3,
+        )
+    elif not unseen:
         warnings.warn(
             "the band is calibrated on late time points of the training batches only (no "
             "batch held out whole): it does not show how new batches differ and may be "

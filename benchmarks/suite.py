@@ -21,11 +21,17 @@ was removed after them, ``selection.py``).
 
     PYTHONPATH=. python benchmarks/suite.py [--families ...] [--targets ...]
         [--ns 1 2 3 5 10] [--seeds 5] [--steps 200] [--source-steps 400]
-        [--out benchmarks/results/suite] [--report-only]
+        [--out benchmarks/results/suite] [--report-only] [--ray [ADDRESS] | --workers N]
+
+``--ray`` runs the cells as Ray tasks (``hx.run_many``'s backend; ADDRESS: a cluster,
+none: a local Ray), ``--workers N`` on a local pool of N processes; each worker fits
+the family's source once. Finished cells are kept under ``OUT/jobs`` as they end, so an
+interrupted run resumes; the cells are appended to the family's file in their order.
 """
 
 import argparse
 import datetime
+import functools
 import json
 import os
 import platform
@@ -42,6 +48,7 @@ import pandas as pd
 import scipy.optimize
 
 import hybridxfer as hx
+from hybridxfer._scale.run import run_rows
 
 try:
     import families
@@ -205,35 +212,70 @@ def per_target(fam, family, target, steps) -> dict:
     )
 
 
-def run_family(module: str, args) -> list[dict]:
+@functools.cache
+def _worker_setup(module: str, source_steps: int):
+    """The family module, its study and its source fit, once per process (a worker of
+    ``--ray`` or ``--workers`` fits the source itself: deterministic, and a saved one
+    would not do, see :func:`source_fit`)."""
     fam = families.load(module)
     family = fam.make_family(0)
+    return fam, family, source_fit(fam, family, source_steps)
+
+
+def cell_job(module: str, target: str, n: int, seed: int, steps: int, source_steps: int):
+    """One cell as a job of ``--ray`` / ``--workers``
+    (``hx.CallJob("benchmarks.suite:cell_job", ...)``)."""
+    fam, family, src = _worker_setup(module, source_steps)
+    return dict(kind="cell") | cell(fam, family, src, target, n, seed, steps)
+
+
+def run_family(module: str, args) -> list[dict]:
+    fam = families.load(module)
     out = args.out / f"suite-{module}.jsonl"
     done = [json.loads(line) for line in out.read_text().splitlines()] if out.exists() else []
     keys = {(r.get("kind"), r["target"], r.get("n"), r.get("seed")) for r in done}
-    src = source_fit(fam, family, args.source_steps)
     targets = args.targets or [*fam.RELATED_TARGETS, *fam.UNRELATED_TARGETS]
-    with out.open("a") as f:
-        for target in targets:
-            if ("target", target, None, None) not in keys:
-                row = dict(kind="target") | per_target(fam, family, target, args.steps)
-                f.write(json.dumps(row) + "\n")
-                f.flush()
-                done.append(row)
-                print(module, json.dumps(row), flush=True)
-            for n in args.ns:
-                for seed in range(args.seeds):
-                    if ("cell", target, n, seed) in keys:
-                        continue
-                    row = dict(kind="cell") | cell(fam, family, src, target, n, seed, args.steps)
-                    f.write(json.dumps(row) + "\n")
-                    f.flush()
-                    done.append(row)
-                    print(
-                        module,
-                        json.dumps({k: row[k] for k in ("target", "n", "seed", "chosen")}),
-                        flush=True,
-                    )
+    todo = [
+        (target, n, seed)
+        for target in targets
+        for n in args.ns
+        for seed in range(args.seeds)
+        if ("cell", target, n, seed) not in keys
+    ]
+
+    def append(row: dict) -> None:
+        with out.open("a") as f:
+            f.write(json.dumps(row) + "\n")
+        done.append(row)
+        shown = {k: row[k] for k in ("target", "n", "seed", "chosen") if k in row}
+        print(module, json.dumps(shown), flush=True)
+
+    _, family, src = _worker_setup(module, args.source_steps)
+    for target in targets:
+        if ("target", target, None, None) not in keys:
+            append(dict(kind="target") | per_target(fam, family, target, args.steps))
+    if args.backend == "serial":
+        for target, n, seed in todo:
+            append(dict(kind="cell") | cell(fam, family, src, target, n, seed, args.steps))
+        return done
+    jobs = [
+        hx.CallJob(
+            "benchmarks.suite:cell_job",
+            dict(module=module, target=t, n=n, seed=seed, steps=args.steps)
+            | dict(source_steps=args.source_steps),
+        )
+        for t, n, seed in todo
+    ]
+    rows, _ = run_rows(
+        jobs,
+        backend=args.backend,
+        out=args.out,  # each cell kept in OUT/jobs as it finishes: a rerun resumes
+        workers=args.workers,
+        address=args.ray or None,
+        progress=True,
+    )
+    for cell_rows in rows.values():
+        append(cell_rows[0])
     return done
 
 
@@ -302,7 +344,18 @@ def main() -> None:
     p.add_argument(
         "--report-only", action="store_true", help="write suite.md from the cells done so far"
     )
+    where = p.add_mutually_exclusive_group()
+    where.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="ADDRESS",
+        help="run the cells as Ray tasks (ADDRESS: a cluster; none: a local Ray)",
+    )
+    where.add_argument("--workers", type=int, default=None, help="a local pool of N processes")
     a = p.parse_args()
+    a.backend = "ray" if a.ray is not None else "processes" if a.workers else "serial"
     a.out.mkdir(parents=True, exist_ok=True)
     info = dict(platform=platform.platform(), cpu_count=os.cpu_count(), jax=jax.__version__)
     info |= dict(ns=a.ns, seeds=a.seeds, steps=a.steps, source_steps=a.source_steps)

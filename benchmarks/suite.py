@@ -327,6 +327,35 @@ def markdown(module: str, rows: list[dict], info: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def learning_curves(module: str, rows: list[dict], path: Path) -> None:
+    """One panel per target: median test NRMSE against n for auto, none, scratch and
+    the truth-refit reference, with scratch-10 and the noise floor as lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    table = summary(module, rows)
+    targets = list(dict.fromkeys(table["target"]))
+    fig, axes = plt.subplots(1, len(targets), figsize=(3 * len(targets), 3), squeeze=False)
+    for ax, target in zip(axes[0], targets):
+        part = table[table["target"] == target].sort_values("n")
+        for column, style in (("auto", "o-"), ("none", "s:"), ("scratch", "^:"), ("refit", "d--")):
+            ax.plot(part["n"], part[column], style, label=column.replace("refit", "truth-refit"))
+        ax.axhline(part["scratch10"].iloc[0], color="grey", lw=1, label="scratch-10")
+        ax.axhline(part["floor"].iloc[0], color="k", lw=0.8, ls="--", label="noise floor")
+        ax.set_title(target + ("" if part["related"].iloc[0] else " (unrelated)"))
+        ax.set_xlabel("target batches n")
+        ax.set_xticks(sorted(part["n"].unique()))
+        ax.set_yscale("log")
+    axes[0][0].set_ylabel("test NRMSE (median over seeds)")
+    axes[0][-1].legend(fontsize=7)
+    fig.suptitle(families.load(module).NAME)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def _ratio(a: float, b: float) -> str:
     """a / b to 2 decimals; "n/a" where b is not finite (a reference whose solve failed)."""
     return f"{a / b:.2f}" if np.isfinite(b) else "n/a"
@@ -376,6 +405,9 @@ def main() -> None:
         else:
             rows = run_family(module, a)
         parts.append(markdown(module, rows, info))
+        if any(r.get("kind") == "cell" for r in rows):
+            learning_curves(module, rows, a.out / f"suite-{module}.png")
+            parts.append(f"![learning curves](suite-{module}.png)\n")
     text = "\n".join(parts)
     (a.out / "suite.md").write_text(text)
     print(text)

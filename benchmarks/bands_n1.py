@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 import hybridxfer as hx
-from hybridxfer._uncertainty.bands import band_widths
+from hybridxfer._uncertainty.bands import band_widths, held_out_whole
 
 try:
     import families
@@ -52,14 +52,6 @@ RULES = {  # name: q from the transfer's (t), the source's (s) and none's (n) q
     "maxn": lambda t, s, n: max(t, n),
 }
 LEVEL = 0.95
-
-
-def whole_batches(calibration: pd.DataFrame) -> pd.DataFrame:
-    """The rows of the batches a calibration table holds out whole."""
-    rows = calibration[calibration["time"] > 0]
-    first = rows.groupby("batch")["time"].transform("min")
-    held = rows["heldout"].to_numpy(bool) & (rows["time"] == first).to_numpy()
-    return calibration[calibration["batch"].isin(set(rows.loc[held, "batch"]))]
 
 
 def cell(fam, family, src, q_source, target, seed, steps) -> dict | None:
@@ -107,7 +99,8 @@ def run_family(module: str, args) -> None:
     done = [json.loads(line) for line in out.read_text().splitlines()] if out.exists() else []
     keys = {(r["target"], r["seed"]) for r in done}
     src = suite.source_fit(fam, family, args.source_steps)
-    q_source = band_widths(whole_batches(src.calibration), LEVEL, "state")["q"].to_dict()
+    whole = src.calibration[src.calibration["batch"].isin(held_out_whole(src.calibration))]
+    q_source = band_widths(whole, LEVEL, "state")["q"].to_dict()
     with out.open("a") as f:
         for target in [*fam.RELATED_TARGETS, *fam.UNRELATED_TARGETS]:
             for seed in range(args.seeds):

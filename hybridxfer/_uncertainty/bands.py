@@ -46,7 +46,7 @@ import pandas as pd
 
 from .noise import FLOOR, measurement_sd, scaled_residuals, upper_mean_square
 
-__all__ = ["COVERS", "FLOOR", "band_widths", "unseen_batches"]
+__all__ = ["COVERS", "FLOOR", "band_widths", "held_out_whole", "unseen_batches"]
 
 COVERS = ("state", "measurement")
 
@@ -83,10 +83,15 @@ def band_widths(calibration: pd.DataFrame, level: float, cover: str) -> pd.DataF
     return pd.DataFrame.from_dict(rows, orient="index", columns=["floor", "q", "heldout"])
 
 
-def unseen_batches(calibration: pd.DataFrame) -> int:
-    """How many batches a calibration table holds out whole: held out at their first
-    time after 0 (the late points a fit holds out never include it)."""
+def held_out_whole(calibration: pd.DataFrame) -> set[str]:
+    """The batches a calibration table holds out whole: held out at their first time
+    after 0 (the late points a fit holds out never include it)."""
     rows = calibration[calibration["time"] > 0]
     first = rows.groupby("batch")["time"].transform("min")
     held = rows["heldout"].to_numpy(bool) & (rows["time"] == first).to_numpy()
-    return int(rows.loc[held, "batch"].nunique())
+    return set(rows.loc[held, "batch"])
+
+
+def unseen_batches(calibration: pd.DataFrame) -> int:
+    """How many batches a calibration table holds out whole (:func:`held_out_whole`)."""
+    return len(held_out_whole(calibration))

@@ -151,6 +151,7 @@ def _predict(args) -> None:
     result = hx.load_fit(args.model_dir)
     study = _selected(hx.read_study(args.study, units=result.model), args)
     pred = hx.predict(result, study, times=args.points, level=args.level, cover=args.cover)
+    band = pred.attrs.get("band", "no band")  # before the merge below, which drops attrs
     splits = study.batches.set_index("batch")
     pred.insert(1, "process", pred["batch"].map(splits["process"]))
     pred.insert(2, "split", pred["batch"].map(splits["split"]))
@@ -159,7 +160,6 @@ def _predict(args) -> None:
     pred = pred.merge(measured, on=keys, how="left")  # NaN where nothing was measured
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     pred.to_csv(args.out, index=False)
-    band = pred.attrs.get("band", "no band")
     print(f"wrote {args.out} ({len(study.batch_names)} batches; lower/upper: {band})")
 
 

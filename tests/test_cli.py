@@ -154,6 +154,7 @@ def test_fit_predict_report_transfer(tmp_path, capsys):
     assert "mu_max" in capsys.readouterr().out
     pred = tmp_path / "pred.csv"
     assert main(["predict", str(source), str(study), "--out", str(pred)]) == 0
+    assert "lower/upper: 95% band of the true state, calibrated on" in capsys.readouterr().out
     table = pd.read_csv(pred)
     assert set(table["batch"]) == {f"b{i}" for i in range(6)}
     measured = pd.DataFrame(rows, columns=["batch", "time", "variable", "measured"])

@@ -1,9 +1,7 @@
 """Transfer mechanics: what each strategy may change, the baselines, the choice,
 and the similarity measures. (Accuracy of transfer is measured by benchmarks/transfer.py.)"""
 
-import tempfile
 from dataclasses import replace
-from pathlib import Path
 
 import equinox as eqx
 import jax
@@ -204,7 +202,9 @@ def test_auto_chooses_among_all_candidates_in_one_fit(auto, study):
     assert len(auto.candidate_fits["scratch"].history) == CONFIG.steps
 
 
-def test_auto_from_one_batch_averages_too_and_its_band_is_bounded_by_the_source(source, study):
+def test_auto_from_one_batch_averages_too_and_its_band_is_bounded_by_the_source(
+    source, study, tmp_path
+):
     """One target batch (no folds): the late points are the only view; the result is the
     weighted mean of every candidate. Its band, calibrated on late points alone, is at
     least as wide as the source's errors on the target batch (which it did not train
@@ -235,7 +235,7 @@ def test_auto_from_one_batch_averages_too_and_its_band_is_bounded_by_the_source(
         )
         q = half[pred["variable"] == v].median()
         assert np.mean(error <= q * (1 + 1e-6)) >= 0.95, v
-    saved = hx.load_fit(hx.save_fit(result.fit, Path(tempfile.mkdtemp()) / "one"))
+    saved = hx.load_fit(hx.save_fit(result.fit, tmp_path / "one"))
     pd.testing.assert_frame_equal(saved.reference_calibration, result.fit.reference_calibration)
 
 

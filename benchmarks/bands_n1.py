@@ -173,7 +173,7 @@ def main() -> None:
     text = "\n".join(
         [
             "# Bands after a transfer from one batch\n",
-            __doc__.split("\n\n")[1].replace("\n", " ") + "\n",
+            "\n\n".join(__doc__.split("\n\n")[1:4]) + "\n",
             f"Families {', '.join(rows)}; seeds {a.seeds}; {a.steps} steps; the 95% state "
             "band's coverage of the truth over cells x scored variables.\n",
             markdown_table(table),

@@ -52,7 +52,6 @@ editing their values in ``model.toml`` has no effect (fixed ones are read from i
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import importlib.metadata
 import io
@@ -71,7 +70,6 @@ import pandas as pd
 from .._core.model import HybridModel
 from .._fit import FitConfig, FitResult
 from .._fit.checkpoint import writer
-from .._solve import Solver
 from .integrity import (
     FORMAT_VERSION,
     MAX_META_BYTES,
@@ -87,7 +85,7 @@ from .integrity import (
     write_meta,
 )
 from .model_file import ModelFileError, parse_model, to_toml
-from .names import solver_from_dict, solver_to_dict
+from .settings import settings_from_dict, settings_to_dict
 
 __all__ = [
     "FORMAT_VERSION",
@@ -191,7 +189,7 @@ def save_fit(result: FitResult, folder: str | os.PathLike) -> Path:
                 scores=[float(s) for s in result.scores],
                 weights=None if result.weights is None else [float(w) for w in result.weights],
                 process=result.process,
-                config=_to_dict(result.config),
+                config=settings_to_dict(result.config),
                 records=[],
                 files=files,
             )
@@ -318,7 +316,7 @@ def load_fit(folder: str | os.PathLike) -> FitResult:
     )
     try:
         scores = tuple(float(s) for s in meta["scores"])
-        config = _from_dict(FitConfig, meta["config"])
+        config = settings_from_dict(FitConfig, meta["config"])
     except (KeyError, TypeError, ValueError) as e:
         raise SavedModelError(f"{folder / META}: bad scores or config ({first_line(e)})") from None
     if len(scores) != meta["members"]:
@@ -394,42 +392,6 @@ def _read_table(path: Path, data: bytes, columns: tuple[str, ...], dtype=None) -
     if missing:
         raise SavedModelError(f"{path}: missing column(s) {missing}, expected {list(columns)}")
     return frame
-
-
-def _to_dict(config) -> dict:
-    """A dataclass as JSON-ready settings, the inverse of :func:`_from_dict`: a
-    :class:`~hybridxfer.Solver` as its named settings (:func:`solver_to_dict`), nested
-    dataclasses as objects."""
-    out = {}
-    for f in dataclasses.fields(config):
-        v = getattr(config, f.name)
-        if isinstance(v, Solver):
-            v = solver_to_dict(v)
-        elif dataclasses.is_dataclass(v):
-            v = _to_dict(v)
-        out[f.name] = v
-    return out
-
-
-def _from_dict(cls, d: Mapping):
-    """A dataclass from :func:`_to_dict` output read back from JSON: a Solver from its
-    named settings, nested dataclasses rebuilt, lists made tuples, unknown keys ignored."""
-    if not isinstance(d, Mapping):
-        raise TypeError(f"{cls.__name__} must be a JSON object, not {type(d).__name__}")
-    kwargs = {}
-    for f in dataclasses.fields(cls):
-        if f.name not in d:
-            continue
-        v = d[f.name]
-        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
-        if isinstance(default, Solver):
-            v = solver_from_dict(v)
-        elif dataclasses.is_dataclass(default):
-            v = _from_dict(type(default), v)
-        elif isinstance(v, list):
-            v = tuple(v)
-        kwargs[f.name] = v
-    return cls(**kwargs)
 
 
 # ----------------------------------------------------------------------- helpers

@@ -1,0 +1,236 @@
+"""Benchmark: the fit's defaults, chosen by measurement (issue 29, item 3).
+
+Each setting of :class:`hybridxfer.FitConfig` that a user leaves at its default (steps,
+learning rate, weight decay, early-stopping patience, members) and the choice of what
+validates the fit are varied one at a time from today's defaults, on several tasks
+that are not one data set:
+
+- ``peer``: the peer task of ``benchmarks/peers.py`` (the built-in CHO model, process
+  A's 8 train and 2 valid batches, 10 held-out test batches; Xv, Glc, Lac, P scored);
+- each process family of the transfer suite (``benchmarks/families``): its source
+  process with 8 train, 2 valid and 6 test batches (drawn with seed 0), the family's
+  hybrid model (the one a user would write), its scored variables.
+
+Validation variants: ``valid`` (the default: the 2 valid batches steer early stopping
+and the returned step), ``late`` (the valid batches trained on too; the latest 25% of
+each batch's points steer, the default when a study has no valid batches) and ``all``
+(every batch and point trained on, to the last step: the peer's way). Score: test NRMSE
+(RMSE / range of the measured values) of the scored variables, their mean, the fit's
+wall time (warm: each task's fit is compiled once first) and steps run. Rows are
+appended to ``OUT/defaults.jsonl`` as they end; a rerun skips those done.
+``--report-only`` writes ``defaults.json`` and ``.md``: per setting, the ratio of its
+test NRMSE (and time) to the default's on the same task and seed; the median over seeds
+per task, and over tasks, beside a leave-one-task-out check: the setting the other
+tasks favour, and how it does on the one left out.
+
+    PYTHONPATH=. python benchmarks/defaults.py [--tasks peer cho_glutamine ...]
+        [--seeds 2] [--settings ...] [--out benchmarks/results/defaults] [--report-only]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import functools
+import json
+import platform
+import time
+import warnings
+from dataclasses import replace
+from pathlib import Path
+
+import jax
+import numpy as np
+import pandas as pd
+
+import hybridxfer as hx
+from hybridxfer.demo import demo_model_path
+
+try:
+    import families
+    from peers import VARIABLES, task_studies
+except ImportError:  # imported as benchmarks.defaults
+    from benchmarks import families
+    from benchmarks.peers import VARIABLES, task_studies
+
+DEFAULT = hx.FitConfig()
+# one change at a time from the defaults, most telling first: (name, config changes,
+# validation variant)
+SETTINGS = {
+    "default": ({}, "valid"),
+    "all points, to the end": ({}, "all"),
+    "late points steer": ({}, "late"),
+    "steps 500": (dict(steps=500), "valid"),
+    "steps 3000": (dict(steps=3000), "valid"),
+    "no early stop": (dict(patience=10**9), "valid"),
+    "patience 100": (dict(patience=100), "valid"),
+    "learning rate 3e-3": (dict(learning_rate=3e-3), "valid"),
+    "learning rate 3e-2": (dict(learning_rate=3e-2), "valid"),
+    "weight decay 0": (dict(weight_decay=0.0), "valid"),
+    "weight decay 1e-4": (dict(weight_decay=1e-4), "valid"),
+    "members 4": (dict(members=4), "valid"),
+}
+
+
+@functools.cache
+def task(name: str) -> tuple[hx.HybridModel, hx.Study, hx.Study, tuple[str, ...]]:
+    """(model, fitted study, test study, scored variables) of a task."""
+    if name == "peer":
+        fitted, test, _ = task_studies()
+        return hx.load_model(demo_model_path()), fitted, test, VARIABLES
+    fam = families.load(name)
+    study = fam.make_family(0, {fam.SOURCE: (8, 2, 6)})
+    fitted = study.select(split=["train", "valid"])
+    return fam.hybrid_model(), fitted, study.select(split="test"), tuple(fam.SCORED)
+
+
+def validated(study: hx.Study, variant: str) -> tuple[hx.Study, hx.Validation]:
+    """The study as fitted and the validation of a variant (see the module's text)."""
+    if variant == "valid":
+        return study, hx.Validation()
+    batches = study.batches.assign(split="train")
+    every = hx.study_from_frames(study.measurements, study.inputs, batches, name=study.name)
+    return every, hx.Validation(all_points=variant == "all")
+
+
+@functools.cache
+def warmed(name: str) -> None:
+    """Compile a task's fit once per process (a 2-step fit), so that every timed fit
+    runs warm (``members 4`` compiles its own step: its time includes that)."""
+    model, fitted, _, _ = task(name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        hx.fit(model, fitted, config=replace(DEFAULT, steps=2), progress=False)
+
+
+def run_one(name: str, setting: str, seed: int) -> dict:
+    warmed(name)
+    model, fitted, test, scored = task(name)
+    changes, variant = SETTINGS[setting]
+    config = replace(DEFAULT, seed=seed, **changes)
+    study, validation = validated(fitted, variant)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        t0 = time.perf_counter()
+        fit = hx.fit(model, study, config=config, validation=validation, progress=False)
+        seconds = time.perf_counter() - t0
+        e = hx.nrmse(hx.predict(fit, test), test.measurements)
+    row = dict(task=name, setting=setting, seed=seed, seconds=seconds)
+    row["steps_run"] = int(fit.history["step"].max())
+    row["nrmse"] = {v: float(e[v]) for v in scored}
+    row["mean"] = float(np.mean(list(row["nrmse"].values())))
+    return row
+
+
+def table(rows: list[dict]) -> pd.DataFrame:
+    """Per task, setting and seed: the mean test NRMSE and time as ratios to the
+    default's on the same task and seed."""
+    df = pd.DataFrame(rows)
+    base = df[df["setting"] == "default"].set_index(["task", "seed"])
+    df = df.join(base[["mean", "seconds"]], on=["task", "seed"], rsuffix="_default")
+    df["nrmse_ratio"] = df["mean"] / df["mean_default"]
+    df["time_ratio"] = df["seconds"] / df["seconds_default"]
+    return df.dropna(subset=["nrmse_ratio"])
+
+
+def leave_one_task_out(per_task: pd.DataFrame) -> list[dict]:
+    """For each task: the setting with the lowest median NRMSE ratio over the *other*
+    tasks, and its ratio on the task left out (1.0: the default itself)."""
+    out = []
+    for left in per_task.columns:
+        others = per_task.drop(columns=left).median(axis=1)
+        pick = others.idxmin()
+        out.append(
+            dict(left_out=left, pick=pick, others=others[pick], on_left=per_task.at[pick, left])
+        )
+    return out
+
+
+def markdown(df: pd.DataFrame, info: dict) -> str:
+    per_task = df.pivot_table(
+        index="setting", columns="task", values="nrmse_ratio", aggfunc="median"
+    )
+    per_task = per_task.reindex([s for s in SETTINGS if s in per_task.index])
+    time_ratio = df.groupby("setting")["time_ratio"].median()
+    steps = df.groupby("setting")["steps_run"].median()
+    seeds = df.groupby("task")["seed"].nunique()
+    tasks = list(per_task.columns)
+    lines = [
+        "# The fit's defaults, by measurement",
+        "",
+        __doc__.split("\n\n")[1].replace("\n", " "),
+        "",
+        f"Machine: {info['machine']}, jax {info['jax']}, {info['date']}. Defaults: steps "
+        f"{DEFAULT.steps}, learning rate {DEFAULT.learning_rate:g}, weight decay "
+        f"{DEFAULT.weight_decay:g}, patience {DEFAULT.patience}, members {DEFAULT.members}. "
+        "Seeds (network initialisation) per task: "
+        + ", ".join(f"{t} {seeds[t]}" for t in tasks)
+        + ".",
+        "",
+        "Test NRMSE (mean of the scored variables) / the default's on the same task and "
+        "seed, median over seeds; below 1 is better. Time: fit wall time / the default's, "
+        "median over every task and seed (2 shared cores: ±20%).",
+        "",
+        "| setting | " + " | ".join(tasks) + " | median | time | steps run |",
+        "|---|" + "---:|" * (len(tasks) + 3),
+    ]
+    for s, r in per_task.iterrows():
+        cells = " | ".join("" if np.isnan(r[t]) else f"{r[t]:.2f}" for t in tasks)
+        lines.append(f"| {s} | {cells} | {r.median():.2f} | {time_ratio[s]:.2f} | {steps[s]:.0f} |")
+    base = df[df["setting"] == "default"].groupby("task")["mean"].median()
+    lines += [
+        "",
+        "The default's test NRMSE: " + ", ".join(f"{t} {base[t]:.4f}" for t in tasks) + ".",
+    ]
+    complete = per_task.dropna()
+    if len(tasks) > 1 and len(complete):
+        lines += [
+            "",
+            "Leave one task out: the setting with the lowest median ratio on the other "
+            "tasks, and its ratio on the one left out.",
+            "",
+            "| left out | the others' pick | median on the others | on the one left out |",
+            "|---|---|---:|---:|",
+        ]
+        for r in leave_one_task_out(complete):
+            lines.append(
+                f"| {r['left_out']} | {r['pick']} | {r['others']:.2f} | {r['on_left']:.2f} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--tasks", nargs="+", default=["peer", *families.available()[1:]])
+    p.add_argument("--seeds", type=int, default=2)
+    p.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
+    p.add_argument("--out", type=Path, default=Path("benchmarks/results/defaults"))
+    p.add_argument("--report-only", action="store_true")
+    args = p.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / "defaults.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    done = {(r["task"], r["setting"], r["seed"]) for r in rows}
+    if not args.report_only:
+        for seed in range(args.seeds):
+            for name in args.tasks:
+                for setting in args.settings:
+                    if (name, setting, seed) in done:
+                        continue
+                    row = run_one(name, setting, seed)
+                    print(f"{name} {setting!r} {seed}: {row['mean']:.4f}, {row['seconds']:.0f} s")
+                    with path.open("a") as f:
+                        f.write(json.dumps(row) + "\n")
+                    rows.append(row)
+    info = dict(
+        machine=f"{platform.platform()}, {jax.device_count()} device(s)",
+        jax=jax.__version__,
+        date=datetime.datetime.now().isoformat(timespec="seconds"),
+    )
+    df = table(rows)
+    (args.out / "defaults.json").write_text(json.dumps(dict(info=info, rows=rows), indent=1))
+    (args.out / "defaults.md").write_text(markdown(df, info))
+
+
+if __name__ == "__main__":
+    main()

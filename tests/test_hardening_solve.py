@@ -1,6 +1,7 @@
 """Issue 28, failing solves: a NaN made by the model's equations is reported as such,
 quickly, naming the batch, the time where the solve failed (not the next output time)
-and the rate; a fit whose every member's step is rejected stops at once.
+and the rate; a fit whose every member's step is rejected stops at once (after its first
+step, keeping each member's best values).
 
 The reference: zero-order consumption S' = -k, S(0) = 10, k = 1/h, so S(t) = 10 - t,
 and a rate ``q = k * (1 + 0 * log(S - 2))`` that is NaN exactly when S < 2: from
@@ -115,6 +116,24 @@ def test_a_fit_whose_every_step_is_rejected_stops_at_the_first():
     assert "rate(s) q, growth" in message and "a rejected step changes nothing" in message
     t = float(message.split("non-finite value at t=")[1].split(":")[0])
     assert T_STAR < t <= T_STAR + 5.0 / GRID**ZOOMS
+
+
+def test_a_fit_rejected_later_keeps_what_it_learnt():
+    # from k = 0.5 towards the data's k = 1: once k > 8/15, batch 'bad' (S(0) = 10)
+    # crosses S = 2 before t = 15 and every step is rejected; the fit keeps its best k
+    model, study = _model(2.0, k=0.5), _study()
+    config = FitConfig(steps=60, members=1, solver=SOLVER, learning_rate=0.05, warmup=1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = fit(model, study, config=config, plan=hx.Plan(from_declared=True), progress=False)
+    stops = [str(w.message) for w in caught if "every member's step was rejected" in str(w.message)]
+    assert len(stops) == 1 and "keeps each member's best values so far" in stops[0]
+    assert "batch 'bad'" in stops[0] and "rate(s) q, growth" in stops[0]
+    last = int(result.history["step"].max())
+    assert 1 < last < config.steps and stops[0].startswith(f"fit step {last}:")
+    k = float(result.model.parameter_values()["k"])  # towards 1, still finite on "bad"
+    assert 0.5 < k < 8 / 15
+    assert np.isfinite(np.asarray(hx.simulate(result.model, study)["value"])).all()
 
 
 def test_a_member_left_behind_is_warned_about_once_and_the_others_go_on():

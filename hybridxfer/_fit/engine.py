@@ -11,11 +11,13 @@ the fitted model; all members form an ensemble for prediction bands.
 A step whose loss or gradient is not finite is rejected for that member: its values
 and optimiser state stay, so its next step would be the same step, rejected again.
 The member is reported once, with the batch, time and rate that went bad
-(:mod:`.diagnosis`), and left behind; a step that every member rejects stops the fit
-at once with that diagnosis, and so, before any step is compiled, do equations that
-are not finite at every member's start. With a checkpoint folder (one writer at a
-time: :func:`.checkpoint.writer`), the state is saved every `checkpoint_every` steps
-and a restarted fit resumes from it to the same result (:mod:`.checkpoint`).
+(:mod:`.diagnosis`), and left behind. A step that every member rejects stops the fit
+at once with that diagnosis: with an error at the first step (and before any step is
+compiled, for equations that are not finite at every member's start), later with a
+warning, keeping what each member learnt (its best values so far). With a checkpoint
+folder (one writer at a time: :func:`.checkpoint.writer`), the state is saved every
+`checkpoint_every` steps and a restarted fit resumes from it to the same result
+(:mod:`.checkpoint`).
 """
 
 from __future__ import annotations
@@ -184,8 +186,10 @@ def fit(
     Raises:
         StudyError: no training batches, or data the model cannot use.
         FitError: every member's equations are not finite at the start, or every
-            member's step was rejected (a non-finite loss or gradient), naming the
-            batch, time and rate; another fit holds the checkpoint folder.
+            member's first step was rejected (a non-finite loss or gradient), naming
+            the batch, time and rate (a later step that every member rejects stops the
+            fit with a warning, keeping each member's best values); another fit holds
+            the checkpoint folder.
     """
     plans = [plan] * config.members if isinstance(plan, Plan) else list(plan)
     validations = (
@@ -303,11 +307,13 @@ def _train(
                         step0 = losses, scheduler.join([o[3] for o in outs], groups)
                     n += 1
                     history += [(n, r, *losses[r]) for r in range(len(members))]
+                    best = min(np.asarray(p.best_valid).min() for p, _ in parts)
                     if not finite.all():
                         params = scheduler.join([p.params for p, _ in parts], groups)
-                        _rejected(params, data, names, finite, left, n, config.solver)
+                        found = n > 1 and bool(np.isfinite(best))  # a fitted value
+                        if _rejected(params, data, names, finite, left, n, config.solver, found):
+                            break
                     bar.update(1)
-                    best = min(np.asarray(p.best_valid).min() for p, _ in parts)
                     bar.set_postfix(train=f"{losses[:, 0].min():.4g}", valid=f"{best:.4g}")
                     if folder is not None and n % config.checkpoint_every == 0:
                         state = scheduler.join([p for p, _ in parts], groups)
@@ -361,17 +367,25 @@ def _setup(model: HybridModel, study: Study, process, members):
     return study, data, variable_scales(data, mask, model.variable_names)
 
 
-def _rejected(params, data, names, finite: np.ndarray, left: set, n: int, solver) -> None:
-    """Stop the fit if no member's step `n` was finite; else warn once about each member
-    newly left behind (a rejected step changes nothing: it would be repeated)."""
+def _rejected(
+    params, data, names, finite: np.ndarray, left: set, n: int, solver, found: bool
+) -> bool:
+    """Warn once about each member newly left behind by a rejected step `n` (it changes
+    nothing: it would be repeated). True if no member's step was finite: the fit stops,
+    with a warning, keeping each member's best values so far; `found`: some member has
+    moved and has a finite validation loss. Raises FitError if none has (e.g. at the
+    first step: the stiff-solver fallback's cue)."""
     if not finite.any():
         failure = rejection(params, data, names, 0, solver)
-        raise FitError(
-            f"fit step {n}: every member's step was rejected: {_why(failure)} (a rejected "
-            "step changes nothing; the fit stops)",
-            failure,
-            n,
+        what = f"fit step {n}: every member's step was rejected: {_why(failure)}"
+        if not found:
+            raise FitError(f"{what} (a rejected step changes nothing; the fit stops)", failure, n)
+        warnings.warn(
+            f"{what}; the fit stops here (a rejected step changes nothing) and keeps each "
+            "member's best values so far",
+            stacklevel=4,
         )
+        return True
     for r in np.flatnonzero(~finite):
         if int(r) not in left:
             left.add(int(r))
@@ -380,6 +394,7 @@ def _rejected(params, data, names, finite: np.ndarray, left: set, n: int, solver
                 f"fit step {n}, member {r}: step rejected, the member is left at its values: {why}",
                 stacklevel=4,
             )
+    return False
 
 
 def _why(failure: SolveFailure | None) -> str:

@@ -16,12 +16,14 @@ and the returned step), ``late`` (the valid batches trained on too; the latest 2
 each batch's points steer, the default when a study has no valid batches) and ``all``
 (every batch and point trained on, to the last step: the peer's way). Score: test NRMSE
 (RMSE / range of the measured values) of the scored variables, their mean, the fit's
-wall time (warm: each task's fit is compiled once first) and steps run. Rows are
-appended to ``OUT/defaults.jsonl`` as they end; a rerun skips those done.
+wall time (warm: each task's fit is compiled once first) and steps run.
+
+Rows are appended to ``OUT/defaults.jsonl`` as they end; a rerun skips those done.
 ``--report-only`` writes ``defaults.json`` and ``.md``: per setting, the ratio of its
-test NRMSE (and time) to the default's on the same task and seed; the median over seeds
-per task, and over tasks, beside a leave-one-task-out check: the setting the other
-tasks favour, and how it does on the one left out.
+test NRMSE (and time) to the default's on the same task and seed, the median over seeds
+per task and over tasks; the rule that decides whether a setting replaces a default
+(:func:`adopted`), and a leave-one-task-out check of it: its choice on the other tasks,
+and how that does on the one left out.
 
     PYTHONPATH=. python benchmarks/defaults.py [--tasks peer cho_glutamine ...]
         [--seeds 2] [--settings ...] [--out benchmarks/results/defaults] [--report-only]
@@ -126,39 +128,59 @@ def table(rows: list[dict]) -> pd.DataFrame:
     """Per task, setting and seed: the mean test NRMSE and time as ratios to the
     default's on the same task and seed."""
     df = pd.DataFrame(rows)
-    base = df[df["setting"] == "default"].set_index(["task", "seed"])
-    df = df.join(base[["mean", "seconds"]], on=["task", "seed"], rsuffix="_default")
+    base = df[df["setting"] == "default"][["task", "seed", "mean", "seconds"]]
+    df = df.merge(base, on=["task", "seed"], suffixes=("", "_default"))
     df["nrmse_ratio"] = df["mean"] / df["mean_default"]
     df["time_ratio"] = df["seconds"] / df["seconds_default"]
-    return df.dropna(subset=["nrmse_ratio"])
+    return df
 
 
-def leave_one_task_out(per_task: pd.DataFrame) -> list[dict]:
-    """For each task: the setting with the lowest median NRMSE ratio over the *other*
-    tasks, and its ratio on the task left out (1.0: the default itself)."""
+def adopted(nrmse: pd.DataFrame, seconds: pd.DataFrame) -> str:
+    """The rule, fixed before the families' rows were seen: a setting replaces the
+    default if, over the tasks (columns; per-task medians over seeds of the ratios to
+    the default), it is (a) better: median <= 0.97 and no task above 1.05, or (b)
+    cheaper: no task above 1.03, median <= 1.00 and median time <= 0.7; the best such
+    by median ratio, then time. Only settings measured on every task compete."""
+    done = nrmse.dropna().index
+    r, t = nrmse.loc[done], seconds.loc[done]
+    better = (r.median(axis=1) <= 0.97) & (r.max(axis=1) <= 1.05)
+    cheaper = (r.max(axis=1) <= 1.03) & (r.median(axis=1) <= 1.0) & (t.median(axis=1) <= 0.7)
+    ok = (better | cheaper) & (r.index != "default")
+    if not ok.any():
+        return "default"
+    keys = pd.DataFrame({"r": r.median(axis=1), "t": t.median(axis=1)})[ok]
+    return keys.sort_values(["r", "t"]).index[0]
+
+
+def leave_one_task_out(nrmse: pd.DataFrame, seconds: pd.DataFrame) -> list[dict]:
+    """For each task: the rule's choice (:func:`adopted`) on the *other* tasks, and its
+    ratio on the task left out (NaN: not measured there)."""
     out = []
-    for left in per_task.columns:
-        others = per_task.drop(columns=left).median(axis=1)
-        pick = others.idxmin()
-        out.append(
-            dict(left_out=left, pick=pick, others=others[pick], on_left=per_task.at[pick, left])
-        )
+    for left in nrmse.columns:
+        pick = adopted(nrmse.drop(columns=left), seconds.drop(columns=left))
+        out.append(dict(left_out=left, pick=pick, on_left=nrmse.at[pick, left]))
     return out
 
 
+def _flat(paragraph: str) -> str:
+    """A docstring's paragraph as one Markdown line per list item."""
+    items = paragraph.split("\n- ")
+    return "\n".join(("- " if k else "") + " ".join(p.split()) for k, p in enumerate(items))
+
+
 def markdown(df: pd.DataFrame, info: dict) -> str:
-    per_task = df.pivot_table(
-        index="setting", columns="task", values="nrmse_ratio", aggfunc="median"
-    )
-    per_task = per_task.reindex([s for s in SETTINGS if s in per_task.index])
-    time_ratio = df.groupby("setting")["time_ratio"].median()
+    def per_task(column):
+        wide = df.pivot_table(index="setting", columns="task", values=column, aggfunc="median")
+        return wide.reindex([s for s in SETTINGS if s in wide.index])
+
+    nrmse, seconds = per_task("nrmse_ratio"), per_task("time_ratio")
     steps = df.groupby("setting")["steps_run"].median()
     seeds = df.groupby("task")["seed"].nunique()
-    tasks = list(per_task.columns)
+    tasks = list(nrmse.columns)
     lines = [
         "# The fit's defaults, by measurement",
         "",
-        __doc__.split("\n\n")[1].replace("\n", " "),
+        "\n\n".join(_flat(p) for p in __doc__.split("\n\n")[1:4]),
         "",
         f"Machine: {info['machine']}, jax {info['jax']}, {info['date']}. Defaults: steps "
         f"{DEFAULT.steps}, learning rate {DEFAULT.learning_rate:g}, weight decay "
@@ -168,34 +190,33 @@ def markdown(df: pd.DataFrame, info: dict) -> str:
         + ".",
         "",
         "Test NRMSE (mean of the scored variables) / the default's on the same task and "
-        "seed, median over seeds; below 1 is better. Time: fit wall time / the default's, "
-        "median over every task and seed (2 shared cores: ±20%).",
+        "seed, median over seeds; below 1 is better; empty: not run. Time: fit wall time / "
+        "the default's, median over the tasks (2 shared cores: +-20%). Steps run: median.",
         "",
         "| setting | " + " | ".join(tasks) + " | median | time | steps run |",
         "|---|" + "---:|" * (len(tasks) + 3),
     ]
-    for s, r in per_task.iterrows():
+    for s, r in nrmse.iterrows():
         cells = " | ".join("" if np.isnan(r[t]) else f"{r[t]:.2f}" for t in tasks)
-        lines.append(f"| {s} | {cells} | {r.median():.2f} | {time_ratio[s]:.2f} | {steps[s]:.0f} |")
+        time_ratio = seconds.loc[s].median()
+        lines.append(f"| {s} | {cells} | {r.median():.2f} | {time_ratio:.2f} | {steps[s]:.0f} |")
     base = df[df["setting"] == "default"].groupby("task")["mean"].median()
     lines += [
         "",
         "The default's test NRMSE: " + ", ".join(f"{t} {base[t]:.4f}" for t in tasks) + ".",
+        "",
+        adopted.__doc__.split("\n\n")[0].replace("\n    ", " ")
+        + f" On every task: **{adopted(nrmse, seconds)}**.",
+        "",
+        "Leave one task out: the rule applied to the other tasks, and its choice's ratio on "
+        "the task left out.",
+        "",
+        "| left out | the rule's choice on the others | its ratio on the one left out |",
+        "|---|---|---:|",
     ]
-    complete = per_task.dropna()
-    if len(tasks) > 1 and len(complete):
-        lines += [
-            "",
-            "Leave one task out: the setting with the lowest median ratio on the other "
-            "tasks, and its ratio on the one left out.",
-            "",
-            "| left out | the others' pick | median on the others | on the one left out |",
-            "|---|---|---:|---:|",
-        ]
-        for r in leave_one_task_out(complete):
-            lines.append(
-                f"| {r['left_out']} | {r['pick']} | {r['others']:.2f} | {r['on_left']:.2f} |"
-            )
+    for r in leave_one_task_out(nrmse, seconds):
+        on_left = "not run" if np.isnan(r["on_left"]) else f"{r['on_left']:.2f}"
+        lines.append(f"| {r['left_out']} | {r['pick']} | {on_left} |")
     return "\n".join(lines) + "\n"
 
 

@@ -56,6 +56,7 @@ except ImportError:  # imported as benchmarks.defaults
     from benchmarks.peers import VARIABLES, task_studies
 
 DEFAULT = hx.FitConfig()
+STOPPED = "every member's step was rejected"
 # one change at a time from the defaults, most telling first: (name, config changes,
 # validation variant)
 SETTINGS = {
@@ -111,13 +112,15 @@ def run_one(name: str, setting: str, seed: int) -> dict:
     changes, variant = SETTINGS[setting]
     config = replace(DEFAULT, seed=seed, **changes)
     study, validation = validated(fitted, variant)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         t0 = time.perf_counter()
         fit = hx.fit(model, study, config=config, validation=validation, progress=False)
         seconds = time.perf_counter() - t0
         e = hx.nrmse(hx.predict(fit, test), test.measurements)
     row = dict(task=name, setting=setting, seed=seed, seconds=seconds)
+    # a fit that every member's rejected step stopped (it kept its best values so far)
+    row["stopped"] = next((str(w.message) for w in caught if STOPPED in str(w.message)), None)
     row["steps_run"] = int(fit.history["step"].max())
     row["nrmse"] = {v: float(e[v]) for v in scored}
     row["mean"] = float(np.mean(list(row["nrmse"].values())))
@@ -196,12 +199,28 @@ def markdown(df: pd.DataFrame, info: dict) -> str:
         "| setting | " + " | ".join(tasks) + " | median | time | steps run |",
         "|---|" + "---:|" * (len(tasks) + 3),
     ]
+    stopped = df.get("stopped", pd.Series(None, index=df.index)).notna()
+    marked = set(zip(df.loc[stopped, "setting"], df.loc[stopped, "task"]))
+
+    def cell(s, t, x):
+        return "" if np.isnan(x) else f"{x:.2f}" + ("*" if (s, t) in marked else "")
+
     for s, r in nrmse.iterrows():
-        cells = " | ".join("" if np.isnan(r[t]) else f"{r[t]:.2f}" for t in tasks)
+        cells = " | ".join(cell(s, t, r[t]) for t in tasks)
         time_ratio = seconds.loc[s].median()
         lines.append(f"| {s} | {cells} | {r.median():.2f} | {time_ratio:.2f} | {steps[s]:.0f} |")
     base = df[df["setting"] == "default"].groupby("task")["mean"].median()
     lines += [
+        "",
+        "*: a fit stopped by a step that every member rejected (the solve ran out of steps: "
+        "the equations turned stiff for the training solver), with its best values so far: "
+        + "; ".join(
+            f"{r.task} ({r.setting}, seed {r.seed}) at step {r.steps_run}"
+            for r in df[stopped].itertuples()
+        )
+        + "."
+        if marked
+        else "",
         "",
         "The default's test NRMSE: " + ", ".join(f"{t} {base[t]:.4f}" for t in tasks) + ".",
         "",

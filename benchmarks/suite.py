@@ -18,8 +18,9 @@ the weighted average it returns now is scored on the same cells' candidates by
 rerun on 2026-12-07 with the average (its test NRMSE within 0.001 of ``selection.py``'s
 offline score on the earlier cells, 8 of 8). The n = 1 cells were run without the guard
 (its condition held in one of them, where the pick was already the baseline it gives):
-seed 0's with the pick, seed 1's (cho_glutamine, penicillin; 2026-12-07) with the
-average, which matches ``selection.py``'s offline score of it exactly on those 10;
+seed 0's with the pick, later ones (2026-12-07: seed 1 of cho_glutamine and
+penicillin, seed 2 of cho_glutamine) with the average, which matches
+``selection.py``'s offline score of it exactly on the first 10 of them;
 the unrelated targets' seeds 2-4 at n = 2 with it (their ``reason`` says which rule ran;
 the guard was removed after them, ``selection.py``).
 

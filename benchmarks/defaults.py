@@ -165,12 +165,6 @@ def leave_one_task_out(nrmse: pd.DataFrame, seconds: pd.DataFrame) -> list[dict]
     return out
 
 
-def _flat(paragraph: str) -> str:
-    """A docstring's paragraph as one Markdown line per list item."""
-    items = paragraph.split("\n- ")
-    return "\n".join(("- " if k else "") + " ".join(p.split()) for k, p in enumerate(items))
-
-
 def markdown(df: pd.DataFrame, info: dict) -> str:
     def per_task(column):
         wide = df.pivot_table(index="setting", columns="task", values=column, aggfunc="median")
@@ -183,7 +177,7 @@ def markdown(df: pd.DataFrame, info: dict) -> str:
     lines = [
         "# The fit's defaults, by measurement",
         "",
-        "\n\n".join(_flat(p) for p in __doc__.split("\n\n")[1:4]),
+        "\n\n".join(__doc__.split("\n\n")[1:4]),
         "",
         f"Machine: {info['machine']}, jax {info['jax']}, {info['date']}. Defaults: steps "
         f"{DEFAULT.steps}, learning rate {DEFAULT.learning_rate:g}, weight decay "

@@ -20,9 +20,9 @@ offline score on the earlier cells, 8 of 8). The n = 1 cells were run without th
 (its condition held in one of them, where the pick was already the baseline it gives):
 seed 0's with the pick, later ones (2026-12-07: seed 1 of cho_glutamine and
 penicillin, seed 2 of cho_glutamine) with the average, which matches
-``selection.py``'s offline score of it exactly on the first 10 of them;
-the unrelated targets' seeds 2-4 at n = 2 with it (their ``reason`` says which rule ran;
-the guard was removed after them, ``selection.py``).
+``selection.py``'s offline score of it exactly on the first 10 of them. The unrelated
+targets' seeds 2-4 at n = 2 were run with the guard (their ``reason`` says which rule
+ran; the guard was removed after them, ``selection.py``).
 
     PYTHONPATH=. python benchmarks/suite.py [--families ...] [--targets ...]
         [--ns 1 2 3 5 10] [--seeds 5] [--steps 200] [--source-steps 400]

@@ -202,9 +202,12 @@ def cell(fam, family, src, target, n, seed, steps) -> dict:
     return row
 
 
-def source_row(fam, family, src) -> dict:
+def source_row(fam, src) -> dict:
     """The source fit itself (issue 25's case (a)): its test NRMSE and its 95% band's
-    coverage of the truth on the source's own test batches."""
+    coverage of the truth on 6 test batches of the source process. The family has none
+    (its source batches are all fitted): they are drawn as the family with 6 more
+    source batches, a draw apart from the fitted batches (they differ in every value)."""
+    family = fam.make_family(0, {fam.SOURCE: (8, 2, 6)})
     test = family.select(process=fam.SOURCE, split="test")
     row = dict(target=fam.SOURCE, auto=model_scores(src, test, fam.SCORED))
     return row | dict(band=band_coverage(src, fam, family, fam.SOURCE))
@@ -265,7 +268,7 @@ def run_family(module: str, args) -> list[dict]:
 
     _, family, src = _worker_setup(module, args.source_steps)
     if ("source", fam.SOURCE, None, None) not in keys:
-        append(dict(kind="source") | source_row(fam, family, src))
+        append(dict(kind="source") | source_row(fam, src))
     for target in targets:
         if ("target", target, None, None) not in keys:
             append(dict(kind="target") | per_target(fam, family, target, args.steps))

@@ -210,6 +210,14 @@ def parser() -> argparse.ArgumentParser:
     rep.add_argument("model_dir", help="saved model folder")
     rep.add_argument("study", nargs="?", help="study to compare predictions with")
     rep.add_argument("--out", required=True, help="output folder")
+    rep.add_argument(
+        "--profile",
+        action="append",
+        default=[],
+        metavar="PARAMETER",
+        help="also its profile likelihood (repeat for more; needs the study the model "
+        "was fitted on)",
+    )
     _selection_arguments(rep)
 
     tw = _command(sub, "twin", "replay a recorded batch stream through a digital twin")

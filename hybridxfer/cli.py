@@ -175,10 +175,21 @@ def _report(args) -> None:
     study = hx.read_study(args.study, units=result.model) if args.study else None
     if study is not None:
         study = _selected(study, args)
-    elif args.process or args.split:
-        raise UsageError("--process/--split select batches of a study: give the study")
+    elif args.process or args.split or args.profile:
+        raise UsageError("--process/--split/--profile need a study: give the study")
+    free = [p.name for p in result.model.structure.parameters if not p.fixed]
+    unknown = [name for name in args.profile if name not in free]
+    if unknown:
+        raise UsageError(
+            f"--profile {unknown[0]}: not a free parameter of the model (free: {', '.join(free)})"
+        )
+    if args.profile and result.process not in study.processes:
+        raise UsageError(
+            f"--profile: the study has no batches of process {result.process!r}, which "
+            "the model was fitted on"
+        )
     _pyplot()
-    out = hx.write_report(result, study, args.out)
+    out = hx.write_report(result, study, args.out, profiles=args.profile)
     print(f"wrote the report to {out}/ (open {out / 'report.md'})")
 
 

@@ -170,6 +170,17 @@ def test_fit_predict_report_transfer(tmp_path, capsys):
     assert main(["report", str(source), str(study), "--out", str(report), "--process", "A"]) == 0
     text = (report / "report.md").read_text()
     assert text.count("NRMSE") >= 1 and "b4" not in (report / "residuals.csv").read_text()
+    profiled = tmp_path / "profiled"
+    assert main(["report", str(source), str(study), "--out", str(profiled), "--profile", "Y"]) == 0
+    assert "## Profile likelihood" in (profiled / "report.md").read_text()
+    assert (profiled / "profile_Y.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert pd.read_csv(profiled / "profile_Y.csv")["delta"].min() == 0.0
+    capsys.readouterr()
+    assert main(["report", str(source), str(study), "--out", str(profiled), "--profile", "Q"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "hybridxfer: error: --profile Q: not a free parameter of the model (free: mu_max, K, Y)"
+    ]
     args = [
         "transfer",
         str(source),

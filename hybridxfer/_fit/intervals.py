@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
-from jaxtyping import Array, Float
+from jaxtyping import Array, Bool, Float
 
 from .._core.model import HybridModel
 from .._data.batch_data import batch_data
@@ -15,7 +17,7 @@ from .._data.study import Study
 from .._solve import INTERVALS, Solver
 from .objective import Trainable, scaled_residuals, variable_scales
 
-__all__ = ["parameter_table"]
+__all__ = ["noise_variances", "parameter_table", "residual_problem"]
 
 Z95 = 1.959963984540054
 WIDE = 10.0  # an interval whose upper end is over this many times its lower one
@@ -65,51 +67,18 @@ def parameter_table(
         Columns ``name, value, unit, sd, lower95, upper95, fixed, process_specific,
         flag``.
     """
-    data = batch_data(model, study)
-    est = np.array(model.estimated_states)
-    log_y0 = np.zeros(data.initial.shape)
-    if initial is not None and est.any():
-        table = initial.pivot(index="batch", columns="variable", values="value")
-        y0 = table.reindex(index=list(study.batch_names), columns=list(model.state_names))
-        log_y0[: len(study.batch_names)] = np.log(np.maximum(y0.to_numpy(float), 1e-300))
-    params = Trainable(  # host arrays: no eager operation to compile
-        model,
-        np.asarray(model.free)[None],
-        log_y0,
-        np.zeros(len(model.variable_names)),
-        np.zeros((data.mask.shape[0], model.free.shape[0])),
-    )
-    scales = variable_scales(data, data.mask, model.variable_names)
-    weight = np.asarray(data.mask)[..., None] & np.isfinite(np.asarray(data.values))
-
-    nets = list(model.networks)
-    biases = lambda p: [p.model.networks[n].mlp.layers[-1].bias for n in nets]  # noqa: E731
-
-    def residuals(u):  # u: the free parameters' z, then each network's output shift
-        z, shift = u[: model.free.shape[0]], u[model.free.shape[0] :]
-        moved = eqx.tree_at(lambda p: (p.model.free, p.process_free), params, (z, z[None]))
-        moved = eqx.tree_at(biases, moved, [b + d for b, d in zip(biases(moved), shift)])
-        return scaled_residuals(moved, data, scales, solver)[0]
-
+    jr, u, weight, nets = residual_problem(model, study, initial, solver)
     free = [p for p in model.structure.parameters if not p.fixed]
     n = len(free)
     cov = np.full((n, n), np.nan)
     trades = np.zeros((n, len(nets)))
     if free:
-        # residuals and Jacobian from one compiled solve with tangents (an eager solve
-        # would compile each of its operations on its own)
-        both = jax.jacfwd(lambda u: (residuals(u),) * 2, has_aux=True)
-        u = jnp.concatenate([model.free, jnp.zeros(len(nets))])
-        J, r = (np.asarray(x) for x in eqx.filter_jit(both)(u))  # J: (B, M, n_vars, n + K)
+        J, r = jr(u)
+        sigma2 = noise_variances(r, weight, n)
         info = np.zeros((n + len(nets), n + len(nets)))
-        for v in range(r.shape[-1]):
-            w = weight[..., v]
-            dof = w.sum() - n / r.shape[-1]
-            if dof <= 0:
-                continue
-            sigma2 = max((r[..., v][w] ** 2).sum() / dof, 1e-300)
-            Jv = J[..., v, :][w]
-            info += Jv.T @ Jv / sigma2
+        for v in np.flatnonzero(np.isfinite(sigma2)):
+            Jv = J[..., v, :][weight[..., v]]
+            info += Jv.T @ Jv / sigma2[v]
         cov = _covariance(info[:n, :n])
         if nets:
             trades = _correlation(_covariance(info))[:n, n:]
@@ -129,6 +98,77 @@ def parameter_table(
     table = pd.DataFrame(rows)
     table.attrs["correlation"] = pd.DataFrame(corr, index=names, columns=names)
     return table
+
+
+def residual_problem(
+    model: HybridModel, study: Study, initial: pd.DataFrame | None, solver: Solver
+) -> tuple[Callable, np.ndarray, np.ndarray, list[str]]:
+    """The fit's scaled residuals (:func:`~.objective.scaled_residuals`) as a function of
+    u = (the free parameters' unconstrained values z, then each network's output shift,
+    added to its last layer's bias), network weights and estimated initial values held.
+
+    Returns:
+        ``jr``: u -> (Jacobian (B, M, n_vars, n_free + K), residuals (B, M, n_vars)),
+        compiled once (one solve with tangents); the fitted u (shifts 0); which
+        residuals are observations (B, M, n_vars; not the t = 0 values a state is
+        started from); the K networks' names.
+    """
+    data = batch_data(model, study)
+    est = np.array(model.estimated_states)
+    log_y0 = np.zeros(data.initial.shape)
+    if initial is not None and est.any():
+        table = initial.pivot(index="batch", columns="variable", values="value")
+        y0 = table.reindex(index=list(study.batch_names), columns=list(model.state_names))
+        log_y0[: len(study.batch_names)] = np.log(np.maximum(y0.to_numpy(float), 1e-300))
+    params = Trainable(  # host arrays: no eager operation to compile
+        model,
+        np.asarray(model.free)[None],
+        log_y0,
+        np.zeros(len(model.variable_names)),
+        np.zeros((data.mask.shape[0], model.free.shape[0])),
+    )
+    scales = variable_scales(data, data.mask, model.variable_names)
+    weight = np.asarray(data.mask)[..., None] & np.isfinite(np.asarray(data.values))
+    # a state started from its t = 0 measurement has a residual 0 there that no value
+    # moves: no information, and no degree of freedom of sigma_v
+    s = model.structure
+    copied = [e is None and st.initial != "estimate" for st, e in zip(s.states, s.initial_exprs)]
+    if s.reactor.has_volume:
+        copied.append(dict(s.reactor_exprs).get("volume_initial") is None)
+    copied += [False] * len(model.observation_names)
+    weight &= ~((np.asarray(data.times) == 0)[..., None] & np.array(copied))
+    nets = list(model.networks)
+    biases = lambda p: [p.model.networks[n].mlp.layers[-1].bias for n in nets]  # noqa: E731
+
+    def residuals(u):
+        z, shift = u[: model.free.shape[0]], u[model.free.shape[0] :]
+        moved = eqx.tree_at(lambda p: (p.model.free, p.process_free), params, (z, z[None]))
+        moved = eqx.tree_at(biases, moved, [b + d for b, d in zip(biases(moved), shift)])
+        return scaled_residuals(moved, data, scales, solver)[0]
+
+    # residuals and Jacobian from one compiled solve with tangents (an eager solve would
+    # compile each of its operations on its own)
+    both = eqx.filter_jit(jax.jacfwd(lambda u: (residuals(u),) * 2, has_aux=True))
+
+    def jr(u):
+        return tuple(np.asarray(x) for x in both(jnp.asarray(u)))
+
+    return jr, np.concatenate([np.asarray(model.free), np.zeros(len(nets))]), weight, nets
+
+
+def noise_variances(
+    r: Float[np.ndarray, "B M n_vars"], weight: Bool[np.ndarray, "B M n_vars"], n: int
+) -> Float[np.ndarray, " n_vars"]:
+    """Each variable's residual variance sigma_v^2: its observations' sum of squares over
+    ``n_v - n / n_vars`` degrees of freedom (n free parameters shared by the variables);
+    NaN for a variable without a degree of freedom."""
+    out = np.full(r.shape[-1], np.nan)
+    for v in range(r.shape[-1]):
+        w = weight[..., v]
+        dof = w.sum() - n / r.shape[-1]
+        if dof > 0:
+            out[v] = max((r[..., v][w] ** 2).sum() / dof, 1e-300)
+    return out
 
 
 def _covariance(info: np.ndarray) -> np.ndarray:

@@ -3,19 +3,21 @@ made it, the parameters, the training history, the learned factors and predictio
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
 
 from .._data.metrics import nrmse
 from .._data.study import Study
-from .._fit import FitResult
+from .._fit import FitResult, profile_likelihood
 from .._fit.intervals import CORRELATED
 from .._transfer import TransferResult
 from .._uncertainty import predict, reliability
 from .figures import save_figure
 from .networks import plot_network
 from .parity import plot_parity, residual_table
+from .profile import plot_profile
 from .reliability import plot_reliability
 from .trajectories import plot_history, plot_simulation
 from .transfer import plot_transfer
@@ -28,6 +30,7 @@ def write_report(
     study: Study | None,
     out: str | Path,
     transfer: TransferResult | None = None,
+    profiles: Sequence[str] = (),
 ) -> Path:
     """Write ``report.md`` and its files to the folder `out` (created if needed).
 
@@ -35,7 +38,9 @@ def write_report(
     (:meth:`TransferResult.summary <hybridxfer.TransferResult.summary>`) and
     ``transfer.png`` (:func:`~hybridxfer.plot_transfer`); the parameter table
     (``parameters.csv``, with identifiability flags, and the correlation of the
-    estimates); the training history (``history.png``,
+    estimates); the profile likelihood of each parameter in `profiles`
+    (``profile_<name>.csv`` and ``.png``, :func:`~hybridxfer.profile_likelihood`,
+    :func:`~hybridxfer.plot_profile`); the training history (``history.png``,
     :func:`~hybridxfer.plot_history`); each network factor (``network_<name>.png``,
     :func:`~hybridxfer.plot_network`, along the study's train batches if it has
     any); and, given a study, predictions with their bands (``predictions.csv``,
@@ -51,6 +56,11 @@ def write_report(
         study: batches to predict and score, or None.
         out: the report's folder.
         transfer: the transfer whose fit `result` is, or None.
+        profiles: parameters to profile, on the batches the fit trained on (a saved
+            fit's: the study's ``train`` batches of its process).
+
+    Raises:
+        ValueError: `profiles` for a saved fit without a study that holds its batches.
 
     Returns:
         The folder, as a :class:`~pathlib.Path`.
@@ -70,6 +80,8 @@ def write_report(
         table = correlation.rename_axis("parameter").reset_index()
         lines += [f"Correlation of the estimates (flagged above where |r| > {CORRELATED}):", ""]
         lines += [_markdown(table), ""]
+    if profiles:
+        lines += _profiles(result, study, profiles, out)
     png = save_figure(plot_history(result.history), out / "history.png")
     lines += ["## Training", "", f"![history]({png.name})", ""]
     fitted = (
@@ -114,6 +126,44 @@ def write_report(
                 lines.append(f"![{png.stem} parity](parity/{png.name})")
     (out / "report.md").write_text("\n".join(lines) + "\n")
     return out
+
+
+def _profiles(result: FitResult, study: Study | None, names: Sequence[str], out: Path):
+    """The report's lines on the profiles of `names`, their tables and figures written."""
+    fitted = result.fitted
+    if fitted is None and study is not None and result.process in study.processes:
+        fitted = study.select(process=result.process, split="train")
+    if fitted is None:
+        raise ValueError(
+            f"profiles need the batches the fit trained on: give a study with process "
+            f"{result.process!r}'s train batches"
+        )
+    laplace = result.parameters.set_index("name")
+    rows, figures = [], []
+    for name in names:
+        profile = profile_likelihood(result, name, fitted)
+        profile.to_csv(out / f"profile_{name}.csv", index=False)
+        png = save_figure(plot_profile(profile), out / f"profile_{name}.png")
+        figures.append(f"![profile of {name}]({png.name})")
+        a = profile.attrs
+        rows.append(
+            dict(parameter=name, estimate=a["estimate"], lower95=a["lower"], upper95=a["upper"])
+            | dict(laplace_lower95=laplace.loc[name, "lower95"])
+            | dict(laplace_upper95=laplace.loc[name, "upper95"])
+            | dict(not_bounded=" and ".join(a["open"]) or "-")
+        )
+    return [
+        "## Profile likelihood (95% intervals)",
+        "",
+        "Each parameter moved, the other parameters and the networks' output levels "
+        "refitted (network weights held): where the data stop bounding it, the "
+        "Laplace interval above cannot show it.",
+        "",
+        _markdown(pd.DataFrame(rows)),
+        "",
+        *figures,
+        "",
+    ]
 
 
 def _markdown(frame: pd.DataFrame) -> str:

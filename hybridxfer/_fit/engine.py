@@ -14,7 +14,10 @@ The member is reported once, with the batch, time and rate that went bad
 (:mod:`.diagnosis`), and left behind. A step that every member rejects stops the fit
 at once with that diagnosis: with an error at the first step (and before any step is
 compiled, for equations that are not finite at every member's start), later with a
-warning, keeping what each member learnt (its best values so far). With a checkpoint
+warning, keeping what each member learnt (its best values so far). Unless the
+explicit solver ran out of steps (or its step size collapsed), the sign of stiff
+equations: the step is then taken again with the implicit Kvaerno5, which the fit goes
+on with. With a checkpoint
 folder (one writer at a time: :func:`.checkpoint.writer`), the state is saved every
 `checkpoint_every` steps and a restarted fit resumes from it to the same result
 (:mod:`.checkpoint`).
@@ -77,8 +80,8 @@ class Members:
         study: the batches fitted (train and valid; of the primary and joint processes).
         data: their arrays.
         process: the primary process's index in ``study.processes``.
-        solver: the solver that trained them (``config.solver``, or the implicit one
-            :func:`train` fell back to).
+        solver: the solver that trained them last (``config.solver``, or the implicit
+            one :func:`train` went on with).
     """
 
     best: Trainable
@@ -188,8 +191,9 @@ def fit(
         FitError: every member's equations are not finite at the start, or every
             member's first step was rejected (a non-finite loss or gradient), naming
             the batch, time and rate (a later step that every member rejects stops the
-            fit with a warning, keeping each member's best values); another fit holds
-            the checkpoint folder.
+            fit with a warning, keeping each member's best values; an explicit solver
+            that runs out of steps goes on with Kvaerno5 instead, see :func:`train`);
+            another fit holds the checkpoint folder.
     """
     plans = [plan] * config.members if isinstance(plan, Plan) else list(plan)
     validations = (
@@ -226,34 +230,11 @@ def train(
     :func:`fit`), all at once, and return every member in the order given, with its
     losses and predictions at its starting values (step 0).
 
-    Stiff equations: when the explicit ``config.solver`` runs out of steps on every
-    member's first step, the fit starts again with the implicit Kvaerno5 (same
-    tolerances), with a warning; ``Members.solver`` says which solver trained."""
-    try:
-        return _train(model, study, members, process, config, checkpoint, progress)
-    except FitError as error:
-        solver = _stiff(error, config.solver)
-        if solver is None:
-            raise
-        warnings.warn(
-            f"fit: {error.failure.message.rstrip('.')}. The equations look stiff for "
-            f"{type(config.solver.solver).__name__}: fitting with Kvaerno5 instead (same "
-            "tolerances; choose with FitConfig(solver=...) or --solver)",
-            stacklevel=2,
-        )
-        config = replace(config, solver=solver)
-        return _train(model, study, members, process, config, checkpoint, progress)
-
-
-def _train(
-    model: HybridModel,
-    study: Study,
-    members: Sequence[tuple[Plan, Validation]],
-    process: str | None,
-    config: FitConfig,
-    checkpoint: str | os.PathLike | None,
-    progress: bool,
-) -> Members:
+    Stiff equations: when the explicit ``config.solver`` runs out of steps (or its step
+    size collapses) on every member's step, at the first step or later, that step is
+    taken again with the implicit Kvaerno5 (same tolerances and step budget) and the
+    fit goes on with it, from the same values (a rejected step changes nothing), with
+    a warning; ``Members.solver`` says which solver trained last."""
     study, data, scales = _setup(model, study, process, members)
     names = study.batch_names
     keys = member_keys(config.seed, members)
@@ -297,10 +278,12 @@ def _train(
                 out = step(part[0], part[1], data, scales, patience, settings)
                 return jax.block_until_ready(out)
 
+            compiled = False
             with ThreadPoolExecutor(len(groups)) as pool:
                 while n < config.steps and not _stopped(parts, config):
                     # the first step compiles once, then the groups run at once
-                    outs = list(pool.map(run, parts)) if n > start else [run(p) for p in parts]
+                    outs = list(pool.map(run, parts)) if compiled else [run(p) for p in parts]
+                    compiled = True
                     parts = [(o[0], c) for o, (_, c) in zip(outs, parts)]
                     losses, finite = (scheduler.join([o[k] for o in outs], groups) for k in (1, 2))
                     if n == 0:
@@ -310,9 +293,18 @@ def _train(
                     best = min(np.asarray(p.best_valid).min() for p, _ in parts)
                     if not finite.all():
                         params = scheduler.join([p.params for p, _ in parts], groups)
-                        found = n > 1 and bool(np.isfinite(best))  # a fitted value
-                        if _rejected(params, data, names, finite, left, n, config.solver, found):
-                            break
+                        _left_behind(params, data, names, finite, left, n, settings.solver)
+                    if not finite.any():
+                        failure = rejection(params, data, names, 0, settings.solver)
+                        stiff = _stiff(failure, settings.solver)
+                        if stiff is not None:  # the step again, implicit (it changed nothing)
+                            _warn_stiff(failure, settings.solver, n)
+                            settings, compiled = replace(settings, solver=stiff), False
+                            n, history = n - 1, history[: -len(members)]
+                            step0 = None if n == 0 else step0
+                            continue
+                        _stop(failure, n, found=n > 1 and bool(np.isfinite(best)))
+                        break
                     bar.update(1)
                     bar.set_postfix(train=f"{losses[:, 0].min():.4g}", valid=f"{best:.4g}")
                     if folder is not None and n % config.checkpoint_every == 0:
@@ -333,7 +325,7 @@ def _train(
         study=study,
         data=data,
         process=p_primary,
-        solver=config.solver,
+        solver=settings.solver,
     )
 
 
@@ -367,25 +359,11 @@ def _setup(model: HybridModel, study: Study, process, members):
     return study, data, variable_scales(data, mask, model.variable_names)
 
 
-def _rejected(
-    params, data, names, finite: np.ndarray, left: set, n: int, solver, found: bool
-) -> bool:
-    """Warn once about each member newly left behind by a rejected step `n` (it changes
-    nothing: it would be repeated). True if no member's step was finite: the fit stops,
-    with a warning, keeping each member's best values so far; `found`: some member has
-    moved and has a finite validation loss. Raises FitError if none has (e.g. at the
-    first step: the stiff-solver fallback's cue)."""
+def _left_behind(params, data, names, finite: np.ndarray, left: set, n: int, solver) -> None:
+    """Warn once about each member newly left behind by a rejected step `n` while others
+    go on (it changes nothing: it would be repeated)."""
     if not finite.any():
-        failure = rejection(params, data, names, 0, solver)
-        what = f"fit step {n}: every member's step was rejected: {_why(failure)}"
-        if not found:
-            raise FitError(f"{what} (a rejected step changes nothing; the fit stops)", failure, n)
-        warnings.warn(
-            f"{what}; the fit stops here (a rejected step changes nothing) and keeps each "
-            "member's best values so far",
-            stacklevel=4,
-        )
-        return True
+        return
     for r in np.flatnonzero(~finite):
         if int(r) not in left:
             left.add(int(r))
@@ -394,23 +372,43 @@ def _rejected(
                 f"fit step {n}, member {r}: step rejected, the member is left at its values: {why}",
                 stacklevel=4,
             )
-    return False
+
+
+def _stop(failure: SolveFailure | None, n: int, found: bool) -> None:
+    """Every member's step `n` was rejected, for `failure` (None: a gradient that was not
+    finite): the fit stops, with a warning, keeping each member's best values so far if
+    `found` (some member has moved and has a finite validation loss); else FitError."""
+    what = f"fit step {n}: every member's step was rejected: {_why(failure)}"
+    if not found:
+        raise FitError(f"{what} (a rejected step changes nothing; the fit stops)", failure, n)
+    warnings.warn(
+        f"{what}; the fit stops here (a rejected step changes nothing) and keeps each "
+        "member's best values so far",
+        stacklevel=4,
+    )
 
 
 def _why(failure: SolveFailure | None) -> str:
     return "the gradient was not finite" if failure is None else failure.message
 
 
-def _stiff(error: FitError, solver: Solver) -> Solver | None:
-    """The implicit solver to fit with instead, if `error` says the explicit `solver`
-    ran out of steps (or its step size collapsed) on every member's first step: the
-    sign of stiff equations. Kvaerno5 (an L-stable ESDIRK method) with the same
-    tolerances and step budget; None for any other error."""
-    stopped = error.failure is not None and error.failure.kind == "stopped"
-    explicit = not isinstance(solver.solver, dfx.AbstractImplicitSolver)
-    if stopped and explicit and error.step == 1:
+def _stiff(failure: SolveFailure | None, solver: Solver) -> Solver | None:
+    """The implicit solver to go on with, if `failure` says the explicit `solver` ran out
+    of steps (or its step size collapsed): the sign of stiff equations. Kvaerno5 (an
+    L-stable ESDIRK method) with the same tolerances and step budget; None otherwise."""
+    stopped = failure is not None and failure.kind == "stopped"
+    if stopped and not isinstance(solver.solver, dfx.AbstractImplicitSolver):
         return eqx.tree_at(lambda s: s.solver, solver, dfx.Kvaerno5())
     return None
+
+
+def _warn_stiff(failure: SolveFailure, solver: Solver, n: int) -> None:
+    warnings.warn(
+        f"fit step {n}: {failure.message.rstrip('.')}. The equations look stiff for "
+        f"{type(solver.solver).__name__}: fitting on with Kvaerno5 from here (same "
+        "tolerances; choose with FitConfig(solver=...) or --solver)",
+        stacklevel=4,
+    )
 
 
 def _stopped(parts, config: FitConfig) -> bool:

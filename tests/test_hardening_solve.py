@@ -17,7 +17,7 @@ import pytest
 
 import hybridxfer as hx
 from hybridxfer._data.batch_data import batch_data
-from hybridxfer._fit import FitConfig, FitError, fit
+from hybridxfer._fit import FitConfig, FitError, fit, train
 from hybridxfer._solve import Solver, solve
 from hybridxfer._solve.failure import GRID, ZOOMS, field_failure, first_failure, locate
 from hybridxfer._solve.integrate import integrate
@@ -195,3 +195,28 @@ def test_segments_after_a_failed_one_are_skipped():
     ends, ok = integrate(field, jnp.ones(1), bounds, Solver(max_steps=4096))
     assert np.asarray(ok).all()  # the reference: with the budget, every segment solves
     np.testing.assert_allclose(np.asarray(ends)[:, 0], np.exp(-1000.0), atol=1e-8)  # 10 x atol
+
+
+def test_a_member_left_behind_later_is_held_at_its_best_values():
+    # member 0 moves k from 0.5 towards 1 and is rejected once k > 8/15 (batch 'bad'
+    # crosses S = 2); member 1 fits Y only and goes on. Member 0 is then held at its best
+    # values: its later steps solve there (finite losses, its best validation loss),
+    # instead of failing again, each at the whole step budget
+    model, study = _model(2.0, k=0.5), _study()
+    config = FitConfig(steps=40, solver=SOLVER, learning_rate=0.05, warmup=1, patience=1000)
+    plans = [hx.Plan(from_declared=True), hx.Plan(parameters=("Y",), from_declared=True)]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        members = train(
+            model, study, list(zip(plans, [hx.Validation()] * 2)), config=config, progress=False
+        )
+    held = [str(w.message) for w in caught if "step rejected" in str(w.message)]
+    assert len(held) == 1 and "member 0: step rejected, the member is held at its best" in held[0]
+    at = int(held[0].split("fit step ")[1].split(",")[0])
+    assert 1 < at < config.steps
+    later = members.history.query("member == 0 and step > @at")
+    assert len(later) == config.steps - at and np.isfinite(later[["train", "valid"]]).all().all()
+    assert later["valid"].min() == pytest.approx(members.scores[0], rel=1e-9)
+    k = float(np.asarray(members.best.model.free)[0, 0])
+    assert 0.5 < np.exp(k) < 8 / 15  # its best, where 'bad' still solves
+    assert members.history.query("member == 1")["step"].max() == config.steps

@@ -11,7 +11,9 @@ the fitted model; all members form an ensemble for prediction bands.
 A step whose loss or gradient is not finite is rejected for that member: its values
 and optimiser state stay, so its next step would be the same step, rejected again.
 The member is reported once, with the batch, time and rate that went bad
-(:mod:`.diagnosis`), and left behind. A step that every member rejects stops the fit
+(:mod:`.diagnosis`), and left behind, held at its best values (:func:`.step.retire`:
+there its solve costs what it did, not a failed solve's whole step budget, which the
+other members of a vmapped step would wait for at every step). A step that every member rejects stops the fit
 at once with that diagnosis: with an error at the first step (and before any step is
 compiled, for equations that are not finite at every member's start), later with a
 warning, keeping what each member learnt (its best values so far). Unless the
@@ -53,7 +55,7 @@ from .controls import member_keys, member_start, stack
 from .diagnosis import at_start, rejection
 from .objective import Trainable, initial_states, variable_scales
 from .plan import Plan
-from .step import State, StepSettings, initial_opt_state, step
+from .step import State, StepSettings, initial_opt_state, retire, step
 from .validation import Validation, check_held_out
 
 __all__ = ["Members", "fit", "train"]
@@ -293,7 +295,8 @@ def train(
                     best = min(np.asarray(p.best_valid).min() for p, _ in parts)
                     if not finite.all():
                         params = scheduler.join([p.params for p, _ in parts], groups)
-                        _left_behind(params, data, names, finite, left, n, settings.solver)
+                        new = _left_behind(params, data, names, finite, left, n, settings.solver)
+                        parts = [(*retire(*p, np.isin(g, new)),) for p, g in zip(parts, groups)]
                     if not finite.any():
                         failure = rejection(params, data, names, 0, settings.solver)
                         stiff = _stiff(failure, settings.solver)
@@ -359,19 +362,19 @@ def _setup(model: HybridModel, study: Study, process, members):
     return study, data, variable_scales(data, mask, model.variable_names)
 
 
-def _left_behind(params, data, names, finite: np.ndarray, left: set, n: int, solver) -> None:
-    """Warn once about each member newly left behind by a rejected step `n` while others
-    go on (it changes nothing: it would be repeated)."""
-    if not finite.any():
-        return
-    for r in np.flatnonzero(~finite):
-        if int(r) not in left:
-            left.add(int(r))
-            why = _why(rejection(params, data, names, int(r), solver))
-            warnings.warn(
-                f"fit step {n}, member {r}: step rejected, the member is left at its values: {why}",
-                stacklevel=4,
-            )
+def _left_behind(params, data, names, finite: np.ndarray, left: set, n: int, solver) -> list:
+    """The members newly left behind by a rejected step `n` while others go on (it
+    changes nothing: it would be repeated), each warned about once."""
+    new = [int(r) for r in np.flatnonzero(~finite) if finite.any() and int(r) not in left]
+    for r in new:
+        left.add(r)
+        why = _why(rejection(params, data, names, r, solver))
+        warnings.warn(
+            f"fit step {n}, member {r}: step rejected, the member is held at its best "
+            f"values: {why}",
+            stacklevel=4,
+        )
+    return new
 
 
 def _stop(failure: SolveFailure | None, n: int, found: bool) -> None:

@@ -25,7 +25,7 @@ from .config import FitConfig
 from .controls import Controls, penalty
 from .objective import Trainable, members_objective
 
-__all__ = ["State", "StepSettings", "initial_opt_state", "optimiser", "step"]
+__all__ = ["State", "StepSettings", "initial_opt_state", "optimiser", "retire", "step"]
 
 
 @dataclass(frozen=True)
@@ -186,6 +186,27 @@ def step(
     best_ys = jnp.where(improved[:, None, None, None], ys, state.best_ys)
     new = State(params, opt_state, best, best_valid, since_best, best_ys)
     return new, losses, finite, ys
+
+
+def retire(state: State, controls: Controls, members: np.ndarray) -> tuple[State, Controls]:
+    """`state` and `controls` (leading member axis) with `members` (a boolean mask over
+    it), left behind by a rejected step, set back to their best values and held
+    (learning-rate factor 0). Where they were, every later step would fail again, and a
+    failed solve spends the solver's whole step budget, which the other members of a
+    vmapped step wait for; at their best values the solve costs what it did there."""
+
+    def put(new, old):
+        if not eqx.is_array(old):
+            return old
+        where = members.reshape(-1, *(1,) * (np.ndim(old) - 1))
+        return np.where(where, np.asarray(new), np.asarray(old))
+
+    params = jax.tree.map(put, state.best, state.params)
+    rate = jax.tree.map(lambda r: put(np.zeros(np.shape(r)), r), controls.rate)
+    return (
+        eqx.tree_at(lambda s: s.params, state, params),
+        eqx.tree_at(lambda c: c.rate, controls, rate),
+    )
 
 
 def _center(params: Trainable, train: Float[Array, "B M"], process: Int[Array, " B"]):

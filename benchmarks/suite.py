@@ -9,7 +9,10 @@ constants refit to the same n batches (scipy least squares). Per target: the tru
 itself (the noise floor) and *scratch-10*, the hybrid model fitted afresh on 10 target
 batches. Score: test NRMSE (RMSE / range of the measured values) of each scored variable
 on the target's 6 test batches, predicted from their t = 0 values, inputs and constants;
-``mean`` averages the scored variables. Cells are appended to
+``mean`` averages the scored variables. Bands (issue 25): each cell's 95% state band's
+coverage of the noise-free truth on the test batches and its width, and the source
+fit's on 6 new source batches, tabled per family (the cells run from 2026-12-07 on,
+with the bands the library computes now). Cells are appended to
 ``OUT/suite-<family>.jsonl`` as they finish; a rerun skips those done. The cells in
 ``benchmarks/results/suite`` at n = 2, seeds 0 and 1, were run while ``auto`` still
 picked one candidate (before 2026-12-06 23:30 UTC): their ``auto`` column is the pick's;

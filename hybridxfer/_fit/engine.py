@@ -13,15 +13,15 @@ and optimiser state stay, so its next step would be the same step, rejected agai
 The member is reported once, with the batch, time and rate that went bad
 (:mod:`.diagnosis`), and left behind, held at its best values (:func:`.step.retire`:
 there its solve costs what it did, not a failed solve's whole step budget, which the
-other members of a vmapped step would wait for at every step). A step that every member rejects stops the fit
-at once with that diagnosis: with an error at the first step (and before any step is
-compiled, for equations that are not finite at every member's start), later with a
-warning, keeping what each member learnt (its best values so far). Unless the
-explicit solver ran out of steps (or its step size collapsed), the sign of stiff
-equations: the step is then taken again with the implicit Kvaerno5, which the fit goes
-on with. With a checkpoint
-folder (one writer at a time: :func:`.checkpoint.writer`), the state is saved every
-`checkpoint_every` steps and a restarted fit resumes from it to the same result
+other members of a vmapped step would wait for at every step). A step that every
+member rejects stops the fit at once with that diagnosis: with an error at the first
+step (and before any step is compiled, for equations that are not finite at every
+member's start), later with a warning, keeping what each member learnt (its best
+values so far). Unless the explicit solver ran out of steps (or its step size
+collapsed), the sign of stiff equations: the step is then taken again with the
+implicit Kvaerno5, which the fit goes on with. With a checkpoint folder (one writer at
+a time: :func:`.checkpoint.writer`), the state is saved every `checkpoint_every` steps
+and a restarted fit resumes from it to the same result
 (:mod:`.checkpoint`).
 """
 
@@ -296,7 +296,8 @@ def train(
                     if not finite.all():
                         params = scheduler.join([p.params for p, _ in parts], groups)
                         new = _left_behind(params, data, names, finite, left, n, settings.solver)
-                        parts = [(*retire(*p, np.isin(g, new)),) for p, g in zip(parts, groups)]
+                        if new:
+                            parts = [retire(*p, np.isin(g, new)) for p, g in zip(parts, groups)]
                     if not finite.any():
                         failure = rejection(params, data, names, 0, settings.solver)
                         stiff = _stiff(failure, settings.solver)

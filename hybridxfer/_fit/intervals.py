@@ -17,7 +17,7 @@ from .._data.study import Study
 from .._solve import INTERVALS, Solver
 from .objective import Trainable, scaled_residuals, variable_scales
 
-__all__ = ["noise_variances", "parameter_table", "residual_problem"]
+__all__ = ["covariance", "noise_variances", "parameter_table", "residual_problem"]
 
 Z95 = 1.959963984540054
 WIDE = 10.0  # an interval whose upper end is over this many times its lower one
@@ -79,9 +79,9 @@ def parameter_table(
         for v in np.flatnonzero(np.isfinite(sigma2)):
             Jv = J[..., v, :][weight[..., v]]
             info += Jv.T @ Jv / sigma2[v]
-        cov = _covariance(info[:n, :n])
+        cov = covariance(info[:n, :n])
         if nets:
-            trades = _correlation(_covariance(info))[:n, n:]
+            trades = _correlation(covariance(info))[:n, n:]
     sd_z = np.sqrt(np.clip(np.diag(cov), 0, None)) if free else np.zeros(0)
     values, slope, lower, upper = (np.asarray(x) for x in _intervals(model, sd_z))
     corr = _correlation(cov)
@@ -171,7 +171,7 @@ def noise_variances(
     return out
 
 
-def _covariance(info: np.ndarray) -> np.ndarray:
+def covariance(info: np.ndarray) -> np.ndarray:
     """Cov(z) = info^-1 on the directions the data determine; along a direction v they
     do not (eigenvalue below NULL times the largest), the variance of each parameter
     with ``|v_k| > 0.1`` is infinite and the covariance of two of them is

@@ -19,7 +19,7 @@ from .._core.model import HybridModel
 from .._data.study import Study
 from .._solve import INTERVALS, Solver
 from .config import FitResult
-from .intervals import _covariance, noise_variances, residual_problem
+from .intervals import covariance, noise_variances, residual_problem
 
 __all__ = ["profile_likelihood"]
 
@@ -135,7 +135,7 @@ def profile_likelihood(
 
     u_star, s_star = minimise(u0, np.ones(len(u0), bool))
     Je = evaluate(u_star)[1]
-    h = math.sqrt(max(_covariance(Je.T @ Je)[j, j], 0.0))
+    h = math.sqrt(max(covariance(Je.T @ Je)[j, j], 0.0))
     h = h if math.isfinite(h) and h > 0 else UNIT_STEP
     points = [(u_star[j], s_star)]
     others = np.arange(len(u0)) != j

@@ -375,7 +375,8 @@ def coverage(module: str, rows: list[dict]) -> pd.DataFrame:
     frame = frame.sort_values("case", key=lambda c: c.map(order.index), kind="stable")
     groups = frame.groupby(["case", "n", "variable"], sort=False)
     table = groups[["coverage", "width"]].median().assign(seeds=groups.size())
-    return table.unstack("variable").reset_index()
+    table = table.unstack("variable").reset_index()  # unstack sorts its rows: again
+    return table.iloc[np.lexsort((table["n"], table["case"].map(order.index)))]
 
 
 def coverage_markdown(module: str, rows: list[dict]) -> str:

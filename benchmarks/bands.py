@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
-import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -42,10 +40,10 @@ from hybridxfer._uncertainty.noise import (
 try:
     import families
     import suite
-    from bands_n1 import markdown_table
+    from bands_n1 import markdown_table, transferred
 except ImportError:  # imported as benchmarks.bands
     from benchmarks import families, suite
-    from benchmarks.bands_n1 import markdown_table
+    from benchmarks.bands_n1 import markdown_table, transferred
 
 FAMILIES = ("cho_inhouse", "cho_glutamine", "penicillin", "pichia_methanol")
 CALIBRATION = ["batch", "time", "variable", "measured", "sd", "noise", "predicted", "heldout"]
@@ -65,25 +63,17 @@ def _calibration(fit: hx.FitResult, scored) -> dict:
 
 
 def cell(fam, family, src, target, n, seed, steps) -> dict | None:
-    batches = suite.draw(family, target, seed, n)
-    study = family.select(batches=[*family.select(process=fam.SOURCE).batch_names, *batches])
     test = family.select(process=target, split="test")
     truth = fam.truth_simulation(family, target).rename(columns={"value": "truth"})
-    config = replace(hx.FitConfig(steps=steps), seed=seed)
-    t0 = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        result = hx.transfer(src, study, process=target, config=config, progress=False)
-        try:
-            pred = hx.predict(result.fit, test)
-        except hx.SimulationError as e:
-            print(fam.NAME, target, n, seed, "failed:", e, flush=True)
-            return None
+    done = transferred(fam, family, src, target, n, seed, steps)
+    if done is None:
+        return None
+    result, pred, seconds = done
     measured = test.measurements.rename(columns={"value": "measured"})[[*KEYS, "measured"]]
     both = pred.merge(truth[[*KEYS, "truth"]], on=KEYS).merge(measured, on=KEYS, how="left")
     both = both[both["time"] > 0][[*KEYS, "value", "truth", "measured"]]
     row = dict(kind="cell", target=target, n=n, seed=seed, strategy=result.strategy)
-    row |= dict(seconds=time.perf_counter() - t0, calibration=_calibration(result.fit, fam.SCORED))
+    row |= dict(seconds=seconds, calibration=_calibration(result.fit, fam.SCORED))
     return row | dict(test=_columns(both, fam.SCORED))
 
 

@@ -54,12 +54,13 @@ RULES = {  # name: q from the transfer's (t), the source's (s) and none's (n) q
 LEVEL = 0.95
 
 
-def cell(fam, family, src, q_source, target, seed, steps) -> dict | None:
-    test = family.select(process=target, split="test")
-    keys = ["batch", "time", "variable"]
-    truth = fam.truth_simulation(family, target).rename(columns={"value": "truth"})
-    batches = suite.draw(family, target, seed, 1)
+def transferred(fam, family, src, target, n, seed, steps):
+    """``auto``'s transfer from n of the target's batches (drawn as ``suite.py`` does)
+    and its prediction of the target's test batches, with the seconds it took; None
+    (said on stdout) where the prediction fails."""
+    batches = suite.draw(family, target, seed, n)
     study = family.select(batches=[*family.select(process=fam.SOURCE).batch_names, *batches])
+    test = family.select(process=target, split="test")
     config = replace(hx.FitConfig(steps=steps), seed=seed)
     t0 = time.perf_counter()
     with warnings.catch_warnings():
@@ -68,12 +69,22 @@ def cell(fam, family, src, q_source, target, seed, steps) -> dict | None:
         try:
             pred = hx.predict(result.fit, test)
         except hx.SimulationError as e:
-            print(fam.NAME, target, seed, "failed:", e, flush=True)
+            print(fam.NAME, target, n, seed, "failed:", e, flush=True)
             return None
+    return result, pred, time.perf_counter() - t0
+
+
+def cell(fam, family, src, q_source, target, seed, steps) -> dict | None:
+    keys = ["batch", "time", "variable"]
+    truth = fam.truth_simulation(family, target).rename(columns={"value": "truth"})
+    done = transferred(fam, family, src, target, 1, seed, steps)
+    if done is None:
+        return None
+    result, pred, seconds = done
     both = pred.merge(truth[[*keys, "truth"]], on=keys).query("time > 0")
     own = band_widths(result.fit.calibration, LEVEL, "state")
     none = band_widths(result.candidate_fits["none"].calibration, LEVEL, "state")
-    row = dict(target=target, seed=seed, seconds=time.perf_counter() - t0)
+    row = dict(target=target, seed=seed, seconds=seconds)
     row |= dict(strategy=result.strategy, variables={})
     for v in fam.SCORED:
         part = both[both["variable"] == v]

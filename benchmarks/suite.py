@@ -371,11 +371,9 @@ def coverage(module: str, rows: list[dict]) -> pd.DataFrame:
     ]
     if not flat:
         return pd.DataFrame()
-    frame = pd.DataFrame(flat).sort_values("n", kind="stable")
-    frame = frame.sort_values("case", key=lambda c: c.map(order.index), kind="stable")
-    groups = frame.groupby(["case", "n", "variable"], sort=False)
+    groups = pd.DataFrame(flat).groupby(["case", "n", "variable"])
     table = groups[["coverage", "width"]].median().assign(seeds=groups.size())
-    table = table.unstack("variable").reset_index()  # unstack sorts its rows: again
+    table = table.unstack("variable").reset_index()
     return table.iloc[np.lexsort((table["n"], table["case"].map(order.index)))]
 
 

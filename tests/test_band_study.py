@@ -75,9 +75,7 @@ def test_a_free_deflate_is_chosen_on_the_other_families(monkeypatch):
     records = {
         name: dict(
             q_s={},
-            cells=[
-                _cell(rng, sd, 0.05, target=t, seed=s) for t in ("B1", "B2") for s in range(2)
-            ],
+            cells=[_cell(rng, sd, 0.05, target=t, seed=s) for t in ("B1", "B2") for s in range(2)],
         )
         for name, sd in (("wide", 0.1), ("a", 0.05), ("b", 0.05))
     }

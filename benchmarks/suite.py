@@ -115,7 +115,7 @@ def candidate_records(result: hx.TransferResult, test: hx.Study, scored) -> dict
             continue
         pred = pred[pred["variable"].isin(scored)].sort_values(["batch", "variable", "time"])
         keys = keys or [[b, float(t), v] for b, t, v in pred[["batch", "time", "variable"]].values]
-        record["values"] = pred["value"].tolist()
+        record["values"] = [float(f"{x:.6g}") for x in pred["value"]]  # 6 digits: files < 2 MB
         records.append(record)
     return dict(keys=keys, candidates=records)
 

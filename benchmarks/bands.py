@@ -143,8 +143,8 @@ RULES = {
     "deflate+plain": Rule(deflate=None, plain=True),
     "pool": Rule(pool=None),
     "pool+deflate": Rule(deflate=None, pool=None),
-    "deflate, in-sample": Rule(deflate=None),  # chosen on the family scored: a reference
 }
+IN_SAMPLE = {"deflate, in-sample": Rule(deflate=None)}  # a reference: chosen on the family
 
 
 def _q(part: pd.DataFrame, sd: np.ndarray, g: np.ndarray, plain: bool) -> float:
@@ -274,19 +274,21 @@ def _objective(table: pd.DataFrame) -> tuple:
     return (s["inside"], -abs(s["median"] - LEVEL))
 
 
-def evaluate(records: dict[str, dict]) -> pd.DataFrame:
+def evaluate(
+    records: dict[str, dict], rules: dict = RULES, in_sample: dict = IN_SAMPLE
+) -> pd.DataFrame:
     """Each rule per family (and all together); a parameter left free is chosen on the
     other families (leave-one-family-out: the share of their cells' seed-median
-    coverage inside 0.90-0.98, then the median's distance to 0.95); for a rule named
-    ``in-sample``, on the family scored: the best any such constant can do there."""
+    coverage inside 0.90-0.98, then the median's distance to 0.95); for the rules of
+    `in_sample`, on the family scored: the best any such constant can do there."""
     rows = []
-    for name, rule in RULES.items():
+    for name, rule in [*rules.items(), *in_sample.items()]:
         grid = {r: scored(records, r) for r in rule.grid()}
         parts = []
         for module in records:
-            same = "in-sample" in name
-            on = {r: t[(t["family"] == module) == same] for r, t in grid.items()}
-            chosen = max(grid, key=lambda r: _objective(on[r]))  # noqa: B023 (used at once)
+            same = name in in_sample
+            objective = {r: _objective(t[(t["family"] == module) == same]) for r, t in grid.items()}
+            chosen = max(objective, key=objective.get)
             part = grid[chosen][grid[chosen]["family"] == module]
             parts.append(part)
             rows.append(

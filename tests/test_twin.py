@@ -483,3 +483,42 @@ def test_adaptive_twin_learns_the_process_noise_a_batch_shows():
     assert learned(2.5) == pytest.approx(np.sqrt((q0**2 + g) / 2), rel=1e-4)
     assert learned(2.05) == pytest.approx(q0, rel=1e-4)
     assert learned(2.5, adaptive=False) == pytest.approx(q0, rel=1e-4)
+
+
+def test_adaptive_twin_does_not_inflate_the_volume():
+    """A fed-batch with no feed (F = 0: the volume stays at 1 +- 0.01) and X growing as
+    x0 exp(k t): a sample of X far off (4 where 1.65 +- 0.17 is expected) inflates X's
+    variance by the lambda of scipy's brentq on nu^2 / (lambda P_XX + R) = the 95%
+    quantile, and the Kalman update with it gives X's mean and sd; the volume, which
+    follows the recorded flows, keeps its sd (inflated, one surprising sample had once
+    moved it to 0 through its covariance with the concentrations)."""
+    k, x0, sd0, t = 0.2, 1.0, 0.1, 2.5
+    model = hx.HybridModel.build(
+        name="grows",
+        states=[hx.State("X", "g/L")],
+        inputs=[hx.Input("F", "L/h")],
+        constants=[hx.Constant("Xf", "g/L")],
+        parameters=[hx.Parameter("k", k, "1/h")],
+        rates={},
+        balances={"X": "k * X"},
+        reactor=hx.FedBatch(feed_rate="F", feed={"X": "Xf"}),
+    )
+    twin = hx.DigitalTwin(
+        model,
+        initial={"X": x0, "V": 1.0},
+        inputs={"F": 0.0},
+        constants={"Xf": 0.0},
+        initial_sd={"X": sd0, "V": 0.01},
+        measurement_sd={"X": 0.1},
+        process_noise=0.0,
+    )
+    twin.update(t, {"X": 4.0})
+    x, pxx, r = x0 * np.exp(k * t), (sd0 * np.exp(k * t)) ** 2, 0.1**2
+    bound = (1 - 2 / 9 + 1.6448536269514722 * np.sqrt(2 / 9)) ** 3  # Wilson-Hilferty
+    lam = scipy.optimize.brentq(lambda lam: (4.0 - x) ** 2 / (lam * pxx + r) - bound, 1, 1e6)
+    gain = lam * pxx / (lam * pxx + r)
+    est = twin.estimate().set_index("variable")
+    assert twin.innovations()["inflation"].iloc[-1] == pytest.approx(lam, rel=1e-6)
+    assert est.loc["X", "mean"] == pytest.approx(x + gain * (4.0 - x), rel=1e-6)
+    assert est.loc["X", "sd"] == pytest.approx(np.sqrt((1 - gain) * lam * pxx), rel=1e-5)
+    assert est.loc["V", "sd"] == pytest.approx(0.01, rel=1e-6)

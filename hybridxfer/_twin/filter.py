@@ -20,12 +20,13 @@ reading then tells only dt/tau of an independent one). The normalised innovation
 squared ``NIS = (z - h(x))^T S^-1 (z - h(x))`` of each update is kept: chi-square with
 as many degrees of freedom as values measured when the bands are right. States are
 concentrations or volumes, so the corrected mean and the bands' lower ends are
-clipped at 0. An adaptive twin (the default) inflates the predicted covariance,
-``P <- lambda P`` with the smallest lambda >= 1 that brings the NIS of the update's
-sampled states to its 95% chi-square quantile, when it lies beyond it: a model that is
-off on this batch then follows the samples instead of trusting its own confident,
-wrong state (covariance matching, one update at a time; observation equations, whose
-mismatch their model error counts, do not inflate). It also raises a sampled state's
+clipped at 0. An adaptive twin (the default) inflates the predicted covariance of
+the states and batch parameters, ``P <- D P D`` with ``D = diag(sqrt(lambda))`` (1 for
+the reactor volume, which follows the recorded flows) and the smallest lambda >= 1 that
+brings the NIS of the update's sampled states to its 95% chi-square quantile, when it
+lies beyond it: a model that is off on this batch then follows the samples instead of
+trusting its own confident, wrong state (covariance matching, one update at a time;
+observation equations, whose mismatch their model error counts, do not inflate). It also raises a sampled state's
 process noise once the batch's samples show it too small (:mod:`.state`), so that
 the band does not shrink back between samples.
 :meth:`DigitalTwin.from_fit` sets e, tau, q and the batch sd from a
@@ -191,8 +192,10 @@ class DigitalTwin:
         self._system = System(model, varying)
         self._q = np.asarray(q + [0.0] * len(varying), dtype=float)
         self._learns = np.array([adaptive and s != volume for s in states])  # .state
+        # inflated by surprising samples (.step): the states but the volume, and the
+        # batch parameters
+        self._inflates = np.concatenate([self._learns, np.full(len(varying), adaptive)])
         self._solver = solver
-        self._adaptive = bool(adaptive)
         sd = np.concatenate([[sd0[s] for s in states], sd_batch[list(varying)]])
         start = Snapshot(
             float(time),
@@ -400,7 +403,7 @@ class DigitalTwin:
             r,
             e,
             amounts,
-            jnp.asarray(self._adaptive),
+            jnp.asarray(self._inflates),
         )
         if not bool(ok):
             raise TwinError(

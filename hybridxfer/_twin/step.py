@@ -90,12 +90,13 @@ def step(
     r: Float[Array, " n_vars"],
     e: Float[Array, " n_vars"],
     amounts: Float[Array, " n_events"],
-    adaptive: Bool[Array, ""],
+    inflates: Bool[Array, " n_s"],
 ):
     r"""One filter step: advance to t1 under u_old, correct with the measured entries of
-    z (sd r, relative model error e), then apply the events. If `adaptive` and the
-    sampled states' innovations are beyond their 95% bound, the predicted covariance is
-    first inflated until they are at it (:func:`_inflation`).
+    z (sd r, relative model error e), then apply the events. If the sampled states'
+    innovations are beyond their 95% bound, the predicted covariance of the entries
+    that `inflates` marks is first inflated until they are at it (:func:`_inflation`;
+    none marked: the textbook filter).
 
     Returns:
         (s, P, ok, nis, inflation, nu, var): the corrected mean and covariance, whether
@@ -113,13 +114,13 @@ def step(
     H = jnp.where(mask[:, None], H, 0.0)
     R = jnp.diag(jnp.where(mask, r**2 + (e * pred) ** 2, 1.0))
     nu = jnp.where(mask, z - pred, 0.0)
-    HPH = H @ P @ H.T
-    nis = nu @ jnp.linalg.solve(HPH + R, nu)
-    var = jnp.diag(HPH + R)
+    S = H @ P @ H.T + R
+    nis = nu @ jnp.linalg.solve(S, nu)
+    var = jnp.diag(S)
     sampled = mask & (jnp.arange(mask.shape[0]) < len(system.model.state_names))
-    inflation = jnp.where(adaptive, _inflation(nu, HPH, R, sampled), 1.0)
-    P = inflation * P
-    S = inflation * HPH + R
+    inflation = _inflation(nu, H, P, R, sampled, inflates)
+    P = _inflated(P, inflates, inflation)
+    S = H @ P @ H.T + R
     K = jnp.linalg.solve(S, H @ P).T
     I_KH = jnp.eye(s.shape[0]) - K @ H
     s = s + K @ nu
@@ -132,25 +133,37 @@ def step(
     return s, P, ok, nis, inflation, nu, var
 
 
-def _inflation(nu, HPH, R, sampled, iterations: int = 40):
+def _inflated(P, inflates, lam):
+    """P with the rows and columns that `inflates` marks scaled by sqrt(lambda): their
+    variances by lambda, their covariances with the rest by sqrt(lambda) (still a
+    covariance: D P D with D diagonal)."""
+    d = jnp.where(inflates, jnp.sqrt(lam), 1.0)
+    return d[:, None] * P * d[None, :]
+
+
+def _inflation(nu, H, P, R, sampled, inflates, iterations: int = 40):
     r"""The factor :math:`\lambda \ge 1` that brings the NIS of the sampled states'
-    innovations, :math:`\nu_s^T (\lambda H_s P H_s^T + R_s)^{-1} \nu_s`, down to the
-    95% quantile of chi-square with k = (number sampled) degrees of freedom
-    (Wilson-Hilferty, :func:`~hybridxfer._uncertainty.noise.chi2_quantile`); 1 when it is
-    within it or nothing was sampled; at most :data:`MAX_INFLATION`. A model that is
-    off on this batch (a source model on a related process, say) gives samples its
-    covariance cannot explain: rather than hold on to a confident, wrong state, the
-    filter widens the state's uncertainty as far as the samples show, and follows
-    them. Observation equations (OUR...) do not inflate: their mismatch may be the
-    equation's, which their model error counts. Bisection on log lambda."""
+    innovations, :math:`\nu_s^T (H_s P_\lambda H_s^T + R_s)^{-1} \nu_s` with
+    :math:`P_\lambda` the covariance inflated where `inflates` marks
+    (:func:`_inflated`), down to the 95% quantile of chi-square with k = (number
+    sampled) degrees of freedom (Wilson-Hilferty,
+    :func:`~hybridxfer._uncertainty.noise.chi2_quantile`); 1 when it is within it, or
+    no sampled state may inflate; at most :data:`MAX_INFLATION`. A model that is off on
+    this batch (a source model on a related process, say) gives samples its covariance
+    cannot explain: rather than hold on to a confident, wrong state, the filter widens
+    the uncertainty of the states and batch parameters as far as the samples show, and
+    follows them. The reactor volume does not inflate: it follows the recorded flows
+    (inflated, its covariance with the concentrations let one surprising sample move it
+    to 0). Observation equations (OUR...) do not inflate either: their mismatch may be
+    the equation's, which their model error counts. Bisection on log lambda."""
     k = jnp.sum(sampled)
     bound = chi2_quantile(jnp.maximum(k, 1), Z95_ONE_SIDED)
     both = sampled[:, None] & sampled[None, :]
     nu = jnp.where(sampled, nu, 0.0)
 
     def nis(log_lam):
-        S = jnp.where(both, jnp.exp(log_lam) * HPH + R, jnp.eye(nu.shape[0]))
-        return nu @ jnp.linalg.solve(S, nu)
+        S = H @ _inflated(P, inflates, jnp.exp(log_lam)) @ H.T + R
+        return nu @ jnp.linalg.solve(jnp.where(both, S, jnp.eye(nu.shape[0])), nu)
 
     def halve(_, interval):
         lo, hi = interval
@@ -159,7 +172,9 @@ def _inflation(nu, HPH, R, sampled, iterations: int = 40):
         return jnp.where(above, mid, lo), jnp.where(above, hi, mid)
 
     _, hi = jax.lax.fori_loop(0, iterations, halve, (0.0, math.log(MAX_INFLATION)))
-    return jnp.where((k > 0) & (nis(0.0) > bound), jnp.exp(hi), 1.0)
+    m = min(sampled.shape[0], inflates.shape[0])  # sampled: states only, the first entries
+    can = jnp.any(sampled[:m] & inflates[:m])
+    return jnp.where((k > 0) & can & (nis(0.0) > bound), jnp.exp(hi), 1.0)
 
 
 @eqx.filter_jit

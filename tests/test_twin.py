@@ -485,14 +485,9 @@ def test_adaptive_twin_learns_the_process_noise_a_batch_shows():
     assert learned(2.5, adaptive=False) == pytest.approx(q0, rel=1e-4)
 
 
-def test_adaptive_twin_does_not_inflate_the_volume():
+def _grows(sd_x: float, k: float = 0.2, x0: float = 1.0):
     """A fed-batch with no feed (F = 0: the volume stays at 1 +- 0.01) and X growing as
-    x0 exp(k t): a sample of X far off (4 where 1.65 +- 0.17 is expected) inflates X's
-    variance by the lambda of scipy's brentq on nu^2 / (lambda P_XX + R) = the 95%
-    quantile, and the Kalman update with it gives X's mean and sd; the volume, which
-    follows the recorded flows, keeps its sd (inflated, one surprising sample had once
-    moved it to 0 through its covariance with the concentrations)."""
-    k, x0, sd0, t = 0.2, 1.0, 0.1, 2.5
+    x0 exp(k t) from an sd of `sd_x`; a sample of X has sd 0.1."""
     model = hx.HybridModel.build(
         name="grows",
         states=[hx.State("X", "g/L")],
@@ -503,17 +498,30 @@ def test_adaptive_twin_does_not_inflate_the_volume():
         balances={"X": "k * X"},
         reactor=hx.FedBatch(feed_rate="F", feed={"X": "Xf"}),
     )
-    twin = hx.DigitalTwin(
+    return hx.DigitalTwin(
         model,
         initial={"X": x0, "V": 1.0},
         inputs={"F": 0.0},
         constants={"Xf": 0.0},
-        initial_sd={"X": sd0, "V": 0.01},
+        initial_sd={"X": sd_x, "V": 0.01},
         measurement_sd={"X": 0.1},
         process_noise=0.0,
     )
+
+
+@pytest.mark.parametrize("sd_x", [0.1, 1e-4])
+def test_adaptive_twin_inflates_the_states_but_not_the_volume(sd_x):
+    """A sample of X far off (4 where 1.65 is expected): X's predicted variance P_XX
+    (x0 sd_x exp(k t))^2, first raised to the sample's 0.1^2 where below it (sd_x =
+    1e-4: a variance the dynamics had contracted to about 0 would not inflate at all),
+    is inflated by the lambda of scipy's brentq on nu^2 / (lambda P_XX + R) = the 95%
+    quantile, and the Kalman update with it gives X's mean and sd; the volume, which
+    follows the recorded flows, keeps its sd (inflated, one surprising sample had once
+    moved it to 0 through its covariance with the concentrations)."""
+    k, t, r = 0.2, 2.5, 0.1**2
+    twin = _grows(sd_x, k)
     twin.update(t, {"X": 4.0})
-    x, pxx, r = x0 * np.exp(k * t), (sd0 * np.exp(k * t)) ** 2, 0.1**2
+    x, pxx = np.exp(k * t), max((sd_x * np.exp(k * t)) ** 2, r)
     bound = (1 - 2 / 9 + 1.6448536269514722 * np.sqrt(2 / 9)) ** 3  # Wilson-Hilferty
     lam = scipy.optimize.brentq(lambda lam: (4.0 - x) ** 2 / (lam * pxx + r) - bound, 1, 1e6)
     gain = lam * pxx / (lam * pxx + r)

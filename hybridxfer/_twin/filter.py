@@ -25,10 +25,11 @@ the states and batch parameters, ``P <- D P D`` with ``D = diag(sqrt(lambda))`` 
 the reactor volume, which follows the recorded flows) and the smallest lambda >= 1 that
 brings the NIS of the update's sampled states to its 95% chi-square quantile, when it
 lies beyond it: a model that is off on this batch then follows the samples instead of
-trusting its own confident, wrong state (covariance matching, one update at a time;
-observation equations, whose mismatch their model error counts, do not inflate). It also raises a sampled state's
-process noise once the batch's samples show it too small (:mod:`.state`), so that
-the band does not shrink back between samples.
+trusting its own confident, wrong state (covariance matching, one update at a time,
+each sampled state's variance first raised to at least its sample's; observation
+equations, whose mismatch their model error counts, do not inflate). It also raises a
+sampled state's process noise once the batch's samples show it too small
+(:mod:`.state`), so that the band does not shrink back between samples.
 :meth:`DigitalTwin.from_fit` sets e, tau, q and the batch sd from a
 fit's residuals (:mod:`hybridxfer._twin.calibrate`). Events (sample withdrawal, bolus) at an update
 act after its measurements, as in a simulation: ``x <- g(x)``, ``P <- G P G^T``.

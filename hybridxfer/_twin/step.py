@@ -95,7 +95,7 @@ def step(
     r"""One filter step: advance to t1 under u_old, correct with the measured entries of
     z (sd r, relative model error e), then apply the events. If the sampled states'
     innovations are beyond their 95% bound, the predicted covariance of the entries
-    that `inflates` marks is first inflated until they are at it (:func:`_inflation`;
+    that `inflates` marks is first inflated until they are at it (:func:`_inflate`;
     none marked: the textbook filter).
 
     Returns:
@@ -118,8 +118,7 @@ def step(
     nis = nu @ jnp.linalg.solve(S, nu)
     var = jnp.diag(S)
     sampled = mask & (jnp.arange(mask.shape[0]) < len(system.model.state_names))
-    inflation = _inflation(nu, H, P, R, sampled, inflates)
-    P = _inflated(P, inflates, inflation)
+    inflation, P = _inflate(nu, H, P, R, sampled, inflates)
     S = H @ P @ H.T + R
     K = jnp.linalg.solve(S, H @ P).T
     I_KH = jnp.eye(s.shape[0]) - K @ H
@@ -141,40 +140,51 @@ def _inflated(P, inflates, lam):
     return d[:, None] * P * d[None, :]
 
 
-def _inflation(nu, H, P, R, sampled, inflates, iterations: int = 40):
-    r"""The factor :math:`\lambda \ge 1` that brings the NIS of the sampled states'
-    innovations, :math:`\nu_s^T (H_s P_\lambda H_s^T + R_s)^{-1} \nu_s` with
+def _inflate(nu, H, P, R, sampled, inflates, iterations: int = 40):
+    r"""Covariance matching at one update: when the NIS of the sampled states'
+    innovations lies beyond the 95% quantile of chi-square with k = (number sampled)
+    degrees of freedom (Wilson-Hilferty,
+    :func:`~hybridxfer._uncertainty.noise.chi2_quantile`), the smallest
+    :math:`\lambda \ge 1` (at most :data:`MAX_INFLATION`) that brings
+    :math:`\nu_s^T (H_s P_\lambda H_s^T + R_s)^{-1} \nu_s` to it, with
     :math:`P_\lambda` the covariance inflated where `inflates` marks
-    (:func:`_inflated`), down to the 95% quantile of chi-square with k = (number
-    sampled) degrees of freedom (Wilson-Hilferty,
-    :func:`~hybridxfer._uncertainty.noise.chi2_quantile`); 1 when it is within it, or
-    no sampled state may inflate; at most :data:`MAX_INFLATION`. A model that is off on
-    this batch (a source model on a related process, say) gives samples its covariance
-    cannot explain: rather than hold on to a confident, wrong state, the filter widens
-    the uncertainty of the states and batch parameters as far as the samples show, and
-    follows them. The reactor volume does not inflate: it follows the recorded flows
-    (inflated, its covariance with the concentrations let one surprising sample move it
-    to 0). Observation equations (OUR...) do not inflate either: their mismatch may be
-    the equation's, which their model error counts. Bisection on log lambda."""
+    (:func:`_inflated`), each sampled state's variance first raised to at least its
+    sample's (R): a model that a sample proves wrong is not more precise than the
+    sample (a variance the dynamics had contracted to 0, as a depleted substrate's,
+    would not inflate at all). A model that is off on this batch (a source model on a
+    related process, say) then widens the uncertainty of its states and batch
+    parameters as far as the samples show, and follows them. The reactor volume does not
+    inflate: it follows the recorded flows (inflated, its covariance with the
+    concentrations let one surprising sample move it to 0). Observation equations
+    (OUR...) do not inflate either: their mismatch may be the equation's, which their
+    model error counts. Bisection on log lambda.
+
+    Returns:
+        (lambda, P_lambda): 1 and P when the samples are within the bound, or no
+        sampled state may inflate."""
     k = jnp.sum(sampled)
     bound = chi2_quantile(jnp.maximum(k, 1), Z95_ONE_SIDED)
     both = sampled[:, None] & sampled[None, :]
     nu = jnp.where(sampled, nu, 0.0)
 
-    def nis(log_lam):
-        S = H @ _inflated(P, inflates, jnp.exp(log_lam)) @ H.T + R
+    def nis(P):
+        S = H @ P @ H.T + R
         return nu @ jnp.linalg.solve(jnp.where(both, S, jnp.eye(nu.shape[0])), nu)
+
+    m = min(sampled.shape[0], inflates.shape[0])  # sampled: states only, the first entries
+    floor = jnp.where(sampled[:m] & inflates[:m], jnp.diag(R)[:m] - jnp.diag(P)[:m], 0.0)
+    base = P + jnp.diag(jnp.zeros(P.shape[0]).at[:m].set(jnp.maximum(floor, 0.0)))
 
     def halve(_, interval):
         lo, hi = interval
         mid = (lo + hi) / 2
-        above = nis(mid) > bound
+        above = nis(_inflated(base, inflates, jnp.exp(mid))) > bound
         return jnp.where(above, mid, lo), jnp.where(above, hi, mid)
 
     _, hi = jax.lax.fori_loop(0, iterations, halve, (0.0, math.log(MAX_INFLATION)))
-    m = min(sampled.shape[0], inflates.shape[0])  # sampled: states only, the first entries
-    can = jnp.any(sampled[:m] & inflates[:m])
-    return jnp.where((k > 0) & can & (nis(0.0) > bound), jnp.exp(hi), 1.0)
+    rejected = (k > 0) & jnp.any(sampled[:m] & inflates[:m]) & (nis(P) > bound)
+    lam = jnp.where(rejected, jnp.exp(hi), 1.0)
+    return lam, jnp.where(rejected, _inflated(base, inflates, lam), P)
 
 
 @eqx.filter_jit

@@ -28,6 +28,7 @@ Markdown table (``OUT/twin_suite.md``) is built from every file there.
 
 import argparse
 import datetime
+import itertools
 import json
 import platform
 import time
@@ -48,6 +49,7 @@ except ImportError:  # imported as benchmarks.twin_suite
 LATE = 0.25  # a sample arrives this fraction of the sampling interval after it is taken
 READS = 24  # estimates read per sampling interval
 SD_FLOOR = 0.01  # of the variable's largest source value: a sample's least sd, x NOISE
+VARIANTS = {"from_fit": {}, "no rate gains": dict(rate_sd=0.0)}  # twin options
 
 
 def grid_of(family: hx.Study) -> tuple[float, np.ndarray]:
@@ -67,7 +69,9 @@ def truth_on(fam, family: hx.Study, target: str, grid: np.ndarray) -> pd.DataFra
     return hx.simulate(fam.truth_model(target), study, times=times, solver=solver)
 
 
-def run_twin(fit, family: hx.Study, batch: str, interval: float, grid, sd_of) -> pd.DataFrame:
+def run_twin(
+    fit, family: hx.Study, batch: str, interval: float, grid, sd_of, **twin
+) -> pd.DataFrame:
     """The twin's real-time estimate of one batch, read on the grid (long: time,
     variable, mean, sd, lower95, upper95). `sd_of(variable, value)`: a sample's sd."""
     model = fit.model
@@ -81,6 +85,7 @@ def run_twin(fit, family: hx.Study, batch: str, interval: float, grid, sd_of) ->
         initial={v: x for v, x in at0.items() if v in model.state_names},
         inputs={v: x for v, x in in0.items() if v in model.input_names},
         constants={c: float(row[c]) for c in model.constant_names},
+        **twin,
     )
     if events := {v: x for v, x in in0.items() if v in model.event_names}:
         twin.update(0.0, events)
@@ -122,14 +127,26 @@ def scores(estimate: pd.DataFrame, open_loop: pd.DataFrame, truth: pd.DataFrame,
     return out
 
 
-def run_family(module: str, steps: int, transfer_n: int) -> list[dict]:
-    """Every target's test batches, with the source fit as it is and (if `transfer_n`)
-    transferred to the target with that many batches (``auto``, seed 0's draw)."""
-    fam = families.load(module)
-    family = fam.make_family(0)
+def source_fit(fam, family: hx.Study, steps: int, cache: Path | None) -> hx.FitResult:
+    """``suite.source_fit``, kept in (and read back from) `cache` if given."""
+    path = cache / f"{fam.NAME}-{steps}" if cache else None
+    if path and path.exists():
+        return hx.load_fit(path)
     start = time.perf_counter()
     src = suite.source_fit(fam, family, steps)
-    print(f"{module}: source fit {time.perf_counter() - start:.0f} s", flush=True)
+    print(f"{fam.NAME}: source fit {time.perf_counter() - start:.0f} s", flush=True)
+    if path:
+        hx.save_fit(src, path)
+    return src
+
+
+def run_family(module: str, steps: int, transfer_n: int, cache: Path | None) -> list[dict]:
+    """Every target's test batches, with the source fit as it is and (if `transfer_n`)
+    transferred to the target with that many batches (``auto``, seed 0's draw); each
+    with the twin of :data:`VARIANTS`."""
+    fam = families.load(module)
+    family = fam.make_family(0)
+    src = source_fit(fam, family, steps, cache)
     interval, grid = grid_of(family)
     source = family.select(process=fam.SOURCE).measurements
     largest = source.groupby("variable")["value"].max()
@@ -154,13 +171,13 @@ def run_family(module: str, steps: int, transfer_n: int) -> list[dict]:
             start = time.perf_counter()
             times = {b: grid for b in test.batch_names}
             open_loop = hx.simulate(fit.model, test, times=times)
-            for b in test.batch_names:
+            for (twin, options), b in itertools.product(VARIANTS.items(), test.batch_names):
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", hx.TwinWarning)  # its NIS: scored here
-                    estimate = run_twin(fit, family, b, interval, grid, sd_of)
+                    estimate = run_twin(fit, family, b, interval, grid, sd_of, **options)
                 ol, tr = (f[f["batch"] == b] for f in (open_loop, truth))
                 rows.append(
-                    dict(family=module, target=target, model=name, batch=b)
+                    dict(family=module, target=target, model=name, twin=twin, batch=b)
                     | scores(estimate, ol, tr, fam.SCORED)
                 )
             print(f"  {target} {name}: {time.perf_counter() - start:.0f} s", flush=True)
@@ -170,20 +187,23 @@ def run_family(module: str, steps: int, transfer_n: int) -> list[dict]:
 def table(rows: list[dict]) -> pd.DataFrame:
     """Medians over test batches per family, target, model and scored variable."""
     long = [
-        dict(family=r["family"], target=r["target"], model=r["model"], variable=v) | s
+        dict(family=r["family"], target=r["target"], model=r["model"], twin=r["twin"])
+        | dict(variable=v)
+        | s
         for r in rows
         for v, s in r.items()
         if isinstance(s, dict)
     ]
-    keys = ["family", "target", "model", "variable"]
+    keys = ["family", "target", "model", "twin", "variable"]
     return pd.DataFrame(long).groupby(keys, sort=False).median().reset_index()
 
 
 def markdown(per: pd.DataFrame, info: dict) -> str:
     fams = {m: families.load(m) for m in per["family"].unique()}
     related = per[[t in fams[f].RELATED_TARGETS for f, t in zip(per["family"], per["target"])]]
-    pooled = related.groupby(["family", "model", "variable"], sort=False).median(numeric_only=True)
-    line = "| {} | {} | {} | {:.2f} | {:.2f} | {:.3f} | {:.3f} |"
+    keys = ["family", "model", "twin", "variable"]
+    pooled = related.groupby(keys, sort=False).median(numeric_only=True)
+    line = "| {} | {} | {} | {} | {:.2f} | {:.2f} | {:.3f} | {:.3f} |"
     md = [
         "# The twin's bands on the suite's families (issue 25, case c)",
         "",
@@ -193,19 +213,21 @@ def markdown(per: pd.DataFrame, info: dict) -> str:
         "",
         "## Related targets pooled (median over targets of the median over test batches)",
         "",
-        "| family | model | variable | coverage | width | NRMSE twin | NRMSE open loop |",
-        "|---|---|---|---:|---:|---:|---:|",
+        "| family | model | twin | variable | coverage | width | NRMSE twin | NRMSE open loop |",
+        "|---|---|---|---|---:|---:|---:|---:|",
         *(
-            line.format(f, m, v, r["coverage"], r["width"], r["nrmse"], r["open_loop"])
-            for (f, m, v), r in pooled.iterrows()
+            line.format(f, m, w, v, r["coverage"], r["width"], r["nrmse"], r["open_loop"])
+            for (f, m, w, v), r in pooled.iterrows()
         ),
         "",
         "## Per target",
         "",
-        "| family | target | model | variable | coverage | width | NRMSE twin | NRMSE open loop |",
-        "|---|---|---|---|---:|---:|---:|---:|",
+        "| family | target | model | twin | variable | coverage | width | NRMSE twin "
+        "| NRMSE open loop |",
+        "|---|---|---|---|---|---:|---:|---:|---:|",
         *(
-            f"| {r.family} | {r.target} | {r.model} | {r.variable} | {r.coverage:.2f} "
+            f"| {r.family} | {r.target} | {r.model} | {r.twin} | {r.variable} "
+            f"| {r.coverage:.2f} "
             f"| {r.width:.2f} | {r.nrmse:.3f} | {r.open_loop:.3f} |"
             for r in per.itertuples()
         ),
@@ -220,6 +242,7 @@ def main() -> None:
     p.add_argument("--source-steps", type=int, default=200)
     p.add_argument("--transfer", type=int, default=0, help="also transferred with n batches")
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/twin_suite"))
+    p.add_argument("--cache", type=Path, default=None, help="keep the source fits here")
     args = p.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     jax_version = __import__("jax").__version__
@@ -233,7 +256,7 @@ def main() -> None:
     for module in args.families or [m for m in families.available() if m != "cho_inhouse"]:
         path = args.out / f"{module}.json"
         if not path.exists():
-            rows = run_family(module, args.source_steps, args.transfer)
+            rows = run_family(module, args.source_steps, args.transfer, args.cache)
             path.write_text(json.dumps(dict(info=info, rows=rows), indent=1))
     rows = [r for f in sorted(args.out.glob("*.json")) for r in json.loads(f.read_text())["rows"]]
     (args.out / "twin_suite.md").write_text(markdown(table(rows), info))

@@ -376,6 +376,7 @@ def test_from_fit_takes_the_noise_from_the_fits_residuals():
     assert twin.noise["model_error"] == pytest.approx({"OUR": e}, rel=1e-12)
     assert twin.noise["process_noise"] == pytest.approx({"X1": 0.03, "X2": 0.02}, rel=1e-12)
     assert twin.noise["model_error_time"] == {}  # alternating residuals: uncorrelated
+    assert twin.noise["rate_sd"] == 0.1  # not from residuals: a new batch's rates
     mine = hx.DigitalTwin.from_fit(
         _fit_with(table), initial={"X1": 5.0, "X2": 0.5}, model_error={"OUR": 0.3}
     )
@@ -485,9 +486,9 @@ def test_adaptive_twin_learns_the_process_noise_a_batch_shows():
     assert learned(2.5, adaptive=False) == pytest.approx(q0, rel=1e-4)
 
 
-def _grows(sd_x: float, k: float = 0.2, x0: float = 1.0):
+def _grows(sd_x: float, k: float = 0.2, x0: float = 1.0, **twin):
     """A fed-batch with no feed (F = 0: the volume stays at 1 +- 0.01) and X growing as
-    x0 exp(k t) from an sd of `sd_x`; a sample of X has sd 0.1."""
+    x0 exp(k t) from an sd of `sd_x`; a sample of X has sd 0.1 unless given."""
     model = hx.HybridModel.build(
         name="grows",
         states=[hx.State("X", "g/L")],
@@ -506,6 +507,7 @@ def _grows(sd_x: float, k: float = 0.2, x0: float = 1.0):
         initial_sd={"X": sd_x, "V": 0.01},
         measurement_sd={"X": 0.1},
         process_noise=0.0,
+        **twin,
     )
 
 
@@ -530,3 +532,22 @@ def test_adaptive_twin_inflates_the_states_but_not_the_volume(sd_x):
     assert est.loc["X", "mean"] == pytest.approx(x + gain * (4.0 - x), rel=1e-6)
     assert est.loc["X", "sd"] == pytest.approx(np.sqrt((1 - gain) * lam * pxx), rel=1e-5)
     assert est.loc["V", "sd"] == pytest.approx(0.01, rel=1e-6)
+
+
+def test_rate_gains_learn_a_batch_whose_growth_is_faster_than_the_models():
+    """The model grows at k = 0.2 per h, this batch at 0.24 (x = exp(0.24 t)), sampled
+    every 2 h (sd 1%): with rate gains (rate_sd 0.1, estimated along) the forecast 10 h
+    past the last sample is within 2% of the truth, inside its band; without, it
+    follows the model's rate from the last sample, exp(-0.4) - 1 = -33% off."""
+    truth = lambda t: np.exp(0.24 * t)  # noqa: E731
+    forecasts = {}
+    for rate_sd in (0.1, 0.0):
+        twin = _grows(0.1, k=0.2, rate_sd=rate_sd)
+        for t in np.arange(2.0, 21.0, 2.0):
+            twin.update(t, {"X": truth(t)}, sd={"X": 0.01 * truth(t)})
+        end = twin.forecast(30.0, points=2).query("variable == 'X' and time == 30")
+        forecasts[rate_sd] = end.iloc[0]
+    gained, plain = forecasts[0.1], forecasts[0.0]
+    assert gained["mean"] == pytest.approx(truth(30.0), rel=0.02)
+    assert gained["lower95"] <= truth(30.0) <= gained["upper95"]
+    assert plain["mean"] / truth(30.0) - 1 == pytest.approx(np.exp(-0.4) - 1, abs=0.03)

@@ -236,14 +236,19 @@ class HybridModel(eqx.Module):
         y: Float[Array, " n_states"],
         inputs: Float[Array, " n_inputs"],
         constants: Float[Array, " n_constants"],
+        gains: Float[Array, " n_balanced"] | None = None,
     ) -> Float[Array, " n_states"]:
-        """dy/dt at time t for state y, input values and batch constants.
+        """dy/dt at time t for state y, input values and batch constants; `gains`, a
+        factor on each balanced state's reaction term (the reactor's flows as they are:
+        a digital twin's rate corrections), default 1.
 
         Units: state units per model time unit.
         """
         s = self.structure
         env = self._env(t, y, inputs, constants)
         reaction = [b(env) for b in s.balances]
+        if gains is not None:
+            reaction = [g * r for g, r in zip(gains, reaction)]
         return s.reactor.balance(reaction, y, self._balanced, self._reactor_value(env))
 
     def observe(

@@ -67,6 +67,7 @@ __all__ = ["DigitalTwin", "TwinError", "TwinWarning"]
 
 Z95 = 1.959963984540054
 PROCESS_NOISE = 0.02  # q of a state whose residuals do not tell it [1/sqrt(time unit)]
+RATE_SD = 0.1  # from_fit: prior relative error of each reaction term in a new batch
 
 
 class DigitalTwin:
@@ -102,6 +103,10 @@ class DigitalTwin:
         batch_sd: prior sd of a batch-varying parameter's deviation in this batch
             [unconstrained units, about relative], replacing its declared
             ``batch_sd`` (e.g. the spread of the fitted batches' values).
+        rate_sd: prior sd of the relative error of each balanced state's reaction
+            term in this batch (each estimated along, constant in the batch: a model
+            whose growth is 10% too fast on this batch is then corrected by the
+            samples, rather than pulled back to them after each); 0: none.
         time: the starting time [model time unit].
         solver: integration of the mean and covariance between updates.
         adaptive: when an update's sampled states lie beyond the 95% chi-square bound
@@ -113,8 +118,8 @@ class DigitalTwin:
             textbook filter.
 
     Attributes:
-        noise: the noise levels in use: ``model_error`` (e per variable) and
-            ``process_noise`` (q per state).
+        noise: the noise levels in use: ``model_error`` (e per variable),
+            ``process_noise`` (q per state) and ``rate_sd``.
 
     Raises:
         TwinError: for missing or unknown names or non-finite values.
@@ -133,6 +138,7 @@ class DigitalTwin:
         model_error_time: Mapping[str, float] | None = None,
         process_noise: float | Mapping[str, float] = PROCESS_NOISE,
         batch_sd: Mapping[str, float] | None = None,
+        rate_sd: float = 0.0,
         time: float = 0.0,
         solver: Solver = TWIN,
         adaptive: bool = True,
@@ -182,25 +188,20 @@ class DigitalTwin:
             model_error={v: float(x) for v, x in zip(variables, self._e) if x > 0},
             model_error_time={v: float(x) for v, x in zip(variables, self._tau) if x > 0},
             process_noise={s: float(x) for s, x in zip(states, q)},
+            rate_sd=float(rate_sd),
         )
-        sd_batch = np.array(model.batch_sd)
-        free = [p.name for p in model.structure.parameters if not p.fixed]
-        given = dict(batch_sd or {})
-        _finite("batch_sd", given, positive=True)
-        _known("batch_sd", given, [n for n, x in zip(free, sd_batch) if x > 0])
-        sd_batch = np.array([given.get(n, x) for n, x in zip(free, sd_batch)])
-        varying = tuple(int(k) for k in np.flatnonzero(sd_batch > 0))
-        self._system = System(model, varying)
-        self._q = np.asarray(q + [0.0] * len(varying), dtype=float)
+        self._system, sd_extra = System.build(model, dict(batch_sd or {}), rate_sd)
+        extra, gains = len(sd_extra), self._system.n_gains  # s = (x, d, g)
+        self._q = np.asarray(q + [0.0] * extra, dtype=float)
         self._learns = np.array([adaptive and s != volume for s in states])  # .state
         # inflated by surprising samples (.step): the states but the volume, and the
-        # batch parameters
-        self._inflates = np.concatenate([self._learns, np.full(len(varying), adaptive)])
+        # batch parameters (the gains keep their prior: inflated, they made the solve stiff)
+        self._inflates = np.array([*self._learns, *[adaptive] * (extra - gains), *[False] * gains])
         self._solver = solver
-        sd = np.concatenate([[sd0[s] for s in states], sd_batch[list(varying)]])
+        sd = np.concatenate([[sd0[s] for s in states], sd_extra])
         start = Snapshot(
             float(time),
-            jnp.concatenate([jnp.asarray(x0), jnp.zeros(len(varying))]),
+            jnp.concatenate([jnp.asarray(x0), jnp.zeros(extra)]),
             jnp.diag(jnp.asarray(sd, dtype=float) ** 2),
             np.asarray([inputs[n] for n in model.input_names], dtype=float),
             np.full(len(variables), float(time)),
@@ -223,7 +224,9 @@ class DigitalTwin:
         (:attr:`FitResult.calibration`) and batches, as :mod:`hybridxfer._twin.calibrate`
         describes: each observation's relative model error e and its correlation time,
         each measured state's process noise q (an unmeasured state keeps 0.02 per
-        sqrt(time unit)), and the batch sd of the batch-varying parameters. For a fit
+        sqrt(time unit)), and the batch sd of the batch-varying parameters; each
+        reaction term's relative error is estimated along (``rate_sd`` 0.1 unless
+        given: a fit's residuals do not tell how far a new batch's rates are off). For a fit
         whose predictions are its members' weighted mean (a transfer's ``auto``), the
         twin runs its :attr:`~hybridxfer.FitResult.model`, with the levels of the
         mean's residuals.
@@ -241,6 +244,7 @@ class DigitalTwin:
         """
         result = getattr(result, "fit", result)  # a TransferResult holds its fit
         twin |= noise_from_fit(result, model_error, process_noise, PROCESS_NOISE, twin)
+        twin.setdefault("rate_sd", RATE_SD)
         return cls(result.model, initial=initial, **twin)
 
     # ------------------------------------------------------------------ streaming

@@ -4,16 +4,19 @@ the estimated system, advancing mean and covariance, the update, and the outputs
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import diffrax as dfx
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Bool, Float
 
 from .._core.model import HybridModel
 from .._solve import Solver, integrate
 from .._uncertainty.noise import Z95_ONE_SIDED, chi2_quantile
+from .checks import TwinError, _finite, _known
 
 __all__ = ["MAX_INFLATION", "System", "outputs", "step"]
 
@@ -21,11 +24,34 @@ MAX_INFLATION = 1e6  # of the predicted covariance at one update (its sd: x1000)
 
 
 class System(eqx.Module):
-    """What the filter estimates: s = (x, d), the model's states and the deviations d
-    (unconstrained) of its batch-varying parameters, which stay constant in a batch."""
+    """What the filter estimates: s = (x, d, g), the model's states, the deviations d
+    (unconstrained) of its batch-varying parameters and, if `gained`, the relative
+    errors g of its balanced states' reaction terms (each times exp(g), about 1 + g),
+    both constant in a batch."""
 
     model: HybridModel
     varying: tuple[int, ...] = eqx.field(static=True)  # indices into model.free
+    gained: bool = eqx.field(static=True, default=False)
+
+    @classmethod
+    def build(cls, model: HybridModel, batch_sd: Mapping[str, float], rate_sd: float):
+        """The system of `model`: its parameters with a batch sd > 0 (declared, or given
+        in `batch_sd`) varying, and rate gains if `rate_sd` > 0; and the prior sd of
+        each of s's entries after the states (d, then g)."""
+        sd = np.array(model.batch_sd)
+        free = [p.name for p in model.structure.parameters if not p.fixed]
+        _finite("batch_sd", batch_sd, positive=True)
+        _known("batch_sd", batch_sd, [n for n, x in zip(free, sd) if x > 0])
+        if not (math.isfinite(rate_sd) and rate_sd >= 0):
+            raise TwinError(f"rate_sd: {rate_sd!r} is not a number >= 0")
+        sd = np.array([batch_sd.get(n, x) for n, x in zip(free, sd)])
+        varying = tuple(int(k) for k in np.flatnonzero(sd > 0))
+        system = cls(model, varying, rate_sd > 0)
+        return system, np.concatenate([sd[list(varying)], np.full(system.n_gains, rate_sd)])
+
+    @property
+    def n_gains(self) -> int:
+        return len(self.model.structure.balances) if self.gained else 0
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -34,13 +60,15 @@ class System(eqx.Module):
         return self.model.variable_names + tuple(free[k] for k in self.varying)
 
     def _parts(self, s):
-        n = len(self.model.state_names)
-        free = self.model.free.at[jnp.asarray(self.varying, dtype=int)].add(s[n:])
+        n, k = len(self.model.state_names), len(self.varying)
+        free = self.model.free.at[jnp.asarray(self.varying, dtype=int)].add(s[n : n + k])
         return eqx.tree_at(lambda m: m.free, self.model, free), s[:n]
 
     def field(self, t, s, u, c) -> Float[Array, " n_s"]:
         model, x = self._parts(s)
-        return jnp.concatenate([model.vector_field(t, x, u, c), jnp.zeros(len(self.varying))])
+        gains = jnp.exp(s[s.shape[0] - self.n_gains :]) if self.gained else None
+        dx = model.vector_field(t, x, u, c, gains)
+        return jnp.concatenate([dx, jnp.zeros(s.shape[0] - x.shape[0])])
 
     def measure(self, t, s, u, c) -> Float[Array, " n_vars"]:
         """h(s): the states, then the observation equations."""

@@ -354,8 +354,9 @@ def test_from_fit_takes_the_noise_from_the_fits_residuals():
     """Residuals made by hand, n = 20 points each, the readings' noise declared (sd):
     OUR off by +-10% where held out (+-50% where trained on: ignored) with a declared
     noise of 5%, so e^2 = 0.1^2 - 0.05^2; X1 off by +-0.03 sqrt(t), no noise, so
-    q^2 = sum r^2 t / sum t^2 = 0.03^2; X2 has no residuals (q 0.02); an explicit model
-    error wins."""
+    q^2 = sum r^2 t / sum t^2 = 0.03^2; each relative to |prediction| + 5% of the
+    measured range (10 / 10.5 for OUR, 2 / (2 + 0.05 range) for X1); X2 has no
+    residuals (q 0.02); an explicit model error wins."""
     n = 20
     t = np.arange(1.0, n + 1)
     sign = np.where(np.arange(n) % 2, 1.0, -1.0)
@@ -372,9 +373,11 @@ def test_from_fit_takes_the_noise_from_the_fits_residuals():
     )
     table["predicted"] = np.where(table["variable"] == "OUR", 10.0, 2.0)
     twin = hx.DigitalTwin.from_fit(_fit_with(table), initial={"X1": 5.0, "X2": 0.5})
-    e = np.sqrt(0.1**2 - 0.05**2)
+    e = np.sqrt(0.1**2 - 0.05**2) * 10 / (10 + 0.05 * (15 - 5))
+    x1 = 2 * 0.03 * (np.sqrt(20) + np.sqrt(19))  # the range: t = 20 (+), t = 19 (-)
     assert twin.noise["model_error"] == pytest.approx({"OUR": e}, rel=1e-12)
-    assert twin.noise["process_noise"] == pytest.approx({"X1": 0.03, "X2": 0.02}, rel=1e-12)
+    q = {"X1": 0.03 * 2 / (2 + 0.05 * x1), "X2": 0.02}
+    assert twin.noise["process_noise"] == pytest.approx(q, rel=1e-12)
     assert twin.noise["model_error_time"] == {}  # alternating residuals: uncorrelated
     assert twin.noise["rate_sd"] == 0.1  # not from residuals: a new batch's rates
     mine = hx.DigitalTwin.from_fit(

@@ -40,7 +40,7 @@ import pandas as pd
 from .._core.model import HybridModel
 from .._fit.config import FitResult
 from .._solve import simulate
-from .._uncertainty.noise import measurement_sd
+from .._uncertainty.noise import FLOOR, measurement_sd
 
 __all__ = [
     "noise_from_fit",
@@ -77,15 +77,22 @@ def calibration_table(result: FitResult) -> pd.DataFrame | None:
 
 def _relative(table: pd.DataFrame) -> pd.DataFrame:
     """Rows at t > 0 with a finite prediction and measurement: ``r``, the relative
-    residual, and ``n``, the measurement noise's relative sd (0 where unknown)."""
+    residual, and ``n``, the measurement noise's relative sd (0 where unknown), both
+    relative to |prediction| + FLOOR x (range of the variable's measured values): a
+    state near 0 (a depleted substrate, acetate, titre before production) would
+    otherwise give relative errors without bound (the same scale as the bands,
+    :mod:`hybridxfer._uncertainty.bands`)."""
     table = table.reset_index(drop=True)
     noise = np.nan_to_num(measurement_sd(table))
-    keep = (table["time"] > 0) & (table["predicted"] != 0)
-    keep &= np.isfinite(table["measured"]) & np.isfinite(table["predicted"])
+    keep = (table["time"] > 0) & np.isfinite(table["measured"]) & np.isfinite(table["predicted"])
+    span = table[keep].groupby("variable")["measured"].transform(np.ptp)
     t = table[keep]
+    scale = t["predicted"].abs() + FLOOR * span
+    keep_t = scale > 0
+    t, scale = t[keep_t], scale[keep_t]
     return t.assign(
-        r=(t["measured"] - t["predicted"]) / t["predicted"],
-        n=noise[keep.to_numpy()] / t["predicted"].abs(),
+        r=(t["measured"] - t["predicted"]) / scale,
+        n=noise[keep.to_numpy()][keep_t.to_numpy()] / scale,
     )
 
 

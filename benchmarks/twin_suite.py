@@ -13,14 +13,21 @@ temperature...) as they change, and the offline samples of every measured variab
 interval late. Between samples the twin predicts; it is read every 1/24 of the
 sampling interval (hourly for daily samples).
 
-Score, per test batch (6 per target) and scored variable (cells and product): the
-95% band's coverage of the noise-free truth on that grid (t > 0), its mean width over
-the truth's range, and the NRMSE of the real-time estimate (its mean, as known then)
-beside open loop (``hx.simulate`` from t = 0). Medians over the test batches per
-target; the family's line pools its related targets (median over targets).
+Twins: *from_fit* (the library's default, which estimates each reaction term's
+relative error along, ``rate_sd`` 0.1) and *no rate gains* (``rate_sd=0``, the twin
+before 2026-12-07). Score, per test batch (6 per target) and scored variable (cells
+and product): the 95% band's coverage of the noise-free truth on that grid (t > 0),
+its mean width over the truth's range, and the NRMSE of the real-time estimate (its
+mean, as known then) beside open loop (``hx.simulate`` from t = 0). Medians over the
+test batches per target; the family's line pools its related targets (median over
+targets).
 
     PYTHONPATH=.:benchmarks python benchmarks/twin_suite.py [--families ...]
-        [--source-steps 200] [--out benchmarks/results/twin_suite]
+        [--source-steps 200] [--transfer N] [--cache DIR]
+        [--out benchmarks/results/twin_suite]
+
+``--transfer N`` also runs the twins of the source transferred to each target with N
+batches (``auto``; issue 25's case d); ``--cache DIR`` keeps the source fits.
 
 A family's rows go to ``OUT/<family>.json`` as it finishes (a rerun skips it); the
 Markdown table (``OUT/twin_suite.md``) is built from every file there.
@@ -210,6 +217,19 @@ def markdown(per: pd.DataFrame, info: dict) -> str:
         *(p.replace("\n", " ") + "\n" for p in (__doc__ or "").split("\n\n")[1:3]),
         f"Machine: {info['machine']}, {info['cpus']} CPUs, jax {info['jax']}, "
         f"{info['date']}; source fits {info['steps']} steps.",
+        "",
+        "## Summary: related targets, every family (target x variable, medians over test batches)",
+        "",
+        "| twin | cases | median coverage | inside 0.90-0.98 | at or above 0.90 "
+        "| median width | median NRMSE twin / open loop |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+        *(
+            f"| {w} | {len(g)} | {g['coverage'].median():.2f} "
+            f"| {g['coverage'].between(0.90, 0.98).mean():.0%} "
+            f"| {(g['coverage'] >= 0.90).mean():.0%} | {g['width'].median():.2f} "
+            f"| {(g['nrmse'] / g['open_loop']).median():.2f} |"
+            for w, g in related.groupby("twin", sort=False)
+        ),
         "",
         "## Related targets pooled (median over targets of the median over test batches)",
         "",

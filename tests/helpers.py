@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import jax
+import pandas as pd
 
 import hybridxfer as hx
 
@@ -45,4 +46,34 @@ def monod_model(
         balances={"X": "mu * X", "S": "-mu / Y * X"},
         reactor=reactor,
         key=jax.random.PRNGKey(0) if networks else None,
+    )
+
+
+def grows_model(k: float) -> hx.HybridModel:
+    """X grows at rate k [1/h] in a fed-batch fed at F with medium of X content Xf
+    (X is diluted by the feed: dX/dt = k X - F/V (X - Xf))."""
+    return hx.HybridModel.build(
+        name="grows",
+        states=[hx.State("X", "g/L")],
+        inputs=[hx.Input("F", "L/h")],
+        constants=[hx.Constant("Xf", "g/L")],
+        parameters=[hx.Parameter("k", k, "1/h")],
+        rates={},
+        balances={"X": "k * X"},
+        reactor=hx.FedBatch(feed_rate="F", feed={"X": "Xf"}),
+    )
+
+
+def fit_holding(model: hx.HybridModel, calibration=None) -> hx.FitResult:
+    """A FitResult of `model` as it is, holding the given calibration table (None: no
+    residuals, so a twin made from it takes its default noise)."""
+    return hx.FitResult(
+        model=model,
+        members=(model,),
+        initial=pd.DataFrame(columns=["batch", "variable", "value"]),
+        history=pd.DataFrame(columns=["step", "member", "train", "valid"]),
+        scores=(0.0,),
+        config=hx.FitConfig(),
+        calibration=calibration,
+        table=pd.DataFrame(),
     )

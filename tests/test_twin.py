@@ -11,6 +11,7 @@ from scipy.linalg import expm
 
 import hybridxfer as hx
 from hybridxfer._twin import calibrate
+from tests.helpers import fit_holding, grows_model
 
 K1, K2, C = 0.1, 0.05, 3.0
 
@@ -337,17 +338,7 @@ def test_adaptive_twin_inflates_the_covariance_to_the_95_bound():
 
 def _fit_with(calibration):
     """A FitResult of the chain model holding the given calibration table."""
-    model = _chain()
-    return hx.FitResult(
-        model=model,
-        members=(model,),
-        initial=pd.DataFrame(columns=["batch", "variable", "value"]),
-        history=pd.DataFrame(columns=["step", "member", "train", "valid"]),
-        scores=(0.0,),
-        config=hx.FitConfig(),
-        calibration=calibration,
-        table=pd.DataFrame(),
-    )
+    return fit_holding(_chain(), calibration)
 
 
 def test_from_fit_takes_the_noise_from_the_fits_residuals():
@@ -492,18 +483,8 @@ def test_adaptive_twin_learns_the_process_noise_a_batch_shows():
 def _grows(sd_x: float, k: float = 0.2, x0: float = 1.0, **twin):
     """A fed-batch with no feed (F = 0: the volume stays at 1 +- 0.01) and X growing as
     x0 exp(k t) from an sd of `sd_x`; a sample of X has sd 0.1 unless given."""
-    model = hx.HybridModel.build(
-        name="grows",
-        states=[hx.State("X", "g/L")],
-        inputs=[hx.Input("F", "L/h")],
-        constants=[hx.Constant("Xf", "g/L")],
-        parameters=[hx.Parameter("k", k, "1/h")],
-        rates={},
-        balances={"X": "k * X"},
-        reactor=hx.FedBatch(feed_rate="F", feed={"X": "Xf"}),
-    )
     return hx.DigitalTwin(
-        model,
+        grows_model(k),
         initial={"X": x0, "V": 1.0},
         inputs={"F": 0.0},
         constants={"Xf": 0.0},

@@ -8,6 +8,7 @@ import pytest
 
 import hybridxfer as hx
 from benchmarks import twin_suite
+from tests.helpers import fit_holding, grows_model
 
 K, X0 = 0.1, 1.0
 
@@ -16,26 +17,7 @@ def _fit_and_study(sample: float):
     """A fed-batch (X grows at rate K, fed from t = 3 with X-free medium, so it dilutes)
     and one batch sampled at 0, 6 and 12 (X at 6: `sample`); a fit holding the model
     (no residuals: the twin's default noise)."""
-    model = hx.HybridModel.build(
-        name="grows",
-        states=[hx.State("X", "g/L")],
-        inputs=[hx.Input("F", "L/h")],
-        constants=[hx.Constant("Xf", "g/L")],
-        parameters=[hx.Parameter("k", K, "1/h")],
-        rates={},
-        balances={"X": "k * X"},
-        reactor=hx.FedBatch(feed_rate="F", feed={"X": "Xf"}),
-    )
-    fit = hx.FitResult(
-        model=model,
-        members=(model,),
-        initial=pd.DataFrame(columns=["batch", "variable", "value"]),
-        history=pd.DataFrame(columns=["step", "member", "train", "valid"]),
-        scores=(0.0,),
-        config=hx.FitConfig(),
-        calibration=None,
-        table=pd.DataFrame(),
-    )
+    fit = fit_holding(grows_model(K))
     columns = ["batch", "time", "variable", "value"]
     samples = [("b", 0.0, "X", X0), ("b", 0.0, "V", 1.0), ("b", 6.0, "X", sample)]
     study = hx.study_from_frames(

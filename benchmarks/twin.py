@@ -498,12 +498,17 @@ def markdown(info: dict, checks: list[dict], table: pd.DataFrame) -> str:
         "",
         "Noise the twin took from each fit's residuals (first seed; model error e, its "
         "correlation time tau [h], process noise q [1/sqrt(h)], batch sd of the varying "
-        "parameters):",
+        "parameters), and the prior sd of its rate gains:",
         "",
         *(
             f"- {m}: "
             + "; ".join(
-                f"{part}: " + ", ".join(f"{k} {v:.3g}" for k, v in values.items())
+                f"{part}: "
+                + (
+                    ", ".join(f"{k} {v:.3g}" for k, v in values.items())
+                    if isinstance(values, dict)
+                    else f"{values:.3g}"
+                )
                 for part, values in e.items()
             )
             for m, e in info["noise"].items()

@@ -3,11 +3,12 @@ r"""The twin's noise levels from a fit's residuals.
 A fit's residuals on its batches (:attr:`FitResult.calibration`: every observation at
 the fit's best values, ``heldout`` where the fit did not train on it) are the model's
 error plus the measurement's noise. With r the relative residual
-:math:`(y - \hat y)/\hat y` and n the noise's relative sd (:func:`measurement_sd`:
-declared, a transfer's pooled estimate, or told apart from the smooth model error in
-the residuals themselves, :mod:`hybridxfer._uncertainty.noise`), the noise is taken out
-of each level, so that the twin does not count it twice (the twin adds the readings'
-own sd):
+:math:`(y - \hat y)/(|\hat y| + f)` (f: 5% of the variable's measured range, so that a
+state near 0 does not give an error without bound) and n the noise's relative sd
+(:func:`measurement_sd`: declared, a transfer's pooled estimate, or told apart from the
+smooth model error in the residuals themselves, :mod:`hybridxfer._uncertainty.noise`),
+the noise is taken out of each level, so that the twin does not count it twice (the
+twin adds the readings' own sd):
 
 - an observation equation's relative model error (the ``model_error`` e of
   :class:`~hybridxfer.DigitalTwin`): :math:`e^2 = \overline{r^2} - \overline{n^2}`

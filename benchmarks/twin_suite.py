@@ -220,15 +220,15 @@ def markdown(per: pd.DataFrame, info: dict) -> str:
         "",
         "## Summary: related targets, every family (target x variable, medians over test batches)",
         "",
-        "| twin | cases | median coverage | inside 0.90-0.98 | at or above 0.90 "
+        "| model | twin | cases | median coverage | inside 0.90-0.98 | at or above 0.90 "
         "| median width | median NRMSE twin / open loop |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
         *(
-            f"| {w} | {len(g)} | {g['coverage'].median():.2f} "
+            f"| {m} | {w} | {len(g)} | {g['coverage'].median():.2f} "
             f"| {g['coverage'].between(0.90, 0.98).mean():.0%} "
             f"| {(g['coverage'] >= 0.90).mean():.0%} | {g['width'].median():.2f} "
             f"| {(g['nrmse'] / g['open_loop']).median():.2f} |"
-            for w, g in related.groupby("twin", sort=False)
+            for (m, w), g in related.groupby(["model", "twin"], sort=False)
         ),
         "",
         "## Related targets pooled (median over targets of the median over test batches)",

@@ -37,11 +37,13 @@ import argparse
 import datetime
 import itertools
 import json
+import os
 import platform
 import time
 import warnings
 from pathlib import Path
 
+import jax
 import numpy as np
 import pandas as pd
 
@@ -155,8 +157,8 @@ def run_family(module: str, steps: int, transfer_n: int, cache: Path | None) -> 
     family = fam.make_family(0)
     src = source_fit(fam, family, steps, cache)
     interval, grid = grid_of(family)
-    source = family.select(process=fam.SOURCE).measurements
-    largest = source.groupby("variable")["value"].max()
+    source = family.select(process=fam.SOURCE)
+    largest = source.measurements.groupby("variable")["value"].max()
     sd_of = lambda v, x: max(fam.NOISE * abs(x), fam.NOISE * SD_FLOOR * largest[v])  # noqa: E731
     rows = []
     for target in (*fam.RELATED_TARGETS, *fam.UNRELATED_TARGETS):
@@ -164,9 +166,7 @@ def run_family(module: str, steps: int, transfer_n: int, cache: Path | None) -> 
         if transfer_n:
             start = time.perf_counter()
             batches = suite.draw(family, target, 0, transfer_n)
-            study = family.select(
-                batches=[*family.select(process=fam.SOURCE).batch_names, *batches]
-            )
+            study = family.select(batches=[*source.batch_names, *batches])
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 moved = hx.transfer(src, study, process=target, progress=False)
@@ -265,11 +265,10 @@ def main() -> None:
     p.add_argument("--cache", type=Path, default=None, help="keep the source fits here")
     args = p.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    jax_version = __import__("jax").__version__
     info = dict(
         machine=platform.platform(),
-        cpus=__import__("os").cpu_count(),
-        jax=jax_version,
+        cpus=os.cpu_count(),
+        jax=jax.__version__,
         date=datetime.datetime.now().isoformat(timespec="seconds"),
         steps=args.source_steps,
     )

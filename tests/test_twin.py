@@ -450,18 +450,25 @@ def test_from_fit_sees_a_persistent_model_error_as_correlated():
     assert sd[0] > 2 * sd[1], sd
 
 
-def test_adaptive_twin_learns_the_process_noise_a_batch_shows():
-    """dX/dt = 0 with q0 = 0.01 and X = 2: P grows by (q X)^2 per hour, so a forecast's
-    variance growth gives the q in use. A sample at t = 10 far off (2.5; nu^2 / S = 52,
-    beyond chi-square's 95% bound 3.84) asks for g = q0^2 + (nu^2 - S) / (x^2 dt), and
-    the twin then runs with q^2 = (q0^2 + g) / 2, computed here by hand; a consistent
-    sample (2.05) leaves q at q0, as does the textbook twin."""
-    q0, sd = 0.01, 0.02
+@pytest.mark.parametrize(
+    "x0, sd, far, near",
+    [(2.0, 0.02, 2.5, 2.05), (1e-9, 1e-6, 0.06, 1e-9)],
+    ids=["at 2", "predicted at 0"],
+)
+def test_adaptive_twin_learns_the_process_noise_a_batch_shows(x0, sd, far, near):
+    """dX/dt = 0 with q0 = 0.01: P grows by (q X)^2 per hour, so a forecast's variance
+    growth gives the q in use. A sample at t = 10 far off (nu^2 / S beyond chi-square's
+    95% bound 3.84) asks for g = q0^2 + (nu^2 - S) / (x^2 dt) with x = max(prediction,
+    sample, sd), and the twin then runs with q^2 = (q0^2 + g) / 2, computed here by
+    hand; a consistent sample leaves q at q0, as does the textbook twin. Predicted at 0
+    (1e-9) and sampled at 0.06, the scale is the sample's: the prediction's would ask
+    for q = 3e8."""
+    q0 = 0.01
 
     def learned(z, **kw):
         twin = hx.DigitalTwin(
             _still(),
-            initial={"X": 2.0},
+            initial={"X": x0},
             initial_sd={"X": sd},
             measurement_sd={"X": sd},
             process_noise=q0,
@@ -472,12 +479,12 @@ def test_adaptive_twin_learns_the_process_noise_a_batch_shows():
         end = twin.forecast(20.0, points=3).query("variable == 'X'").iloc[-1]
         return np.sqrt((end["sd"] ** 2 - after["sd"] ** 2) / (after["mean"] ** 2 * 10.0))
 
-    S = sd**2 + (q0 * 2.0) ** 2 * 10.0 + sd**2
-    g = q0**2 + (0.5**2 - S) / (2.0**2 * 10.0)
-    assert 0.5**2 / S > scipy.stats.chi2.ppf(0.95, 1)
-    assert learned(2.5) == pytest.approx(np.sqrt((q0**2 + g) / 2), rel=1e-4)
-    assert learned(2.05) == pytest.approx(q0, rel=1e-4)
-    assert learned(2.5, adaptive=False) == pytest.approx(q0, rel=1e-4)
+    S = sd**2 + (q0 * x0) ** 2 * 10.0 + sd**2
+    g = q0**2 + ((far - x0) ** 2 - S) / (max(x0, far, sd) ** 2 * 10.0)
+    assert (far - x0) ** 2 / S > scipy.stats.chi2.ppf(0.95, 1)
+    assert learned(far) == pytest.approx(np.sqrt((q0**2 + g) / 2), rel=1e-4)
+    assert learned(near) == pytest.approx(q0, rel=1e-4)
+    assert learned(far, adaptive=False) == pytest.approx(q0, rel=1e-4)
 
 
 def _grows(sd_x: float, k: float = 0.2, x0: float = 1.0, **twin):

@@ -417,9 +417,9 @@ class DigitalTwin:
             )
         last = np.where(mask, record.time, snap.last)
         nu, var = np.asarray(nu[:n]), np.asarray(var[:n])
-        pred = z[:n] - nu
-        sampled = mask[:n] & self._learns & (pred > 0)
-        learned = snap.learned.after(q[:n], nu, var, pred, since[:n], sampled)
+        scale = np.maximum.reduce([np.abs(z[:n] - nu), np.abs(z[:n]), r[:n]])  # .state
+        sampled = mask[:n] & self._learns & (scale > 0)
+        learned = snap.learned.after(q[:n], nu, var, scale, since[:n], sampled)
         return Snapshot(
             record.time,
             s,

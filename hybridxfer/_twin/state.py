@@ -1,13 +1,18 @@
 r"""What the twin keeps of each update (:class:`Snapshot`), and what an adaptive twin
 learns of a state's process noise on the running batch (:class:`Learned`).
 
-A sample of state i, dt after its previous one, with innovation :math:`\nu` and
-predicted variance S (before any inflation), asks for the process noise
+A sample z of state i (sd r), dt after its previous one, with innovation :math:`\nu`
+and predicted variance S (before any inflation), asks for the process noise
 
-.. math:: g = q_i^2 + (\nu^2 - S) / (x_i^2\,dt)
+.. math:: g = q_i^2 + (\nu^2 - S) / (x_i^2\,dt), \quad x_i = \max(|\hat x_i|, |z|, r)
 
 (the :math:`q^2` under which :math:`E[\nu^2]` would have been S, as the variance
-:math:`x^2 q^2 dt` that q adds over dt: covariance matching). Once the batch's m
+:math:`x^2 q^2 dt` that q adds over dt: covariance matching). The scale x is the
+predicted value :math:`\hat x_i` unless the sample lies further from 0: a relative noise
+vanishes with its state, so a state predicted at 0 that a sample finds at z would
+otherwise ask for a q without bound (acetate predicted at 2e-9 g/L and sampled at 0.06
+asked for q = 8e6 per sqrt(h); once acetate rose, the band of every state it drives
+exploded), where now :math:`g \le q_i^2 + 4/dt`. Once the batch's m
 samples of the state together reject its predicted variance (:math:`\sum \nu^2/S`
 beyond the 95% chi-square quantile with m degrees of freedom), the twin runs with
 :math:`q_i^2 = \max(q_{0,i}^2, (q_{0,i}^2 + \sum g) / (1 + m))`: the mean of the
@@ -48,11 +53,11 @@ class Learned:
         pooled = np.maximum(q0**2, (q0**2 + self.asked) / (1 + self.samples))
         return np.sqrt(np.where(off, pooled, q0**2))
 
-    def after(self, q, nu, var, predicted, dt, sampled) -> Learned:
+    def after(self, q, nu, var, scale, dt, sampled) -> Learned:
         """With the samples of one update: per state the q in use, the innovation, its
-        predicted variance, the predicted value, the time since the state's previous
-        sample, and whether it was sampled (and learns)."""
-        x = np.where(sampled, predicted, 1.0)
+        predicted variance, the scale x (see the module), the time since the state's
+        previous sample, and whether it was sampled (and learns)."""
+        x = np.where(sampled, scale, 1.0)
         g = q**2 + (nu**2 - var) / (x**2 * dt)
         return Learned(
             self.asked + np.where(sampled, g, 0.0),

@@ -459,10 +459,9 @@ def test_adaptive_twin_learns_the_process_noise_a_batch_shows(x0, sd, far, near)
     """dX/dt = 0 with q0 = 0.01: P grows by (q X)^2 per hour, so a forecast's variance
     growth gives the q in use. A sample at t = 10 far off (nu^2 / S beyond chi-square's
     95% bound 3.84) asks for g = q0^2 + (nu^2 - S) / (x^2 dt) with x = max(prediction,
-    sample, sd), and the twin then runs with q^2 = (q0^2 + g) / 2, computed here by
-    hand; a consistent sample leaves q at q0, as does the textbook twin. Predicted at 0
-    (1e-9) and sampled at 0.06, the scale is the sample's: the prediction's would ask
-    for q = 3e8."""
+    |nu|, sd), and the twin then runs with q^2 = (q0^2 + g) / 2, computed here by hand;
+    a consistent sample leaves q at q0, as does the textbook twin. Predicted at 0 (1e-9)
+    and sampled at 0.06, the scale is |nu|: the prediction's would ask for q = 3e8."""
     q0 = 0.01
 
     def learned(z, **kw):
@@ -480,7 +479,7 @@ def test_adaptive_twin_learns_the_process_noise_a_batch_shows(x0, sd, far, near)
         return np.sqrt((end["sd"] ** 2 - after["sd"] ** 2) / (after["mean"] ** 2 * 10.0))
 
     S = sd**2 + (q0 * x0) ** 2 * 10.0 + sd**2
-    g = q0**2 + ((far - x0) ** 2 - S) / (max(x0, far, sd) ** 2 * 10.0)
+    g = q0**2 + ((far - x0) ** 2 - S) / (max(x0, far - x0, sd) ** 2 * 10.0)
     assert (far - x0) ** 2 / S > scipy.stats.chi2.ppf(0.95, 1)
     assert learned(far) == pytest.approx(np.sqrt((q0**2 + g) / 2), rel=1e-4)
     assert learned(near) == pytest.approx(q0, rel=1e-4)

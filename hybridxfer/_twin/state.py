@@ -4,15 +4,16 @@ learns of a state's process noise on the running batch (:class:`Learned`).
 A sample z of state i (sd r), dt after its previous one, with innovation :math:`\nu`
 and predicted variance S (before any inflation), asks for the process noise
 
-.. math:: g = q_i^2 + (\nu^2 - S) / (x_i^2\,dt), \quad x_i = \max(|\hat x_i|, |z|, r)
+.. math:: g = q_i^2 + (\nu^2 - S) / (x_i^2\,dt), \quad x_i = \max(|\hat x_i|, |\nu|, r)
 
 (the :math:`q^2` under which :math:`E[\nu^2]` would have been S, as the variance
 :math:`x^2 q^2 dt` that q adds over dt: covariance matching). The scale x is the
-predicted value :math:`\hat x_i` unless the sample lies further from 0: a relative noise
-vanishes with its state, so a state predicted at 0 that a sample finds at z would
-otherwise ask for a q without bound (acetate predicted at 2e-9 g/L and sampled at 0.06
-asked for q = 8e6 per sqrt(h); once acetate rose, the band of every state it drives
-exploded), where now :math:`g \le q_i^2 + 4/dt`. Once the batch's m
+predicted value :math:`\hat x_i`, the relative innovation :math:`|\nu| / x` being at
+most 1 (and x at least the sample's sd r): a relative noise vanishes with its state, so
+a state predicted at 0 that a sample finds above it would otherwise ask for a q without
+bound (acetate predicted at 2e-9 g/L and sampled at 0.06 asked for q = 8e6 per
+sqrt(h); once acetate rose, the band of every state it drives exploded), where now
+:math:`g \le q_i^2 + 1/dt`. Once the batch's m
 samples of the state together reject its predicted variance (:math:`\sum \nu^2/S`
 beyond the 95% chi-square quantile with m degrees of freedom), the twin runs with
 :math:`q_i^2 = \max(q_{0,i}^2, (q_{0,i}^2 + \sum g) / (1 + m))`: the mean of the

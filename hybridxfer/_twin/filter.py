@@ -417,9 +417,8 @@ class DigitalTwin:
             )
         last = np.where(mask, record.time, snap.last)
         nu, var = np.asarray(nu[:n]), np.asarray(var[:n])
-        scale = np.maximum.reduce([np.abs(z[:n] - nu), np.abs(nu), r[:n]])  # .state
-        sampled = mask[:n] & self._learns & (scale > 0)
-        learned = snap.learned.after(q[:n], nu, var, scale, since[:n], sampled)
+        sampled = mask[:n] & self._learns
+        learned = snap.learned.after(q[:n], nu, var, z[:n] - nu, r[:n], since[:n], sampled)
         return Snapshot(
             record.time,
             s,

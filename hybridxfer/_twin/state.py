@@ -54,10 +54,12 @@ class Learned:
         pooled = np.maximum(q0**2, (q0**2 + self.asked) / (1 + self.samples))
         return np.sqrt(np.where(off, pooled, q0**2))
 
-    def after(self, q, nu, var, scale, dt, sampled) -> Learned:
+    def after(self, q, nu, var, predicted, sd, dt, sampled) -> Learned:
         """With the samples of one update: per state the q in use, the innovation, its
-        predicted variance, the scale x (see the module), the time since the state's
-        previous sample, and whether it was sampled (and learns)."""
+        predicted variance, the predicted value, the sample's sd, the time since the
+        state's previous sample, and whether it was sampled (and learns)."""
+        scale = np.maximum.reduce([np.abs(predicted), np.abs(nu), sd])
+        sampled = sampled & (scale > 0)
         x = np.where(sampled, scale, 1.0)
         g = q**2 + (nu**2 - var) / (x**2 * dt)
         return Learned(

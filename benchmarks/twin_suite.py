@@ -29,8 +29,9 @@ targets).
 ``--transfer N`` also runs the twins of the source transferred to each target with N
 batches (``auto``; issue 25's case d); ``--cache DIR`` keeps the source fits.
 
-A family's rows go to ``OUT/<family>.json`` as it finishes (a rerun skips it); the
-Markdown table (``OUT/twin_suite.md``) is built from every file there.
+A family's rows go to ``OUT/<family>.json`` after each target (a rerun skips the
+target and model pairs already there, so ``--transfer N`` adds its rows to a finished
+run); the Markdown table (``OUT/twin_suite.md``) is built from every file there.
 """
 
 import argparse
@@ -149,10 +150,15 @@ def source_fit(fam, family: hx.Study, steps: int, cache: Path | None) -> hx.FitR
     return src
 
 
-def run_family(module: str, steps: int, transfer_n: int, cache: Path | None) -> list[dict]:
+def run_family(
+    module: str, steps: int, transfer_n: int, cache: Path | None, path: Path, info: dict
+) -> list[dict]:
     """Every target's test batches, with the source fit as it is and (if `transfer_n`)
     transferred to the target with that many batches (``auto``, seed 0's draw); each
-    with the twin of :data:`VARIANTS`."""
+    with the twin of :data:`VARIANTS`. The rows go to `path` after each target; the
+    (target, model) pairs already there are skipped."""
+    rows = json.loads(path.read_text())["rows"] if path.exists() else []
+    done = {(r["target"], r["model"]) for r in rows}
     fam = families.load(module)
     family = fam.make_family(0)
     src = source_fit(fam, family, steps, cache)
@@ -160,17 +166,17 @@ def run_family(module: str, steps: int, transfer_n: int, cache: Path | None) -> 
     source = family.select(process=fam.SOURCE)
     largest = source.measurements.groupby("variable")["value"].max()
     sd_of = lambda v, x: max(fam.NOISE * abs(x), fam.NOISE * SD_FLOOR * largest[v])  # noqa: E731
-    rows = []
+    moved_name = f"transferred (n = {transfer_n})"
     for target in (*fam.RELATED_TARGETS, *fam.UNRELATED_TARGETS):
-        fits = {"source": src}
-        if transfer_n:
+        fits = {"source": src} if (target, "source") not in done else {}
+        if transfer_n and (target, moved_name) not in done:
             start = time.perf_counter()
             batches = suite.draw(family, target, 0, transfer_n)
             study = family.select(batches=[*source.batch_names, *batches])
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 moved = hx.transfer(src, study, process=target, progress=False)
-            fits[f"transferred (n = {transfer_n})"] = moved.fit
+            fits[moved_name] = moved.fit
             print(f"  {target}: transfer {time.perf_counter() - start:.0f} s", flush=True)
         truth = truth_on(fam, family, target, grid)
         test = family.select(process=target, split="test")
@@ -188,6 +194,8 @@ def run_family(module: str, steps: int, transfer_n: int, cache: Path | None) -> 
                     | scores(estimate, ol, tr, fam.SCORED)
                 )
             print(f"  {target} {name}: {time.perf_counter() - start:.0f} s", flush=True)
+        if fits:
+            path.write_text(json.dumps(dict(info=info, rows=rows), indent=1))
     return rows
 
 
@@ -273,10 +281,9 @@ def main() -> None:
         steps=args.source_steps,
     )
     for module in args.families or [m for m in families.available() if m != "cho_inhouse"]:
-        path = args.out / f"{module}.json"
-        if not path.exists():
-            rows = run_family(module, args.source_steps, args.transfer, args.cache)
-            path.write_text(json.dumps(dict(info=info, rows=rows), indent=1))
+        run_family(
+            module, args.source_steps, args.transfer, args.cache, args.out / f"{module}.json", info
+        )
     rows = [r for f in sorted(args.out.glob("*.json")) for r in json.loads(f.read_text())["rows"]]
     (args.out / "twin_suite.md").write_text(markdown(table(rows), info))
     print((args.out / "twin_suite.md").read_text())

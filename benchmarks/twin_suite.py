@@ -152,7 +152,7 @@ def source_fit(fam, family: hx.Study, steps: int, cache: Path | None) -> hx.FitR
 
 def run_family(
     module: str, steps: int, transfer_n: int, cache: Path | None, path: Path, info: dict
-) -> list[dict]:
+) -> None:
     """Every target's test batches, with the source fit as it is and (if `transfer_n`)
     transferred to the target with that many batches (``auto``, seed 0's draw); each
     with the twin of :data:`VARIANTS`. The rows go to `path` after each target; the
@@ -178,6 +178,8 @@ def run_family(
                 moved = hx.transfer(src, study, process=target, progress=False)
             fits[moved_name] = moved.fit
             print(f"  {target}: transfer {time.perf_counter() - start:.0f} s", flush=True)
+        if not fits:
+            continue
         truth = truth_on(fam, family, target, grid)
         test = family.select(process=target, split="test")
         for name, fit in fits.items():
@@ -194,9 +196,7 @@ def run_family(
                     | scores(estimate, ol, tr, fam.SCORED)
                 )
             print(f"  {target} {name}: {time.perf_counter() - start:.0f} s", flush=True)
-        if fits:
-            path.write_text(json.dumps(dict(info=info, rows=rows), indent=1))
-    return rows
+        path.write_text(json.dumps(dict(info=info, rows=rows), indent=1))
 
 
 def table(rows: list[dict]) -> pd.DataFrame:
